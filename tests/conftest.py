@@ -1,0 +1,22 @@
+"""Shared test configuration: hypothesis profiles and seeded RNG fixtures."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, settings
+
+# "ci": the default, sized so the whole suite stays well under 15 minutes on 2 cores.
+# "thorough": for a local deep check, HYPOTHESIS_PROFILE=thorough make test.
+settings.register_profile(
+    "ci", max_examples=60, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.register_profile("thorough", max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(12345)
