@@ -1,0 +1,221 @@
+"""Trajectory files: append-only JSON Lines with a versioned schema header.
+
+Layout of a file::
+
+    {"schema": "spectral-edge/trajectory", "version": 1, "provenance": {...}, "meta": {...}}   <- header, line 1
+    {"type": "spectrum", "step": 100, "group": "all", "sigma": [...], "kstar": 1, ...}         <- records
+    {"type": "eval", "step": 100, "train_acc": 0.41, "test_acc": 0.02, ...}
+    {"type": "end", "step": 3000, ...}
+
+Why JSON Lines: each record is one ``write`` of one line followed by a flush (and by default an fsync), so a run
+killed at any moment leaves a file that is readable up to its last complete record; the reader drops a partial
+last line and says so (``Trajectory.truncated``). Records are small (W numbers per group per checkpoint), so
+text costs little and stays diffable. Non-finite floats are written as the JSON extensions ``NaN``/``Infinity``
+that Python's ``json`` reads back (a rank-deficient window has an infinite ratio r_j).
+
+A resumed run appends to the same file after a ``{"type": "resume"}`` record; for the same ``(type, step,
+group)`` the reader keeps the last record written, so steps re-run after a resume replace the killed run's ones.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+
+from numerics.errors import TrajectoryError
+
+__all__ = ["SCHEMA", "SCHEMA_VERSION", "Trajectory", "TrajectoryWriter", "read_trajectory"]
+
+SCHEMA = "spectral-edge/trajectory"
+SCHEMA_VERSION = 1
+
+
+def _jsonable(value: Any) -> Any:
+    """numpy / torch scalars and arrays → plain Python for ``json``."""
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _jsonable(value.tolist())
+    if isinstance(value, np.generic):
+        return value.item()
+    if hasattr(value, "detach") and hasattr(value, "tolist"):  # torch tensor, without importing torch here
+        return _jsonable(value.detach().cpu().tolist())
+    return value
+
+
+class TrajectoryWriter:
+    """Append records to a trajectory file; writes the header when the file is new or empty.
+
+    ``fsync=True`` makes each record durable before ``write`` returns (a crash of the machine, not just of the
+    process, keeps every record written); records come every Δs optimizer steps, so the cost is negligible.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        provenance: Mapping[str, Any] | None = None,
+        meta: Mapping[str, Any] | None = None,
+        fsync: bool = True,
+    ) -> None:
+        self.path = Path(path)
+        self.fsync = fsync
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fresh = not self.path.exists() or self.path.stat().st_size == 0
+        if not fresh:
+            read_trajectory(self.path)  # refuse to append to a foreign or corrupt file
+            self._drop_partial_tail()
+        self._fh: IO[str] | None = open(self.path, "a", encoding="utf-8")
+        if fresh:
+            header = {"schema": SCHEMA, "version": SCHEMA_VERSION}
+            header["provenance"] = _jsonable(dict(provenance or {}))
+            header["meta"] = _jsonable(dict(meta or {}))
+            self._write_line(header)
+
+    def _drop_partial_tail(self) -> None:
+        data = self.path.read_bytes()
+        if not data or data.endswith(b"\n"):
+            return
+        tail = data[data.rfind(b"\n") + 1 :]
+        try:
+            json.loads(tail)
+        except ValueError:  # a partial record from a killed run: cut it so the next record starts a clean line
+            with open(self.path, "r+b") as fh:
+                fh.truncate(len(data) - len(tail))
+        else:  # a complete record whose newline was lost
+            with open(self.path, "ab") as fh:
+                fh.write(b"\n")
+
+    def _write_line(self, obj: Mapping[str, Any]) -> None:
+        if self._fh is None:
+            raise TrajectoryError(f"trajectory writer for {self.path} is closed")
+        self._fh.write(json.dumps(obj, separators=(",", ":")) + "\n")
+        self._fh.flush()
+        if self.fsync:
+            os.fsync(self._fh.fileno())
+
+    def write(self, record_type: str, step: int, **fields: Any) -> None:
+        """Append one record ``{"type": record_type, "step": step, **fields}``."""
+        self._write_line({"type": record_type, "step": int(step), **_jsonable(fields)})
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+
+    def __enter__(self) -> TrajectoryWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+@dataclass
+class Trajectory:
+    """A parsed trajectory file: header (provenance, meta) and records, deduplicated by (type, step, group)."""
+
+    path: Path
+    header: dict[str, Any]
+    records: list[dict[str, Any]]
+    truncated: bool = False
+    _cache: dict[Any, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def provenance(self) -> dict[str, Any]:
+        return self.header.get("provenance", {})
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        return self.header.get("meta", {})
+
+    def of_type(self, record_type: str, group: str | None = None) -> list[dict[str, Any]]:
+        """Records of one type (optionally one group), in step order."""
+        out = [r for r in self.records if r.get("type") == record_type and (group is None or r.get("group") == group)]
+        return sorted(out, key=lambda r: r["step"])
+
+    def groups(self) -> list[str]:
+        return sorted({r["group"] for r in self.records if r.get("type") == "spectrum" and "group" in r})
+
+    def series(self, record_type: str, key: str, group: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(steps, values) of one scalar field; records lacking the field or holding None give NaN."""
+        recs = self.of_type(record_type, group)
+        steps = np.array([r["step"] for r in recs], dtype=np.int64)
+        vals = np.array([np.nan if r.get(key) is None else r[key] for r in recs], dtype=np.float64)
+        return steps, vals
+
+    def spectra(self, group: str = "all") -> list[dict[str, Any]]:
+        return self.of_type("spectrum", group)
+
+    def evals(self) -> list[dict[str, Any]]:
+        return self.of_type("eval")
+
+
+def _dedupe(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    last: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for r in records:
+        last[(r.get("type"), r.get("step"), r.get("group"))] = r  # later (resumed) records win
+    return list(last.values())
+
+
+def read_trajectory(path: str | os.PathLike[str]) -> Trajectory:
+    """Read and validate a trajectory file.
+
+    Raises ``TrajectoryError`` naming the file for: a missing or empty file, a header that is not ours (a
+    foreign file), a newer schema version, and a corrupt line before the last one. A partial last line (a run
+    killed mid-write) is dropped with a warning and ``truncated=True``.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise TrajectoryError(f"trajectory file not found: {p}")
+    try:
+        raw = p.read_bytes()
+    except OSError as exc:
+        raise TrajectoryError(f"cannot read trajectory file {p}: {exc}") from exc
+    if not raw.strip():
+        raise TrajectoryError(f"trajectory file is empty: {p}")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise TrajectoryError(f"{p} is not a spectral-edge trajectory (not UTF-8 text)") from exc
+    lines = text.split("\n")
+    complete = text.endswith("\n")
+    if complete:
+        lines = lines[:-1]
+    try:
+        header = json.loads(lines[0])
+    except json.JSONDecodeError as exc:
+        if len(lines) == 1 and not complete:
+            raise TrajectoryError(f"trajectory file {p} is truncated inside its header") from exc
+        raise TrajectoryError(f"{p} is not a spectral-edge trajectory (line 1 is not JSON)") from exc
+    if not isinstance(header, dict) or header.get("schema") != SCHEMA:
+        raise TrajectoryError(f"{p} is not a spectral-edge trajectory (missing schema header {SCHEMA!r})")
+    version = header.get("version")
+    if not isinstance(version, int) or version > SCHEMA_VERSION:
+        raise TrajectoryError(f"{p} has trajectory schema version {version!r}; this package reads <= {SCHEMA_VERSION}")
+    records: list[dict[str, Any]] = []
+    truncated = False
+    body = lines[1:]
+    for i, line in enumerate(body, start=2):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as exc:
+            if i == len(lines) and not complete:
+                truncated = True
+                warnings.warn(f"{p}: dropped a partial last record (line {i}); the run was interrupted", stacklevel=2)
+                break
+            raise TrajectoryError(f"{p}: line {i} is corrupt ({exc.msg})") from exc
+        if not isinstance(rec, dict) or "type" not in rec or "step" not in rec:
+            raise TrajectoryError(f"{p}: line {i} is not a trajectory record (needs 'type' and 'step')")
+        records.append(rec)
+    return Trajectory(path=p, header=header, records=_dedupe(records), truncated=truncated)

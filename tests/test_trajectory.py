@@ -1,0 +1,131 @@
+"""Trajectory files: round trip, crash safety, and clear errors for bad files."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from numerics.atomic import atomic_path, atomic_write_text
+from numerics.errors import TrajectoryError
+from numerics.trajectory import SCHEMA, TrajectoryWriter, read_trajectory
+
+
+def _write_run(path, n=5):
+    with TrajectoryWriter(path, provenance={"seeds": {"init": 1}}, meta={"window": 3}) as w:
+        for s in range(1, n + 1):
+            w.write("spectrum", s * 10, group="all", sigma=np.array([3.0, 2.0, 1.0]), R=math.inf)
+            w.write("eval", s * 10, test_acc=s / n)
+    return path
+
+
+def test_round_trip(tmp_path):
+    t = read_trajectory(_write_run(tmp_path / "run.jsonl"))
+    assert t.provenance["seeds"] == {"init": 1}
+    assert t.meta == {"window": 3}
+    assert t.groups() == ["all"]
+    steps, acc = t.series("eval", "test_acc")
+    np.testing.assert_array_equal(steps, [10, 20, 30, 40, 50])
+    np.testing.assert_allclose(acc, [0.2, 0.4, 0.6, 0.8, 1.0])
+    assert t.spectra("all")[0]["sigma"] == [3.0, 2.0, 1.0]
+    assert math.isinf(t.spectra("all")[0]["R"])  # non-finite values survive the round trip
+    assert not t.truncated
+
+
+@pytest.mark.parametrize("cut", [2, 7, 20])
+def test_killed_run_is_readable_up_to_last_complete_record(tmp_path, cut):
+    path = _write_run(tmp_path / "run.jsonl")
+    data = path.read_bytes()
+    path.write_bytes(data[:-cut])  # the process died in the middle of writing the last record
+    with pytest.warns(UserWarning, match="partial last record"):
+        t = read_trajectory(path)
+    assert t.truncated
+    assert len(t.evals()) == 4 and len(t.spectra()) == 5
+
+
+def test_lost_final_newline_keeps_the_complete_record(tmp_path):
+    path = _write_run(tmp_path / "run.jsonl")
+    path.write_bytes(path.read_bytes()[:-1])
+    t = read_trajectory(path)
+    assert len(t.evals()) == 5 and not t.truncated
+
+
+def test_append_after_crash_continues_cleanly(tmp_path):
+    path = _write_run(tmp_path / "run.jsonl")
+    path.write_bytes(path.read_bytes()[:-5])
+    with pytest.warns(UserWarning):
+        w = TrajectoryWriter(path)
+    w.write("resume", 50)
+    w.write("eval", 50, test_acc=0.99)
+    w.close()
+    t = read_trajectory(path)
+    assert not t.truncated
+    assert t.evals()[-1]["test_acc"] == 0.99  # the re-run step replaces the killed one
+    assert len(t.of_type("resume")) == 1
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(TrajectoryError, match="not found"):
+        read_trajectory(tmp_path / "nope.jsonl")
+
+
+def test_empty_file(tmp_path):
+    (tmp_path / "e.jsonl").write_text("")
+    with pytest.raises(TrajectoryError, match="empty"):
+        read_trajectory(tmp_path / "e.jsonl")
+
+
+@pytest.mark.parametrize(
+    "content",
+    ['{"hello": 1}\n', "step,loss\n1,2\n", json.dumps({"schema": "other/thing", "version": 1}) + "\n"],
+)
+def test_foreign_file(tmp_path, content):
+    (tmp_path / "f.jsonl").write_text(content)
+    with pytest.raises(TrajectoryError, match="not a spectral-edge trajectory"):
+        read_trajectory(tmp_path / "f.jsonl")
+
+
+def test_binary_file(tmp_path):
+    (tmp_path / "b.jsonl").write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe")
+    with pytest.raises(TrajectoryError, match="not a spectral-edge trajectory"):
+        read_trajectory(tmp_path / "b.jsonl")
+
+
+def test_newer_schema_version(tmp_path):
+    (tmp_path / "v.jsonl").write_text(json.dumps({"schema": SCHEMA, "version": 99}) + "\n")
+    with pytest.raises(TrajectoryError, match="schema version 99"):
+        read_trajectory(tmp_path / "v.jsonl")
+
+
+def test_corrupt_middle_line_names_the_line(tmp_path):
+    path = _write_run(tmp_path / "run.jsonl")
+    lines = path.read_text().splitlines(keepends=True)
+    lines[3] = '{"type": "eval", "step": 2\n'
+    path.write_text("".join(lines))
+    with pytest.raises(TrajectoryError, match="line 4 is corrupt"):
+        read_trajectory(path)
+
+
+def test_truncated_header(tmp_path):
+    (tmp_path / "h.jsonl").write_text('{"schema": "spectral-edge/traj')
+    with pytest.raises(TrajectoryError, match="truncated inside its header"):
+        read_trajectory(tmp_path / "h.jsonl")
+
+
+def test_writer_refuses_foreign_file(tmp_path):
+    (tmp_path / "f.jsonl").write_text("not json\n")
+    with pytest.raises(TrajectoryError):
+        TrajectoryWriter(tmp_path / "f.jsonl")
+    assert (tmp_path / "f.jsonl").read_text() == "not json\n"  # untouched
+
+
+def test_atomic_write_leaves_nothing_half_written(tmp_path):
+    target = tmp_path / "report.md"
+    atomic_write_text(target, "old")
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("crash while writing")
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["report.md"]  # no temp file left behind
