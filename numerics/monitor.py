@@ -140,7 +140,9 @@ class SpectralMonitor:
                 "window": self.window,
                 "every": self.every,
                 "kstar": kstar,
-                "groups": {g: {"P": d, "params": self.layout.param_names(g)} for g, d in self.layout.group_dims().items()},
+                "groups": {
+                    g: {"P": d, "params": self.layout.param_names(g)} for g, d in self.layout.group_dims().items()
+                },
                 "storage_dtype": str(storage_dtype).replace("torch.", ""),
                 "sketch_dim": sketch_dim,
                 "sketch_seed": sketch_seed if sketch_dim else None,
