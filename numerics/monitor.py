@@ -110,7 +110,7 @@ class SpectralMonitor:
         self.model, self.optimizer = model, optimizer
         self.window, self.every, self.kstar = int(window), int(every), kstar
         self.layout = ParamLayout.from_model(model, _normalise_groups(model, groups))
-        first = next(iter(self.layout.parameters()), None)
+        first = next((p for p in model.parameters() if p.requires_grad), None)
         device = first.device if first is not None else torch.device("cpu")
         self.sketch = JLSketch(sketch_dim, sketch_seed) if sketch_dim else None
         atom_sizes = list(self.layout.atom_sizes)

@@ -19,7 +19,7 @@ app = typer.Typer(
 @app.command()
 def demo(
     out: Annotated[Path, typer.Option(help="Output directory for trajectories, report and figure.")] = Path("out/demo"),
-    preset: Annotated[str, typer.Option(help="Training preset (see `spectral-edge presets`).")] = "demo",
+    preset: Annotated[str, typer.Option(help="Training preset (tiny, mod97).")] = "tiny",
     seed: Annotated[int, typer.Option(help="Seed for data, init and batches (diagnostics get their own).")] = 0,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
 ) -> None:

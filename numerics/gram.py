@@ -1,0 +1,331 @@
+"""Streaming update Gram: the last W updates in a ring buffer and their W×W Gram per group, updated in O(W·P).
+
+Definitions (spec §1.2): the trajectory matrix X(t) ∈ ℝ^{w×P} has rows δ_{t−w+1}, …, δ_t (oldest first) and the
+Gram is G(t) = X Xᵀ, G_ab = ⟨δ_a, δ_b⟩ — uncentred and unnormalised [P: the SED code builds a raw dot-product
+matrix over all deltas and slides W×W principal submatrices]. Its eigenvalues are λ_j = σ_j² (eigenvalue units);
+the singular values σ_j of X are in the units of δ. Adaptive start: w = min(W, number of updates pushed) [P].
+
+Why incremental: a push changes one row of X, so only one row/column of G is new. Those W dots (with every stored
+row, *including* the one about to be evicted, which gives the extended (W+1)×(W+1) Gram of consecutive windows
+for free) and ⟨δ, δ⟩ cost one read of the buffer: O(W·P), versus O(W²·P) to rebuild G (`recompute`). No entry is
+ever accumulated across pushes — each G_ab is computed once, from the stored rows — so the Gram does not drift
+over long streams.
+
+Groups: the flat vector is a concatenation of *atoms* (see `numerics.layout`); a group is a set of atoms and
+G_group = Σ_{atom ∈ group} X_atom X_atomᵀ. Per atom one `torch.mv` over the strided column block (no copy);
+atom dots (in the storage dtype) are summed into group dots in float64.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from numerics.distributed import all_reduce_sum, check_same_across_ranks
+from numerics.errors import (
+    NonFiniteUpdateError,
+    ShapeMismatchError,
+    SpectralEdgeError,
+    WindowTooSmallError,
+    ZeroWindowError,
+)
+
+__all__ = ["RollingGram"]
+
+_STATE_VERSION = 1
+
+
+class RollingGram:
+    """Ring buffer of the last W updates δ_t ∈ ℝ^P and, per group, the W×W Gram G = X Xᵀ in float64.
+
+    Args:
+        window: W ≥ 2, the number of updates kept (spec §1.2: W = 10 by default in the thesis).
+        atom_sizes: sizes of the contiguous atoms the flat vector is made of (`ParamLayout.atom_sizes`), or one int.
+        groups: {group name: atom indices}; default {"all": every atom}. Every atom must be in some group.
+        dtype, device: storage of the ring buffer (W·P numbers); the Grams are always float64 on the host.
+        process_group: a torch.distributed group; when given, each rank pushes its own column shard and the dots
+            are summed over ranks, so G is the global Gram (see `numerics.distributed`).
+    """
+
+    def __init__(
+        self,
+        window: int,
+        atom_sizes: Sequence[int] | int,
+        groups: Mapping[str, Sequence[int]] | None = None,
+        *,
+        dtype: torch.dtype = torch.float32,
+        device: torch.device | str | None = None,
+        process_group: object | None = None,
+    ) -> None:
+        if int(window) < 2:
+            raise WindowTooSmallError(f"window W must be ≥ 2 (a 1-row window has no spectral gap), got W={window}")
+        sizes = [int(atom_sizes)] if isinstance(atom_sizes, int) else [int(s) for s in atom_sizes]
+        if not sizes or any(s < 0 for s in sizes):
+            raise ShapeMismatchError(f"atom sizes must be a non-empty list of sizes ≥ 0, got {sizes}")
+        groups = {"all": list(range(len(sizes)))} if groups is None else {g: list(a) for g, a in groups.items()}
+        for g, idx in groups.items():
+            bad = [i for i in idx if not 0 <= i < len(sizes)]
+            if not idx or bad or len(set(idx)) != len(idx):
+                raise ShapeMismatchError(f"group {g!r} must list distinct atom indices in [0, {len(sizes)}), got {idx}")
+        orphans = sorted(set(range(len(sizes))) - {i for idx in groups.values() for i in idx})
+        if orphans:
+            # Their columns would be stored and never used, and NaNs in them would go unnoticed.
+            raise ShapeMismatchError(f"atoms {orphans} belong to no group")
+
+        self.W: int = int(window)
+        self.atom_sizes: list[int] = sizes
+        self.groups: dict[str, list[int]] = groups
+        self.dtype: torch.dtype = dtype
+        self.process_group = process_group
+        bounds = np.concatenate([[0], np.cumsum(sizes)]).tolist()
+        self._slices: list[tuple[int, int]] = [(int(a), int(b)) for a, b in itertools.pairwise(bounds)]
+        self.P: int = int(bounds[-1])
+        """Local length of δ (this rank's shard when distributed)."""
+
+        # Zero rows make the not-yet-filled slots contribute exact zeros to the dots of early pushes.
+        self._X = torch.zeros((self.W, self.P), dtype=dtype, device=device)
+        self.device: torch.device = self._X.device
+        self._group_names = list(groups)
+        membership = np.zeros((len(groups), len(sizes)))
+        for gi, g in enumerate(self._group_names):
+            membership[gi, groups[g]] = 1.0
+        self._membership = torch.as_tensor(membership, dtype=torch.float64, device=self.device)
+
+        self._head = 0  # slot the next push writes (= the oldest row once the buffer is full)
+        self._n_pushed = 0
+        self._G = {g: np.zeros((self.W, self.W)) for g in groups}  # slot order, not time order
+        self._G_ext: dict[str, np.ndarray] | None = None  # time order, set when the last push evicted a row
+
+        local_dims = {g: sum(sizes[i] for i in idx) for g, idx in groups.items()}
+        if process_group is not None:
+            check_same_across_ranks({"W": self.W, "n_groups": len(groups), "n_atoms": len(sizes)},
+                                    process_group, self.device)
+            dims = torch.tensor([local_dims[g] for g in self._group_names], dtype=torch.float64, device=self.device)
+            all_reduce_sum(dims, process_group)
+            self._global_dims = {g: int(d) for g, d in zip(self._group_names, dims.tolist(), strict=True)}
+        else:
+            self._global_dims = local_dims
+
+    # --- counters ----------------------------------------------------------------------------------------------
+
+    @property
+    def w(self) -> int:
+        """Current window length min(W, n_pushed) (adaptive start)."""
+        return min(self.W, self._n_pushed)
+
+    @property
+    def n_pushed(self) -> int:
+        return self._n_pushed
+
+    def group_dims(self) -> dict[str, int]:
+        """{group: P_g}, summed over ranks when distributed (the P of Marchenko–Pastur edges, spec §1.7)."""
+        return dict(self._global_dims)
+
+    def _time_order(self) -> list[int]:
+        """Slot indices oldest → newest."""
+        if self._n_pushed < self.W:
+            return list(range(self._n_pushed))
+        return [(self._head + i) % self.W for i in range(self.W)]
+
+    # --- the update --------------------------------------------------------------------------------------------
+
+    def _check_delta(self, delta: Tensor) -> None:
+        if not isinstance(delta, Tensor):
+            raise ShapeMismatchError(f"δ must be a torch.Tensor, got {type(delta).__name__}")
+        problems = []
+        if delta.dim() != 1 or delta.numel() != self.P:
+            problems.append(f"shape expected ({self.P},) got {tuple(delta.shape)}")
+        if delta.dtype != self.dtype:
+            problems.append(f"dtype expected {self.dtype} got {delta.dtype}")
+        if delta.device != self.device:
+            problems.append(f"device expected {self.device} got {delta.device}")
+        if problems:
+            raise ShapeMismatchError("update δ does not match the window: " + "; ".join(problems))
+
+    @torch.no_grad()
+    def push(self, delta: Tensor) -> None:
+        """Append δ_t (flat, length P, the window's dtype and device), evicting δ_{t−W} once w = W.
+
+        Reads the buffer once: per atom `mv(X[:, s:e], δ[s:e])` gives ⟨δ_t, row⟩ for all W slots (the oldest
+        included) and `dot` gives ⟨δ_t, δ_t⟩. A NaN/Inf in δ — or an overflowing dot — shows up in these dots, so
+        it is detected without an extra pass over P; the state is then left exactly as it was.
+
+        Cost: (W+1)·P reads for the dots, one P-row write, O(n_groups·W²) host work, and one device→host transfer
+        of n_groups·(W+1) float64 (it synchronises a CUDA stream: the NaN check must raise before the write).
+        """
+        self._check_delta(delta)
+        W = self.W
+        atom_dots = torch.empty((len(self._slices), W + 1), dtype=self.dtype, device=self.device)
+        for a, (s, e) in enumerate(self._slices):
+            torch.mv(self._X[:, s:e], delta[s:e], out=atom_dots[a, :W])
+            torch.dot(delta[s:e], delta[s:e], out=atom_dots[a, W])
+        group_dots = self._membership @ atom_dots.to(torch.float64)
+        all_reduce_sum(group_dots, self.process_group)
+        dots = group_dots.cpu().numpy()  # the one device→host transfer: n_groups·(W+1) numbers
+
+        if not np.isfinite(dots).all():
+            g = next(i for i in range(len(dots)) if not np.isfinite(dots[i]).all())
+            diag = dots[g, W]
+            what = ("δ contains NaN/Inf (or ⟨δ,δ⟩ overflows the storage dtype)" if not np.isfinite(diag)
+                    else "a dot of δ with a stored row overflowed")
+            raise NonFiniteUpdateError(
+                f"{what} (group {self._group_names[g]!r}: ⟨δ,δ⟩ = {diag}, dots with stored rows {dots[g, :W]}); "
+                f"update #{self._n_pushed + 1} rejected, window unchanged"
+            )
+
+        slot = self._head
+        order = self._time_order()
+        evicting = self._n_pushed >= W
+        self._G_ext = {} if evicting else None
+        for gi, g in enumerate(self._group_names):
+            d = dots[gi]
+            G = self._G[g]
+            if evicting:
+                # [δ_{t−W}, …, δ_{t−1}, δ_t]: the old window (evicted row first) bordered by the new dots.
+                ext = np.empty((W + 1, W + 1))
+                ext[:W, :W] = G[np.ix_(order, order)]
+                ext[:W, W] = ext[W, :W] = d[order]
+                ext[W, W] = d[W]
+                self._G_ext[g] = ext
+            G[slot, :] = d[:W]
+            G[:, slot] = d[:W]
+            G[slot, slot] = d[W]
+        self._X[slot].copy_(delta)
+        self._head = (slot + 1) % W
+        self._n_pushed += 1
+
+    # --- read-out ----------------------------------------------------------------------------------------------
+
+    def _group(self, group: str) -> str:
+        if group not in self._G:
+            raise KeyError(f"unknown group {group!r}; groups are {self._group_names}")
+        return group
+
+    def gram(self, group: str = "all") -> np.ndarray:
+        """G = X Xᵀ of the current window, w×w float64, rows/columns in time order (oldest → newest)."""
+        order = self._time_order()
+        return self._G[self._group(group)][np.ix_(order, order)].copy()
+
+    def extended_gram(self, group: str = "all") -> np.ndarray | None:
+        """(W+1)×(W+1) Gram of [δ_{t−W}, …, δ_t] (time order) if the last push evicted a row, else None.
+
+        Its leading W×W block is the previous window's Gram and its trailing block the current one's; α-rot and
+        ‖ΔC‖_F = (‖δ_t‖⁴ + ‖δ_{t−W}‖⁴ − 2⟨δ_t, δ_{t−W}⟩²)^{1/2} (spec §6.6) are read from it.
+        """
+        self._group(group)
+        if self._G_ext is None:
+            return None
+        return self._G_ext[group].copy()
+
+    def _columns(self, group: str | None) -> list[tuple[int, int]]:
+        if group is None:
+            return [(0, self.P)]
+        return [self._slices[i] for i in self.groups[self._group(group)]]
+
+    def window(self, group: str | None = None) -> Tensor:
+        """The w stored updates as rows in time order, restricted to `group`'s columns (all columns if None).
+
+        A new (w × P_g) tensor on the buffer's device (rows are gathered out of ring order).
+        """
+        idx = torch.as_tensor(self._time_order(), dtype=torch.long, device=self.device)
+        cols = self._columns(group)
+        if len(cols) == 1:
+            s, e = cols[0]
+            return self._X[idx, s:e]
+        return torch.cat([self._X[idx, s:e] for s, e in cols], dim=1)
+
+    def recompute(self, group: str = "all") -> np.ndarray:
+        """Brute-force oracle: X Xᵀ of the stored window from scratch, O(w²·P), in time order.
+
+        Computed in float64 per atom (one copy of an atom block at a time), so it is also the reference for the
+        storage rounding of the streaming path; reduced over ranks when distributed.
+        """
+        idx = torch.as_tensor(self._time_order(), dtype=torch.long, device=self.device)
+        w = len(idx)
+        G = torch.zeros((w, w), dtype=torch.float64, device=self.device)
+        for s, e in self._columns(group):
+            block = self._X[idx, s:e].to(torch.float64)
+            G += block @ block.T
+        all_reduce_sum(G, self.process_group)
+        return G.cpu().numpy()
+
+    def spectrum(self, group: str = "all", **kw: Any) -> Any:
+        """`numerics.spectrum.spectrum_from_gram(self.gram(group), P=P_group, **kw)` of the current window."""
+        from numerics.spectrum import spectrum_from_gram  # lazy: spectrum is a sibling with its own dependencies
+
+        return spectrum_from_gram(self.gram(group), P=self._global_dims[self._group(group)], **kw)
+
+    @torch.no_grad()
+    def right_vectors(self, group: str = "all", k: int = 1) -> Tensor:
+        """Top-k right singular vectors v_j = Xᵀu_j/σ_j of the group's window, as a (k × P_g) tensor on the device.
+
+        u_j, σ_j = √λ_j come from the float64 eigendecomposition of G (descending). The product reads the ring
+        buffer in slot order (u permuted to match), so no time-ordered copy of X is made. Distributed: each rank
+        gets its own shard of v_j (u and σ are global).
+        """
+        w = self.w
+        if not 1 <= k <= w:
+            raise WindowTooSmallError(f"right_vectors needs 1 ≤ k ≤ w, got k={k} with w={w}")
+        lam, u = np.linalg.eigh(self.gram(group))
+        lam, u = lam[::-1][:k], u[:, ::-1][:, :k]
+        if lam[0] <= 0.0:
+            raise ZeroWindowError(f"all updates in the window are zero (λ₁ = {lam[0]}): v_j undefined")
+        tiny = lam[0] * w * np.finfo(np.float64).eps
+        if lam[-1] <= tiny:
+            j = int(np.argmax(lam <= tiny)) + 1
+            raise ZeroWindowError(f"window has rank < {j}: λ_{j} = {lam[j - 1]} ≤ {tiny}, v_{j} undefined")
+        u_slot = np.zeros((self.W, k))
+        u_slot[self._time_order()] = u / np.sqrt(lam)  # fold 1/σ_j into u: v_j = Xᵀ(u_j/σ_j)
+        coef = torch.as_tensor(u_slot, dtype=self.dtype, device=self.device)
+        return torch.cat([(self._X[:, s:e].T @ coef).T for s, e in self._columns(group)], dim=1)
+
+    # --- persistence -------------------------------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue the *same* window after a restart (torch.save-able, weights_only-safe).
+
+        Like `nn.Module.state_dict`, "buffer" is a reference to the live ring buffer, not a copy (a copy would
+        double W·P memory); save it before the next push.
+        """
+        ext = self._G_ext
+        return {
+            "version": _STATE_VERSION,
+            "window": self.W,
+            "atom_sizes": list(self.atom_sizes),
+            "groups": {g: list(a) for g, a in self.groups.items()},
+            "buffer": self._X,
+            "head": self._head,
+            "n_pushed": self._n_pushed,
+            "gram": {g: torch.from_numpy(G.copy()) for g, G in self._G.items()},
+            "extended_gram": None if ext is None else {g: torch.from_numpy(E.copy()) for g, E in ext.items()},
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore a `state_dict` into a window built with the same W, atoms and groups (else ShapeMismatchError)."""
+        if state.get("version") != _STATE_VERSION:
+            raise SpectralEdgeError(f"unsupported RollingGram state version {state.get('version')!r}")
+        mine = (self.W, self.atom_sizes, self.groups)
+        theirs = (int(state["window"]), list(state["atom_sizes"]), {g: list(a) for g, a in state["groups"].items()})
+        if mine != theirs:
+            raise ShapeMismatchError(f"state is for (W, atom_sizes, groups) = {theirs}, this window is {mine}")
+        buf = state["buffer"]
+        if tuple(buf.shape) != tuple(self._X.shape) or buf.dtype != self.dtype:
+            # A cast on load would silently change the stored rows, and with them every later dot.
+            raise ShapeMismatchError(f"state buffer is {tuple(buf.shape)} {buf.dtype}, this window stores "
+                                     f"{tuple(self._X.shape)} {self.dtype}")
+        self._X.copy_(buf)  # stays in this window's dtype/device
+        self._head = int(state["head"])
+        self._n_pushed = int(state["n_pushed"])
+        self._G = {g: state["gram"][g].numpy().astype(np.float64, copy=True) for g in self._group_names}
+        ext = state["extended_gram"]
+        self._G_ext = None if ext is None else {g: ext[g].numpy().astype(np.float64, copy=True)
+                                                for g in self._group_names}
+
+    def __repr__(self) -> str:
+        return (f"RollingGram(W={self.W}, w={self.w}, P={self.P}, atoms={len(self.atom_sizes)}, "
+                f"groups={self._group_names}, dtype={self.dtype}, device={self.device})")

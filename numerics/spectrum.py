@@ -1,0 +1,396 @@
+"""The spectrum of one window of updates, computed from its W×W Gram matrix.
+
+X ∈ ℝ^{w×P} stacks the updates δ of the window as rows; G = X Xᵀ (uncentred, unnormalised, spectral-edge-math.md
+§1.2) is all this module needs. With G = U Λ Uᵀ: λ_j (σ² units) are the eigenvalues, σ_j = √λ_j the singular
+values of X, u_j ∈ ℝ^w the temporal profiles, and v_j = Xᵀu_j/σ_j ∈ ℝ^P the spectral-edge directions, which
+``right_vectors`` forms only when X itself is at hand.
+
+Quantities whose definition drifts are looked up in ``theory.registry``: k* (quantity ``"kstar"``, registered
+in ``theory.kstar``) and d_crit (quantity ``"d_crit"``, registered here).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+
+import theory.kstar as _kstar  # registers the k* variants
+from numerics.errors import (
+    NonFiniteUpdateError,
+    ShapeMismatchError,
+    SpectralEdgeError,
+    WindowTooSmallError,
+    ZeroWindowError,
+)
+from theory import registry
+
+__all__ = [
+    "Spectrum",
+    "as_gram",
+    "d_crit_author_code",
+    "d_crit_textbook",
+    "gram_eigenvalues",
+    "right_vectors",
+    "spectrum_from_gram",
+    "spectrum_from_updates",
+]
+
+_EPS = np.finfo(np.float64).eps
+# Eigenvalues this far below zero cannot come from rounding a Gram matrix; the input is not a Gram.
+_PSD_TOL = 1e-8
+# |G − Gᵀ| this large (relative to max |G|) is not rounding either.
+_SYM_TOL = 1e-10
+
+
+def as_gram(G: Any, *, what: str = "G", min_w: int = 2) -> np.ndarray:
+    """``G`` as a symmetric float64 array after the checks every Gram-based quantity needs.
+
+    Raises ``ShapeMismatchError`` (not square 2-D, or not symmetric to 1e-10·max|G|), ``WindowTooSmallError``
+    (fewer than ``min_w`` rows) and ``NonFiniteUpdateError`` (NaN or Inf). Returns (G + Gᵀ)/2 so that rounding
+    asymmetry never reaches ``eigh``.
+    """
+    try:
+        A = np.array(G, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ShapeMismatchError(f"{what} must be a real square matrix; could not convert it: {exc}") from exc
+    if A.ndim != 2 or A.shape[0] != A.shape[1]:
+        raise ShapeMismatchError(f"{what} must be a square 2-D Gram matrix, got shape {A.shape}")
+    w = A.shape[0]
+    if w < min_w:
+        raise WindowTooSmallError(f"{what} is {w}×{w}; the window needs at least {min_w} updates (w ≥ {min_w})")
+    if not np.all(np.isfinite(A)):
+        bad = np.argwhere(~np.isfinite(A))[0]
+        raise NonFiniteUpdateError(
+            f"{what} contains NaN or Inf (first at entry {tuple(int(i) for i in bad)}: {A[tuple(bad)]!r}); "
+            "an update in the window is not finite"
+        )
+    scale = float(np.max(np.abs(A)))
+    asym = float(np.max(np.abs(A - A.T)))
+    if asym > _SYM_TOL * scale:
+        raise ShapeMismatchError(
+            f"{what} is not symmetric: max |G − Gᵀ| = {asym:.3g} against max |G| = {scale:.3g}; a Gram X Xᵀ is"
+        )
+    return (A + A.T) / 2
+
+
+def gram_eigenvalues(G: np.ndarray) -> np.ndarray:
+    """Eigenvalues of a (checked) Gram matrix, descending, clipped at 0, with λ_j < w·eps·λ₁ set to exact 0.
+
+    An all-zero G gives all zeros (no error); ``spectrum_from_gram`` is the strict entry point.
+    """
+    lam = np.linalg.eigvalsh(G)[::-1]
+    return _clean_eigenvalues(lam, G.shape[0])
+
+
+def _clean_eigenvalues(lam: np.ndarray, w: int, what: str = "G") -> np.ndarray:
+    top = float(lam[0])
+    if top > 0 and float(lam[-1]) < -_PSD_TOL * top:
+        raise SpectralEdgeError(
+            f"{what} is not positive semidefinite: smallest eigenvalue {lam[-1]:.3g} against largest {top:.3g}; "
+            "a Gram matrix X Xᵀ cannot have one"
+        )
+    # Below w·eps·λ₁ an eigenvalue is indistinguishable from rounding; calling it exactly zero makes rank drops
+    # exact (+inf ratios) instead of ratios of noise.
+    lam = np.where(lam < w * _EPS * max(top, 0.0), 0.0, lam)
+    return np.ascontiguousarray(lam)
+
+
+def _frozen(a: np.ndarray) -> np.ndarray:
+    a.setflags(write=False)
+    return a
+
+
+@dataclass(frozen=True, eq=False)
+class Spectrum:
+    """Spectrum of one window, built by ``spectrum_from_gram``; every derived quantity is cached on first use.
+
+    Fields: ``G`` (w×w float64, read-only), ``lam`` (λ_j descending, σ² units), ``u`` (w×w, column j = u_j, sign
+    fixed so that its largest-|entry| is positive), ``P`` (number of parameters, or None) and ``kstar_name``
+    (the registry name of the k* definition in use).
+    """
+
+    G: np.ndarray = field(repr=False)
+    lam: np.ndarray
+    u: np.ndarray = field(repr=False)
+    P: int | None = None
+    kstar_name: str = "argmax"
+
+    # ----- basic spectrum ---------------------------------------------------------------------------------
+
+    @property
+    def w(self) -> int:
+        """Window length (number of updates)."""
+        return int(self.lam.size)
+
+    @cached_property
+    def sigma(self) -> np.ndarray:
+        """σ_j = √λ_j, the singular values of X (σ units), descending."""
+        return _frozen(np.sqrt(self.lam))
+
+    @cached_property
+    def ratios(self) -> np.ndarray:
+        """r_j = σ_j/σ_{j+1}, length w−1; +inf at an exact rank drop, 1 between two zeros ([A])."""
+        return _frozen(_kstar.sigma_ratios(self.sigma))
+
+    @cached_property
+    def kstar(self) -> int:
+        """k* by the registry definition ``kstar_name`` (1-indexed, in [1, w−1])."""
+        return int(registry.get("kstar", self.kstar_name)(self.sigma))
+
+    @property
+    def R(self) -> float:
+        """Gap ratio R = r_{k*} = σ_{k*}/σ_{k*+1} ([C, P]); +inf at an exact rank drop."""
+        return float(self.ratios[self.kstar - 1])
+
+    @property
+    def g(self) -> float:
+        """Gap g = σ_{k*} − σ_{k*+1} in σ units ([C]; d_j ≡ σ_j as in all of the author's code)."""
+        k = self.kstar
+        return float(self.sigma[k - 1] - self.sigma[k])
+
+    @property
+    def d_bar(self) -> float:
+        """d̄ = (σ_{k*} + σ_{k*+1})/2 in σ units ([C]); λ_{k*} − λ_{k*+1} = 2·d̄·g exactly."""
+        k = self.kstar
+        return float((self.sigma[k - 1] + self.sigma[k]) / 2)
+
+    @property
+    def g23(self) -> float:
+        """g₂₃ = λ₂ − λ₃ = σ₂² − σ₃² in λ units ([C], "thesis exact definition"); needs w ≥ 3.
+
+        The dyck_scan replication returns σ₂² for w = 2; we raise instead, since λ₃ does not exist.
+        """
+        if self.w < 3:
+            raise WindowTooSmallError(f"g₂₃ = λ₂ − λ₃ needs a window of w ≥ 3 updates, got w = {self.w}")
+        return float(self.lam[1] - self.lam[2])
+
+    @cached_property
+    def gap(self) -> np.ndarray:
+        """gap_j = min_{k≠j} |λ_j − λ_k| in λ units (length w; the Davis–Kahan denominator, [C])."""
+        d = np.abs(self.lam[:, None] - self.lam[None, :])
+        np.fill_diagonal(d, np.inf)
+        return _frozen(d.min(axis=1))
+
+    @property
+    def pc1_frac(self) -> float:
+        """λ₁/Σλ, the fraction of the window's energy in the top direction ([P] SED)."""
+        return float(self.lam[0] / self.lam.sum())
+
+    @property
+    def k95(self) -> int:
+        """Number of leading λ_j holding 95 % of Σλ, in [1, w] ([P]; unclipped, unlike the ``var95`` k*)."""
+        return _kstar.variance_count(self.sigma, 0.95)
+
+    @property
+    def drift_speed(self) -> float:
+        """‖mean_a δ_a‖ = √(1ᵀG1)/w in σ units ([P] SED ``drift_speed``)."""
+        return float(math.sqrt(max(float(self.G.sum()), 0.0)) / self.w)
+
+    # ----- noise scale and BBP (need P) ------------------------------------------------------------------
+
+    def _need_P(self, what: str) -> int:
+        if self.P is None:
+            raise SpectralEdgeError(f"{what} needs the number of parameters P; pass P= to spectrum_from_gram")
+        return self.P
+
+    @property
+    def noise_scale_nu(self) -> float:
+        """ν, with ν² = mean(λ_j : j > w/2)/P, the per-entry noise scale (σ units per √entry; [C] author's estimator).
+
+        The bottom half of a window is assumed pure noise; when it is not, ν is overestimated.
+        """
+        P = self._need_P("ν")
+        return float(math.sqrt(self.lam[self.w // 2 :].mean() / P))
+
+    @property
+    def mp_bulk_edges(self) -> tuple[float, float]:
+        """Marchenko–Pastur band of pure-noise singular values, ν(|√P − √w|, √P + √w) in σ units ([R] §3.1)."""
+        P = self._need_P("the Marchenko–Pastur edges")
+        nu = self.noise_scale_nu
+        return (nu * abs(math.sqrt(P) - math.sqrt(self.w)), nu * (math.sqrt(P) + math.sqrt(self.w)))
+
+    def d_crit(self, variant: str | None = None) -> float:
+        """BBP detection threshold d_crit in σ units, by registry quantity ``"d_crit"`` (None → the default)."""
+        P = self._need_P("d_crit")
+        return float(registry.get("d_crit", variant)(self.noise_scale_nu, P, self.w))
+
+    def bbp_ratio(self, variant: str | None = None) -> float:
+        """σ_w/d_crit, the "BBP is vacuous" statistic ([C] Prop 2.1 test; predicted ≫ 1, nearly automatic, §3.1)."""
+        dc = self.d_crit(variant)
+        return float(self.sigma[-1] / dc) if dc > 0 else math.inf
+
+    # ----- serialisation ---------------------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable scalars and lists; +inf (an exact rank drop in ``ratios`` or ``R``) becomes None.
+
+        Keys: w, sigma, lam, ratios, kstar, R, g, d_bar, g23 (None if w < 3), gap, pc1_frac, k95, drift_speed,
+        definitions (the registry names used); with P also: P, nu, mp_bulk_edges, d_crit, bbp_ratio.
+        """
+        out: dict[str, Any] = {
+            "w": self.w,
+            "sigma": _json_list(self.sigma),
+            "lam": _json_list(self.lam),
+            "ratios": _json_list(self.ratios),
+            "kstar": self.kstar,
+            "R": _json_float(self.R),
+            "g": self.g,
+            "d_bar": self.d_bar,
+            "g23": self.g23 if self.w >= 3 else None,
+            "gap": _json_list(self.gap),
+            "pc1_frac": self.pc1_frac,
+            "k95": self.k95,
+            "drift_speed": self.drift_speed,
+            "definitions": {"kstar": self.kstar_name},
+        }
+        if self.P is not None:
+            out["definitions"]["d_crit"] = registry.default_name("d_crit")
+            out.update(
+                P=self.P,
+                nu=self.noise_scale_nu,
+                mp_bulk_edges=[float(e) for e in self.mp_bulk_edges],
+                d_crit=self.d_crit(),
+                bbp_ratio=_json_float(self.bbp_ratio()),
+            )
+        return out
+
+
+def _json_float(x: float) -> float | None:
+    return float(x) if math.isfinite(x) else None
+
+
+def _json_list(a: np.ndarray) -> list[float | None]:
+    return [_json_float(float(x)) for x in a]
+
+
+# ----- d_crit definitions ----------------------------------------------------------------------------------
+
+
+@registry.register(
+    "d_crit",
+    "textbook",
+    source="[R] BBP threshold for W×P spiked noise, spectral-edge-math.md §1.7",
+    version="reconstruction",
+    default=True,
+)
+def d_crit_textbook(nu: float, P: int, w: int) -> float:
+    """d_crit = ν·(P·w)^{1/4} in σ units ([R]).
+
+    Why the default: for X = d·u vᵀ + N with N i.i.d. (0, ν²) and w ≪ P the spike separates from the
+    Marchenko–Pastur bulk iff d > ν(Pw)^{1/4} (Benaych-Georges–Nadakuditi with c = w/P); checked by simulation
+    in §6.14. The author's (w−1) has no derivation.
+    """
+    return float(nu * (P * w) ** 0.25)
+
+
+@registry.register(
+    "d_crit",
+    "author_code",
+    source="[C] mini_gpt theory_experiment_match.py, thesis draft Prop 2.1",
+    version="draft Prop 2.1",
+)
+def d_crit_author_code(nu: float, P: int, w: int) -> float:
+    """d_crit = ν·(P·(w−1))^{1/4} in σ units, as the author's code computes it ([C]; the w−1 is unexplained, [S])."""
+    return float(nu * (P * (w - 1)) ** 0.25)
+
+
+# ----- constructors ----------------------------------------------------------------------------------------
+
+
+def spectrum_from_gram(G: np.ndarray, *, P: int | None = None, kstar: str = "argmax") -> Spectrum:
+    """The ``Spectrum`` of the window whose Gram matrix is ``G`` = X Xᵀ (w×w, uncentred, unnormalised).
+
+    G is cast to float64 and decomposed with ``eigh``; λ are sorted descending, clipped at 0, and those below
+    w·eps·λ₁ are set to exact 0. Each u_j is sign-fixed so that its largest-|entry| (first on ties) is positive,
+    which makes u deterministic wherever the λ_j are simple.
+
+    Raises ``ShapeMismatchError`` (not square/symmetric, or P not a positive int), ``WindowTooSmallError``
+    (w < 2), ``NonFiniteUpdateError`` (NaN/Inf in G), ``ZeroWindowError`` (σ₁ = 0), and ``DefinitionError`` for
+    an unknown k* name.
+    """
+    A = as_gram(G)
+    w = A.shape[0]
+    if P is not None:
+        if isinstance(P, bool) or not isinstance(P, (int, np.integer)) or P < 1:
+            raise ShapeMismatchError(f"P (number of parameters) must be a positive int, got {P!r}")
+        P = int(P)
+    registry.get("kstar", kstar)  # fail fast on an unknown name
+    lam, U = np.linalg.eigh(A)
+    lam, U = lam[::-1], U[:, ::-1]
+    lam = _clean_eigenvalues(lam, w)
+    if lam[0] <= 0:
+        raise ZeroWindowError(
+            f"all updates in the window are zero (σ₁ = 0; trace G = {float(np.trace(A))!r}): "
+            "ratios, k* and gaps are undefined"
+        )
+    idx = np.argmax(np.abs(U), axis=0)
+    signs = np.where(U[idx, np.arange(w)] < 0, -1.0, 1.0)
+    U = np.ascontiguousarray(U * signs)
+    return Spectrum(G=_frozen(A), lam=_frozen(lam), u=_frozen(U), P=P, kstar_name=kstar)
+
+
+def _is_torch(x: Any) -> bool:
+    return type(x).__module__.split(".")[0] == "torch"
+
+
+def spectrum_from_updates(X: Any, *, kstar: str = "argmax") -> Spectrum:
+    """``spectrum_from_gram(X Xᵀ, P=X.shape[1])`` with G formed in float64 (numpy or torch X, w×P).
+
+    A convenience for tests and small data: it copies X to float64. Streaming use goes through numerics/gram.py.
+    """
+    if _is_torch(X):
+        import torch
+
+        if X.ndim != 2:
+            raise ShapeMismatchError(f"X must be a 2-D w×P matrix of updates, got shape {tuple(X.shape)}")
+        if not bool(torch.isfinite(X).all()):
+            raise NonFiniteUpdateError("X contains NaN or Inf; an update in the window is not finite")
+        X64 = X.detach().to(torch.float64)
+        G = (X64 @ X64.T).cpu().numpy()
+    else:
+        X64 = np.asarray(X, dtype=np.float64)
+        if X64.ndim != 2:
+            raise ShapeMismatchError(f"X must be a 2-D w×P matrix of updates, got shape {X64.shape}")
+        if not np.all(np.isfinite(X64)):
+            rows = sorted({int(i) for i in np.argwhere(~np.isfinite(X64))[:, 0]})
+            raise NonFiniteUpdateError(f"X contains NaN or Inf in window rows {rows}; an update is not finite")
+        G = X64 @ X64.T
+    return spectrum_from_gram(G, P=int(X.shape[1]), kstar=kstar)
+
+
+def right_vectors(X: Any, spec: Spectrum, k: int) -> Any:
+    """The spectral-edge directions v_j = Xᵀu_j/σ_j, j = 1…k, as the columns of a P×k matrix.
+
+    ``X`` is the w×P window the Gram of ``spec`` came from (numpy array or torch tensor; the result is of the
+    same library, dtype and device, float64 for integer numpy input). They are orthonormal when the σ_j are
+    distinct and X matches ``spec``. Raises ``ShapeMismatchError`` when X's shape disagrees with ``spec``,
+    ``NonFiniteUpdateError`` for NaN/Inf in X, and ``ZeroWindowError`` when some σ_j = 0 with j ≤ k.
+    """
+    shape = tuple(X.shape)
+    if len(shape) != 2 or shape[0] != spec.w or (spec.P is not None and shape[1] != spec.P):
+        want = f"({spec.w}, {spec.P if spec.P is not None else 'P'})"
+        raise ShapeMismatchError(f"X has shape {shape}, but the spectrum is of a window of shape {want}")
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= spec.w:
+        raise SpectralEdgeError(f"k must be an int in [1, w] = [1, {spec.w}], got {k!r}")
+    zero = [j + 1 for j in range(k) if spec.sigma[j] == 0]
+    if zero:
+        raise ZeroWindowError(
+            f"σ_j = 0 for j = {zero}: v_j = Xᵀu_j/σ_j is undefined; ask for k ≤ rank = {int(np.sum(spec.sigma > 0))}"
+        )
+    coef = spec.u[:, :k] / spec.sigma[:k]
+    if _is_torch(X):
+        import torch
+
+        if not bool(torch.isfinite(X).all()):
+            raise NonFiniteUpdateError("X contains NaN or Inf; an update in the window is not finite")
+        return X.T @ torch.as_tensor(coef, dtype=X.dtype, device=X.device)
+    Xn = np.asarray(X)
+    if not np.issubdtype(Xn.dtype, np.floating):
+        Xn = Xn.astype(np.float64)
+    if not np.all(np.isfinite(Xn)):
+        raise NonFiniteUpdateError("X contains NaN or Inf; an update in the window is not finite")
+    return Xn.T @ coef.astype(Xn.dtype)
