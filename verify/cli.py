@@ -67,6 +67,7 @@ def inspect(
 def definitions() -> None:
     """List every registered definition variant with its source tag; the default is marked."""
     import numerics  # noqa: F401 - registers the numerics definitions (α, d_crit)
+    import verify.grokking  # noqa: F401 - registers the grokking-step definitions
     from theory import registry
 
     rows = registry.table()

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from numerics.atomic import atomic_write_text
 from numerics.trajectory import read_trajectory
@@ -21,12 +23,18 @@ def _cell(x: object, spec: str = ".3g") -> str:
     return format(x, spec) if isinstance(x, float) else str(x)
 
 
-def run_demo(out: str | os.PathLike[str], preset: str = "tiny", seed: int = 0, progress: bool = True) -> Path:
-    """Train ``preset`` with its weight decay and with none (the control), then write ``report.md`` and
-    ``demo.png`` into ``out``; returns the report path."""
+def run_demo(
+    out: str | os.PathLike[str],
+    preset: str = "tiny",
+    seed: int = 0,
+    progress: bool = True,
+    overrides: Mapping[str, Any] | None = None,
+) -> Path:
+    """Train ``preset`` (with validated ``overrides``) with its weight decay and with none (the control), then
+    write ``report.md`` and ``demo.png`` into ``out``; returns the report path."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    base = get_preset(preset).with_seed(seed)
+    base = get_preset(preset, **dict(overrides or {})).with_seed(seed)
     conditions = {f"weight decay {base.weight_decay:g}": base, "control (weight decay 0)": base.with_overrides(
         weight_decay=0.0)}
     trajectories, walls = {}, {}

@@ -24,6 +24,11 @@ def _fmt(x: float | None, spec: str = ".3g") -> str:
     return "n/a" if x is None or not np.isfinite(x) else format(x, spec)
 
 
+def _ratio(x: float | None) -> float:
+    """R is stored as null when it is +inf (an exact rank drop in the window)."""
+    return float("inf") if x is None else float(x)
+
+
 def summarise(
     trajectory: str | os.PathLike[str] | Trajectory, group: str = "all", grok_definition: str | None = None
 ) -> dict[str, Any]:
@@ -55,8 +60,8 @@ def summarise(
         "n_windows": len(specs),
         "kstar_mode": kmode,
         "kstar_mode_share": kcount / len(specs),
-        "R_pre_mean": float(np.mean([r["R"] for r in pre])),
-        "R_at_grok": float(pre[-1]["R"]),
+        "R_pre_mean": float(np.mean([_ratio(r["R"]) for r in pre])),
+        "R_at_grok": _ratio(pre[-1]["R"]),
         "g23_early": g23_early,
         "g23_at_grok": g23_at,
         "g23_decline": decline,

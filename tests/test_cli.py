@@ -1,0 +1,81 @@
+"""End to end through the command line: train, inspect, definitions, demo (tiny budgets)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from numerics.trajectory import read_trajectory
+from verify.cli import app
+from verify.config import preset, save_config
+from verify.demo import run_demo
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def short_config(tmp_path_factory):
+    path = tmp_path_factory.mktemp("cfg") / "short.json"
+    save_config(preset("tiny", max_steps=150, eval_every=50,
+                       monitor={"window": 4, "every": 10, "groups": ["all", "attn"], "kstar": "argmax"}), path)
+    return path
+
+
+def test_train_then_inspect(tmp_path, short_config):
+    res = runner.invoke(app, ["train", "modular", "--config", str(short_config), "--out", str(tmp_path),
+                              "--seeds", "3", "--no-progress"])
+    assert res.exit_code == 0, res.output
+    path = tmp_path / "modular-add-p59-wd1-s3.jsonl"
+    assert path.exists()
+    t = read_trajectory(path)
+    assert t.provenance["seeds"]["init_seed"] == 3
+    assert t.provenance["config"]["max_steps"] == 150
+    assert set(t.groups()) == {"all", "attn"}
+    assert [r["step"] for r in t.spectra("attn")] == list(range(20, 151, 10))
+    res = runner.invoke(app, ["inspect", str(path), "--group", "attn", "--json"])
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.output)
+    assert summary["n_windows"] == 14 and summary["seeds"]["init_seed"] == 3
+
+
+def test_train_refuses_to_overwrite(tmp_path, short_config):
+    args = ["train", "modular", "--config", str(short_config), "--out", str(tmp_path), "--no-progress"]
+    assert runner.invoke(app, args).exit_code == 0
+    res = runner.invoke(app, args)
+    assert res.exit_code != 0 and "exists" in str(res.exception)
+
+
+def test_unknown_task_and_bad_config(tmp_path):
+    res = runner.invoke(app, ["train", "sorting", "--out", str(tmp_path)])
+    assert res.exit_code != 0 and "unknown task 'sorting'" in str(res.exception)
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"train_fraction": 1.5}))
+    res = runner.invoke(app, ["train", "modular", "--config", str(bad), "--out", str(tmp_path)])
+    assert res.exit_code != 0 and "train_fraction" in str(res.exception)
+    assert not list(tmp_path.glob("*.jsonl"))  # rejected before any training
+
+
+def test_inspect_foreign_file(tmp_path):
+    (tmp_path / "x.jsonl").write_text("hello\n")
+    res = runner.invoke(app, ["inspect", str(tmp_path / "x.jsonl")])
+    assert res.exit_code != 0 and "not a spectral-edge trajectory" in str(res.exception)
+
+
+def test_definitions_lists_every_quantity():
+    res = runner.invoke(app, ["definitions"])
+    assert res.exit_code == 0
+    for q in ("kstar:argmax", "alpha:dk_deltaC", "d_crit:textbook", "grok_step:first>=0.95"):
+        assert q in res.output
+
+
+def test_demo_writes_report_and_figure(tmp_path):
+    report = run_demo(tmp_path, preset="tiny", progress=False,
+                      overrides={"max_steps": 120, "eval_every": 40, "monitor": {"window": 3, "every": 20}})
+    text = report.read_text()
+    assert "| weight decay 1 | all |" in text and "| control (weight decay 0) | attn |" in text
+    png = (tmp_path / "demo.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "demo.png", "modular-add-p59-wd0-s0.jsonl", "modular-add-p59-wd1-s0.jsonl", "report.md"]
