@@ -6,7 +6,8 @@ values of X, u_j ∈ ℝ^w the temporal profiles, and v_j = Xᵀu_j/σ_j ∈ ℝ
 ``right_vectors`` forms only when X itself is at hand.
 
 Quantities whose definition drifts are looked up in ``theory.registry``: k* (quantity ``"kstar"``, registered
-in ``theory.kstar``) and d_crit (quantity ``"d_crit"``, registered here).
+in ``theory.kstar``) and d_crit (quantity ``"d_crit"``, registered in ``theory.bbp``, which also holds the
+Marchenko–Pastur edges and the noise-scale estimator used here).
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from numerics.errors import (
     WindowTooSmallError,
     ZeroWindowError,
 )
-from theory import registry
+from theory import bbp, registry
+from theory.bbp import d_crit_author_code, d_crit_textbook  # re-exported: registered under "d_crit" in theory.bbp
 
 __all__ = [
     "Spectrum",
@@ -203,15 +205,12 @@ class Spectrum:
 
         The bottom half of a window is assumed pure noise; when it is not, ν is overestimated.
         """
-        P = self._need_P("ν")
-        return float(math.sqrt(self.lam[self.w // 2 :].mean() / P))
+        return bbp.noise_scale_nu(self.lam, self._need_P("ν"))
 
     @property
     def mp_bulk_edges(self) -> tuple[float, float]:
         """Marchenko–Pastur band of pure-noise singular values, ν(|√P − √w|, √P + √w) in σ units ([R] §3.1)."""
-        P = self._need_P("the Marchenko–Pastur edges")
-        nu = self.noise_scale_nu
-        return (nu * abs(math.sqrt(P) - math.sqrt(self.w)), nu * (math.sqrt(P) + math.sqrt(self.w)))
+        return bbp.mp_bulk_edges(self.noise_scale_nu, self._need_P("the Marchenko–Pastur edges"), self.w)
 
     def d_crit(self, variant: str | None = None) -> float:
         """BBP detection threshold d_crit in σ units, by registry quantity ``"d_crit"`` (None → the default)."""
@@ -265,37 +264,6 @@ def _json_float(x: float) -> float | None:
 
 def _json_list(a: np.ndarray) -> list[float | None]:
     return [_json_float(float(x)) for x in a]
-
-
-# ----- d_crit definitions ----------------------------------------------------------------------------------
-
-
-@registry.register(
-    "d_crit",
-    "textbook",
-    source="[R] BBP threshold for W×P spiked noise, spectral-edge-math.md §1.7",
-    version="reconstruction",
-    default=True,
-)
-def d_crit_textbook(nu: float, P: int, w: int) -> float:
-    """d_crit = ν·(P·w)^{1/4} in σ units ([R]).
-
-    Why the default: for X = d·u vᵀ + N with N i.i.d. (0, ν²) and w ≪ P the spike separates from the
-    Marchenko–Pastur bulk iff d > ν(Pw)^{1/4} (Benaych-Georges–Nadakuditi with c = w/P); checked by simulation
-    in §6.14. The author's (w−1) has no derivation.
-    """
-    return float(nu * (P * w) ** 0.25)
-
-
-@registry.register(
-    "d_crit",
-    "author_code",
-    source="[C] mini_gpt theory_experiment_match.py, thesis draft Prop 2.1",
-    version="draft Prop 2.1",
-)
-def d_crit_author_code(nu: float, P: int, w: int) -> float:
-    """d_crit = ν·(P·(w−1))^{1/4} in σ units, as the author's code computes it ([C]; the w−1 is unexplained, [S])."""
-    return float(nu * (P * (w - 1)) ** 0.25)
 
 
 # ----- constructors ----------------------------------------------------------------------------------------

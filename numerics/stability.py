@@ -9,7 +9,7 @@ versions in the sources; §7.1 why the perturbation is a registry option). All r
 current window's j = 1…w (α-half: j = 1…⌊w/2⌋). NaN marks an α_j that is undefined because a σ_j is zero.
 
 The Davis–Kahan bounds of §3.6 / §6.7 (``sin_theta_bound_yws``, ``residual_bound``, ``subspace_bound`` and the
-non-theorem ``factor_free_bound``) are at the end.
+non-theorem ``factor_free_bound``) live in ``theory.davis_kahan`` and are re-exported here.
 """
 
 from __future__ import annotations
@@ -22,6 +22,13 @@ import numpy as np
 from numerics.errors import ShapeMismatchError, WindowTooSmallError
 from numerics.spectrum import Spectrum, as_gram, gram_eigenvalues, spectrum_from_gram
 from theory import registry
+from theory.davis_kahan import (  # re-exported: the bounds' one home is theory/
+    factor_free_bound,
+    hoffman_wielandt_shift,
+    residual_bound,
+    sin_theta_bound_yws,
+    subspace_bound,
+)
 
 __all__ = [
     "alpha",
@@ -81,7 +88,7 @@ def delta_lambda_norm(spec_prev: Spectrum | np.ndarray, spec_now: Spectrum | np.
     ln = np.asarray(spec_now.lam if isinstance(spec_now, Spectrum) else spec_now, dtype=np.float64)
     if lp.shape != ln.shape or lp.ndim != 1:
         raise ShapeMismatchError(f"Δλ needs two windows of the same length, got λ of shapes {lp.shape}, {ln.shape}")
-    return float(np.linalg.norm(ln - lp))
+    return hoffman_wielandt_shift(lp, ln)
 
 
 # ----- α variants ------------------------------------------------------------------------------------------
@@ -223,42 +230,3 @@ def alpha(G_ext: np.ndarray, variant: str | None = None, **kw: Any) -> np.ndarra
     (``C`` for the dk_* variants, ``odd_row`` for ``half``).
     """
     return registry.get("alpha", variant)(G_ext, **kw)
-
-
-# ----- Davis–Kahan bounds (§3.6, §6.7) ---------------------------------------------------------------------
-
-
-def _ratio(num: float, den: float) -> float:
-    if num < 0:
-        raise ValueError(f"a norm must be ≥ 0, got {num!r}")
-    if den <= 0:
-        return math.inf
-    with np.errstate(over="ignore"):  # a gap near the float minimum: the bound is +inf, which is right
-        return float(np.float64(num) / np.float64(den))
-
-
-def sin_theta_bound_yws(E_op: float, gap: float) -> float:
-    """sin θ_j ≤ 2‖E‖_op/gap_j (Yu–Wang–Samworth 2015; a theorem). gap_j is that of the *unperturbed* matrix."""
-    return 2.0 * _ratio(E_op, gap)
-
-
-def residual_bound(residual_norm: float, lam_j: float, lam_hat_others: np.ndarray) -> float:
-    """sin θ_j ≤ ‖E v_j‖/min_{k≠j} |λ_j − λ̂_k| (residual form of the sin θ theorem; a theorem).
-
-    ``residual_norm`` = ‖E v_j‖ = ‖(Â − λ_j)v_j‖ for the unperturbed eigenpair (λ_j, v_j); ``lam_hat_others`` are
-    the eigenvalues of Â = A + E other than the j-th.
-    """
-    others = np.asarray(lam_hat_others, dtype=np.float64)
-    return _ratio(residual_norm, float(np.min(np.abs(lam_j - others))) if others.size else math.inf)
-
-
-def subspace_bound(E_op: float, E_F: float, k: int, lam_k: float, lam_k1: float) -> float:
-    """‖sin Θ(V_{1:k}, V̂_{1:k})‖_F ≤ 2·min(√k‖E‖_op, ‖E‖_F)/(λ_k − λ_{k+1}) (Yu–Wang–Samworth; a theorem)."""
-    return 2.0 * _ratio(min(math.sqrt(k) * E_op, E_F), lam_k - lam_k1)
-
-
-def factor_free_bound(E_norm: float, gap: float) -> float:
-    """‖E‖/gap_j, the bound as the thesis quotes it (Thm 9.1, [C]). **Not a theorem**: it fails on about 0.2 % of
-    random instances, all with ‖E‖_op/gap ∈ (0.3, 1) (§3.6). Valid only to first order, ‖E‖ ≪ gap_j.
-    """
-    return _ratio(E_norm, gap)

@@ -40,3 +40,20 @@ Kdot_norm = sp.Symbol("Kdot", nonnegative=True)  # ‖K̇‖ (NTK change rate)
 alpha = sp.Symbol("alpha", nonnegative=True)  # stability coefficient α_j
 gap_lambda = sp.Symbol("gap_lambda", positive=True)  # gap_j in λ units
 Delta_s = sp.Symbol("Delta_s", positive=True, integer=True)  # optimizer steps per checkpoint interval
+
+# Initial values (signal-strength flow, normal form)
+d0 = sp.Symbol("d_0", positive=True)  # d_j(0) (σ units)
+g0 = sp.Symbol("g_0", positive=True)  # g(0) (σ units)
+
+# Eq. (38) quantities the sources never define ([S], spec §1.5)
+S_mode = sp.Symbol("S", real=True)  # "conservative mode coupling" S_j
+N_mode = sp.Symbol("N", real=True)  # noise / injection factor N_j
+G_eff = sp.Symbol("G_eff", real=True)  # effective gradient projection G^eff_j
+
+# Train / validation gradient projections G_j^tr, G_j^val (loss decomposition, spec §3.7)
+G_tr = sp.Symbol("G_tr", real=True)
+G_val = sp.Symbol("G_val", real=True)
+
+# Gram eigenvalues of the gap pair (λ = σ² units) and a perturbation size
+lam1, lam2 = sp.symbols("lambda_1 lambda_2", positive=True)  # λ_{k*}, λ_{k*+1}
+epsilon = sp.Symbol("epsilon", real=True)  # perturbation parameter ε in G + εE

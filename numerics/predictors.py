@@ -1,0 +1,341 @@
+"""Predictors: the theory's formulas evaluated on measured per-checkpoint inputs (d, h, G, ‖ΔG‖, α, …).
+
+Every formula comes from a sympy export of ``theory/`` through ``numerics.compile.compile_expr``; nothing is re-typed
+here. Inputs are measurements: d_j = σ_j from the window spectrum (σ units, ``numerics.spectrum``), h_j = v_jᵀHv_j
+and G_j = ⟨∇L, v_j⟩ from ``numerics.probes``, ‖ΔG‖_F from the extended Gram (σ² units), α_j from
+``numerics.stability``.
+
+Units of time [spec §7.2, S]: the theory's t counts optimizer steps and η is the per-step learning rate. Checkpoint
+data are differences over Δs steps, so every predictor takes ``delta_s`` and uses η_eff = η·Δs
+(``theory.adiabatic.effective_eta``, a quasi-static approximation); rates are then per checkpoint interval and
+integration times are in checkpoint intervals. ``delta_s=1`` is the per-step reading.
+
+Mode indexing: arrays d, h, G carry modes on their last axis, mode j = 1 at index 0 (descending σ); k* is
+1-indexed as everywhere in the package (``theory.kstar``), so the gap pair (k*, k*+1) is indices (k*−1, k*).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import sympy as sp
+import torch
+from scipy.integrate import solve_ivp
+
+from numerics.compile import Backend, compile_expr
+from numerics.errors import ShapeMismatchError, SpectralEdgeError
+from theory import adiabatic as _adiabatic
+from theory import gap_flow as _gap_flow
+from theory import loss_decomposition as _loss
+from theory import normal_form as _normal_form
+from theory import signal_flow as _signal_flow
+from theory.symbols import d0 as _d0
+from theory.symbols import t as _t
+
+__all__ = [
+    "GapIntegration",
+    "ModeIntegration",
+    "adiabatic",
+    "integrate_gap",
+    "integrate_modes",
+    "integrate_normal_form",
+    "mode_loss_contributions",
+    "normal_form_prediction",
+    "predict_gap_rate",
+    "predict_mode_rates",
+]
+
+Array = Any  # numpy array-like or torch tensor, per the backend
+
+
+# --- helpers -------------------------------------------------------------------------------------------------------
+
+
+def _eta_eff(eta: Any, delta_s: Any) -> Any:
+    """η·Δs via ``theory.adiabatic.effective_eta`` (spec §7.2 [S]); plain numbers and arrays pass through."""
+    return _adiabatic.effective_eta(eta, delta_s)
+
+
+def _pair(x: Array, kstar: Any, what: str) -> tuple[Array, Array]:
+    """(x_{k*}, x_{k*+1}) along the last axis, k* 1-indexed (an int or an integer array of the leading shape)."""
+    n = x.shape[-1]
+    if isinstance(x, torch.Tensor):
+        k = torch.as_tensor(kstar, device=x.device).long()
+        if torch.any(k < 1) or torch.any(k + 1 > n):
+            raise SpectralEdgeError(f"k* must be in [1, {n - 1}] for {n} modes of {what}, got {kstar}")
+        if k.dim() == 0:
+            return x[..., k - 1], x[..., k]
+        idx = (k - 1).unsqueeze(-1).expand(*x.shape[:-1], 1)
+        return x.gather(-1, idx).squeeze(-1), x.gather(-1, idx + 1).squeeze(-1)
+    k = np.asarray(kstar)
+    if not np.issubdtype(k.dtype, np.integer):
+        raise SpectralEdgeError(f"k* must be an integer (1-indexed), got {kstar!r}")
+    if np.any(k < 1) or np.any(k + 1 > n):
+        raise SpectralEdgeError(f"k* must be in [1, {n - 1}] for {n} modes of {what}, got {kstar}")
+    if k.ndim == 0:
+        return x[..., int(k) - 1], x[..., int(k)]
+    idx = np.broadcast_to((k - 1)[..., None], (*x.shape[:-1], 1))
+    return np.take_along_axis(x, idx, -1)[..., 0], np.take_along_axis(x, idx + 1, -1)[..., 0]
+
+
+def _as_modes(backend: Backend, **arrays: Any) -> dict[str, Array]:
+    """Convert to float64 numpy (or tensors for torch) and check that the mode axes agree."""
+    if backend == "torch":
+        out = {k: v if isinstance(v, torch.Tensor) else torch.as_tensor(v, dtype=torch.float64)
+               for k, v in arrays.items()}
+    else:
+        out = {k: np.asarray(v, dtype=np.float64) for k, v in arrays.items()}
+    shapes = {k: tuple(v.shape) for k, v in out.items()}
+    if any(len(s) == 0 for s in shapes.values()) or len({s[-1] for s in shapes.values()}) != 1:
+        raise ShapeMismatchError(f"per-mode inputs need the same number of modes on their last axis, got {shapes}")
+    return out
+
+
+# --- rates ---------------------------------------------------------------------------------------------------------
+
+
+def predict_mode_rates(d: Array, h: Array, G: Array, eta: Any, omega: Any, W: Any, delta_s: Any = 1,
+                       backend: Backend = "numpy") -> Array:
+    """ḋ_j = −η(h_j+ω)d_j + ηW G_j²/d_j for every mode (flow (F), ``theory.signal_flow.FLOW_RHS``, spec §3.3 [C]).
+
+    d in σ units; the rate is in σ per checkpoint interval with η → η·Δs (per optimizer step for Δs = 1).
+    """
+    m = _as_modes(backend, d=d, h=h, G=G)
+    f = compile_expr(_signal_flow.FLOW_RHS, _signal_flow.FLOW_ARGS, backend)
+    return f(m["d"], m["h"], m["G"], _eta_eff(eta, delta_s), omega, W)
+
+
+def predict_gap_rate(d: Array, h: Array, G: Array, kstar: Any, eta: Any, omega: Any, W: Any, delta_s: Any = 1,
+                     backend: Backend = "numpy") -> dict[str, Array]:
+    """Predicted dg/dt at the gap (k*, k*+1) and its three terms (Thm 14.2, ``theory.gap_flow``, spec §3.4 [C]).
+
+        ġ = −η(h₁−h₂)d̄ − η(h̄+ω)g + ηW(G₁²/d₁ − G₂²/d₂),   1 = k*, 2 = k*+1
+
+    ``d, h, G``: per-mode arrays (modes on the last axis, leading axes e.g. checkpoints), ``kstar`` 1-indexed (int,
+    or one per leading index). η → η_eff = η·Δs: with checkpoint data every rate is σ per checkpoint interval.
+    Returns {"rate", "curvature_asymmetry", "damping", "gradient_driving", "g", "eta_eff"}; "rate" is the sum of
+    the three terms and equals ḋ_{k*} − ḋ_{k*+1} of ``predict_mode_rates`` exactly.
+    """
+    m = _as_modes(backend, d=d, h=h, G=G)
+    (d1, d2), (h1, h2), (G1, G2) = (_pair(m[k], kstar, k) for k in ("d", "h", "G"))
+    exprs = {**_gap_flow.GAP_FLOW_TERMS, "rate": _gap_flow.GAP_FLOW_RHS}
+    eta_eff = _eta_eff(eta, delta_s)
+    out = compile_expr(exprs, _gap_flow.GAP_FLOW_ARGS, backend)(d1, d2, h1, h2, G1, G2, eta_eff, omega, W)
+    return {**out, "g": d1 - d2, "eta_eff": eta_eff}
+
+
+# --- forward integration -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ModeIntegration:
+    """d_j(t) under (F) from a measured state: ``t`` (n_t,) in checkpoint intervals (steps for Δs = 1), ``d``
+    (n_modes, n_t) in σ units. ``success``/``message`` from ``solve_ivp``; ``t`` ends early if a mode hit 0."""
+
+    t: np.ndarray
+    d: np.ndarray
+    success: bool
+    message: str
+
+
+@dataclass(frozen=True)
+class GapIntegration:
+    """The gap pair under (F): g(t) = d_{k*} − d_{k*+1} and d̄(t) (σ units), ``t`` in checkpoint intervals.
+
+    ``crossing_time``: the first t with g = 0 (a level crossing, k* relabels; (F) has no level repulsion), else
+    None. The integration stops there.
+    """
+
+    t: np.ndarray
+    g: np.ndarray
+    d_bar: np.ndarray
+    crossing_time: float | None
+    success: bool
+    message: str
+
+
+def _solve(rhs: Any, y0: np.ndarray, t_span: tuple[float, float], t_eval: Sequence[float] | None, events: Any,
+           method: str, rtol: float, atol: float) -> Any:
+    sol = solve_ivp(rhs, t_span, y0, t_eval=None if t_eval is None else np.asarray(t_eval, dtype=np.float64),
+                    events=events, method=method, rtol=rtol, atol=atol, vectorized=False)
+    return sol
+
+
+def integrate_modes(d0: Array, h: Array, G: Array, eta: float, omega: float, W: float,
+                    t_span: tuple[float, float], *, t_eval: Sequence[float] | None = None, delta_s: float = 1,
+                    method: str = "RK45", rtol: float = 1e-9, atol: float = 1e-12) -> ModeIntegration:
+    """Integrate (F), ḋ_j = −η(h_j+ω)d_j + ηW G_j²/d_j, from d(t₀) = d0 with h, G frozen at their measured values.
+
+    ``scipy.integrate.solve_ivp`` on the compiled ``theory.signal_flow.FLOW_RHS`` (spec §3.3 [C]); η → η·Δs, so
+    ``t_span``/``t_eval`` are in checkpoint intervals (optimizer steps for Δs = 1). d in σ units. The closed form
+    of the squared flow (``theory.signal_flow.closed_form_d_squared``) is the check (tests).
+    """
+    m = _as_modes("numpy", d=d0, h=h, G=G)
+    if any(v.ndim != 1 for v in m.values()):
+        raise ShapeMismatchError("integrate_modes takes 1-D per-mode arrays d0, h, G (one state)")
+    if np.any(m["d"] <= 0):
+        raise SpectralEdgeError(f"signal strengths must be > 0 (singular values), got d0 = {m['d']}")
+    f = compile_expr(_signal_flow.FLOW_RHS, _signal_flow.FLOW_ARGS, "numpy")
+    eta_eff = float(_eta_eff(eta, delta_s))
+
+    def rhs(_t: float, y: np.ndarray) -> np.ndarray:
+        return f(y, m["h"], m["G"], eta_eff, omega, W)
+
+    def hits_zero(_t: float, y: np.ndarray) -> float:
+        return float(np.min(y))  # (F) is singular at d = 0: stop rather than step through it
+
+    hits_zero.terminal = True  # type: ignore[attr-defined]
+    sol = _solve(rhs, m["d"], t_span, t_eval, hits_zero, method, rtol, atol)
+    return ModeIntegration(t=sol.t, d=sol.y, success=bool(sol.success), message=str(sol.message))
+
+
+def integrate_gap(d: Array, h: Array, G: Array, kstar: int, eta: float, omega: float, W: float,
+                  t_span: tuple[float, float], *, t_eval: Sequence[float] | None = None, delta_s: float = 1,
+                  method: str = "RK45", rtol: float = 1e-9, atol: float = 1e-12) -> GapIntegration:
+    """Forward-integrate the gap flow (Thm 14.2) from a measured spectrum: the pair (k*, k*+1) under (F).
+
+    Thm 14.2 is not closed in g (it involves d̄), and it is *exactly* ḋ_{k*} − ḋ_{k*+1} of (F) (spec §3.4 [R]), so
+    the pair's two modes are integrated (``integrate_modes``) and g = d₁ − d₂, d̄ = (d₁ + d₂)/2 reported. h, G are
+    frozen at their measured values; η → η·Δs (t in checkpoint intervals). Stops at a level crossing (g = 0).
+    """
+    m = _as_modes("numpy", d=d, h=h, G=G)
+    if any(v.ndim != 1 for v in m.values()):
+        raise ShapeMismatchError("integrate_gap takes 1-D per-mode arrays d, h, G (one spectrum)")
+    pair = {k: np.array(_pair(v, int(kstar), k)) for k, v in m.items()}
+    if pair["d"][0] <= pair["d"][1] or pair["d"][1] <= 0:
+        raise SpectralEdgeError(f"need d_k* > d_k*+1 > 0 at the start, got {pair['d']}")
+    f = compile_expr(_signal_flow.FLOW_RHS, _signal_flow.FLOW_ARGS, "numpy")
+    eta_eff = float(_eta_eff(eta, delta_s))
+
+    def rhs(_t: float, y: np.ndarray) -> np.ndarray:
+        return f(y, pair["h"], pair["G"], eta_eff, omega, W)
+
+    def crossing(_t: float, y: np.ndarray) -> float:
+        return float(y[0] - y[1])
+
+    crossing.terminal = True  # type: ignore[attr-defined]
+    crossing.direction = -1  # type: ignore[attr-defined]
+    sol = _solve(rhs, pair["d"], t_span, t_eval, crossing, method, rtol, atol)
+    hit = sol.t_events[0]
+    return GapIntegration(t=sol.t, g=sol.y[0] - sol.y[1], d_bar=(sol.y[0] + sol.y[1]) / 2,
+                          crossing_time=float(hit[0]) if len(hit) else None, success=bool(sol.success),
+                          message=str(sol.message))
+
+
+# --- near-collapse normal form -------------------------------------------------------------------------------------
+
+
+def normal_form_prediction(d: Array, h: Array, G: Array, kstar: int, eta: float, omega: float, W: float,
+                           rho: float = 0.0, delta_s: float = 1) -> dict[str, Any]:
+    """Coefficients, equilibrium and regime of ġ = c − κg + ρ/g at the gap (Prop 14.4, ``theory.normal_form``).
+
+    c = ``C_AT_COLLAPSE`` (Thm 14.2's g-independent part at d₁ = d₂ = d̄, σ per interval), κ = ``KAPPA`` = η(h̄+ω)
+    (per interval), ρ ≥ 0 the level-repulsion strength (σ² per interval; measured elsewhere, ``theory.dyson``).
+    Returns {"c", "kappa", "rho", "g_star" (``G_STAR`` = c/κ, meaningful for c > 0), "g_plus" (``G_PLUS``),
+    "regime" (``classify_normal_form``), "g"}; η → η·Δs. Source: [C] statement, [R] normal form (spec §3.5).
+    """
+    m = _as_modes("numpy", d=d, h=h, G=G)
+    (d1, d2), (h1, h2), (G1, G2) = (_pair(m[k], int(kstar), k) for k in ("d", "h", "G"))
+    eta_eff = _eta_eff(eta, delta_s)
+    c_val = float(compile_expr(_normal_form.C_AT_COLLAPSE, _normal_form.C_ARGS, "numpy")(
+        d1, d2, h1, h2, G1, G2, eta_eff, omega, W))
+    kappa_val = float(compile_expr(_normal_form.KAPPA, _normal_form.KAPPA_ARGS, "numpy")(h1, h2, eta_eff, omega))
+    g_now = float(d1 - d2)
+    eq = compile_expr({"g_star": _normal_form.G_STAR, "g_plus": _normal_form.G_PLUS}, _normal_form.NORMAL_FORM_ARGS,
+                      "numpy")(g_now, c_val, kappa_val, rho)
+    try:
+        regime = _normal_form.classify_normal_form(c_val, kappa_val, rho)
+    except ValueError as exc:  # κ ≤ 0 (no damping) or the marginal c = ρ = 0: no regime, say why
+        regime = f"undefined: {exc}"
+    return {"c": c_val, "kappa": kappa_val, "rho": float(rho), "g_star": float(eq["g_star"]),
+            "g_plus": float(eq["g_plus"]), "regime": regime, "g": g_now}
+
+
+def integrate_normal_form(g0: float, c: float, kappa: float, rho: float, t_span: tuple[float, float], *,
+                          t_eval: Sequence[float] | None = None, method: str = "RK45", rtol: float = 1e-9,
+                          atol: float = 1e-12) -> GapIntegration:
+    """Integrate ġ = c − κg + ρ/g (``theory.normal_form.NORMAL_FORM_RHS``, spec §3.5 [R]) from g(t₀) = g0 > 0.
+
+    c, κ, ρ in the units of ``normal_form_prediction`` (t in the same intervals). Stops if g reaches 0
+    (finite-time collapse for ρ = 0, c < 0); ``d_bar`` is NaN (the normal form does not track it).
+    """
+    if g0 <= 0:
+        raise SpectralEdgeError(f"the normal form starts from a positive gap, got g0 = {g0}")
+    f = compile_expr(_normal_form.NORMAL_FORM_RHS, _normal_form.NORMAL_FORM_ARGS, "numpy")
+
+    def rhs(_t: float, y: np.ndarray) -> np.ndarray:
+        return np.atleast_1d(f(y[0], c, kappa, rho))
+
+    def collapse(_t: float, y: np.ndarray) -> float:
+        return float(y[0])
+
+    collapse.terminal = True  # type: ignore[attr-defined]
+    collapse.direction = -1  # type: ignore[attr-defined]
+    sol = _solve(rhs, np.array([float(g0)]), t_span, t_eval, collapse, method, rtol, atol)
+    hit = sol.t_events[0]
+    return GapIntegration(t=sol.t, g=sol.y[0], d_bar=np.full_like(sol.t, np.nan),
+                          crossing_time=float(hit[0]) if len(hit) else None, success=bool(sol.success),
+                          message=str(sol.message))
+
+
+# --- adiabatic parameter -------------------------------------------------------------------------------------------
+
+
+def adiabatic(dG_norm: Array, g: Array, eta: Any, delta_s: Any = 1,
+              form: Literal["deltaG", "kdot"] = "deltaG") -> tuple[np.ndarray, np.ndarray]:
+    """(A, regime) with A = ‖ΔG‖_F/(η g²) (``form="deltaG"``, ``theory.adiabatic.A_DELTA_G``) or ‖K̇‖/(η g²)
+    (``form="kdot"``, ``A_KDOT``; then ``dG_norm`` is ‖K̇‖), spec §1.6 [A].
+
+    Units: ‖ΔG‖_F in σ² (Gram) units, g in σ units, η → η·Δs when ΔG is a change over one checkpoint interval (the
+    sources do not say which, [S]). ``regime`` is ``theory.adiabatic.regime`` per element ("plateau", "transition",
+    "forgetting" for A ≪ 1, ~ 1, ≫ 1). Arrays broadcast; returns float64 A and an object/str array of regimes.
+    """
+    exprs = {"deltaG": _adiabatic.A_DELTA_G, "kdot": _adiabatic.A_KDOT}
+    if form not in exprs:
+        raise SpectralEdgeError(f"form must be 'deltaG' or 'kdot', got {form!r}")
+    expr = exprs[form]
+    args = _adiabatic_args(expr)
+    values = {"norm": dG_norm, "g": g, "eta": _eta_eff(eta, delta_s)}
+    A = compile_expr(expr, [s for s, _ in args], "numpy")(*(values[k] for _, k in args))
+    regimes = np.vectorize(_adiabatic.regime, otypes=[object])(A)
+    return A, regimes
+
+
+def _adiabatic_args(expr: sp.Expr) -> list[tuple[sp.Symbol, str]]:
+    """The argument symbols of an A formula in (norm, g, η) order, read from ``theory.symbols``."""
+    from theory import symbols as S
+
+    norm = S.dG_norm if S.dG_norm in expr.free_symbols else S.Kdot_norm
+    return [(norm, "norm"), (S.g, "g"), (S.eta, "eta")]
+
+
+# --- loss decomposition --------------------------------------------------------------------------------------------
+
+
+def mode_loss_contributions(alpha: Array, G_tr: Array, G_val: Array, eta: Any, W: Any, delta_s: Any = 1,
+                            backend: Backend = "numpy") -> Array:
+    """Per-mode first-order validation-loss change −ηW·α_j·G_j^tr·G_j^val (spec §3.7 [P operational, R derivation]).
+
+    ``theory.loss_decomposition.MODE_LOSS_CONTRIBUTION`` evaluated per mode (arrays broadcast; modes on the last
+    axis). Negative = mode j reduces the validation loss. Units: loss per window (η → η·Δs for checkpoint
+    windows). The exact constant and the cross terms are [S].
+    """
+    m = _as_modes(backend, alpha=alpha, G_tr=G_tr, G_val=G_val)
+    values = {"alpha": m["alpha"], "G_tr": m["G_tr"], "G_val": m["G_val"], "eta": _eta_eff(eta, delta_s), "W": W}
+    f = compile_expr(_loss.MODE_LOSS_CONTRIBUTION, _loss.MODE_LOSS_ARGS, backend)
+    return f(*(values[str(s)] for s in _loss.MODE_LOSS_ARGS))
+
+
+# closed form used by tests and by callers comparing integrations: compiled once, exported for reuse.
+def closed_form_d_squared(d0: Array, h: Array, G: Array, eta: float, omega: float, W: float, t: Array,
+                          delta_s: float = 1) -> np.ndarray:
+    """d²(t) = d*² + (d0² − d*²)e^{−2η(h+ω)t} (``theory.signal_flow.closed_form_d_squared``, spec §3.3 [R]).
+
+    σ² units; t in checkpoint intervals with η → η·Δs. Broadcasts (e.g. d0, h, G (n,) with t (n_t, 1)).
+    """
+    expr = _signal_flow.closed_form_d_squared(_d0)
+    f = compile_expr(expr, (_d0, *_signal_flow.FLOW_ARGS[1:], _t), "numpy")
+    return f(d0, h, G, _eta_eff(eta, delta_s), omega, W, t)
