@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
-import sympy as sp
 import torch
 from scipy.integrate import solve_ivp
 
@@ -32,13 +31,13 @@ from theory import gap_flow as _gap_flow
 from theory import loss_decomposition as _loss
 from theory import normal_form as _normal_form
 from theory import signal_flow as _signal_flow
-from theory.symbols import d0 as _d0
-from theory.symbols import t as _t
+from theory import symbols as S
 
 __all__ = [
     "GapIntegration",
     "ModeIntegration",
     "adiabatic",
+    "closed_form_d_squared",
     "integrate_gap",
     "integrate_modes",
     "integrate_normal_form",
@@ -54,9 +53,19 @@ Array = Any  # numpy array-like or torch tensor, per the backend
 # --- helpers -------------------------------------------------------------------------------------------------------
 
 
-def _eta_eff(eta: Any, delta_s: Any) -> Any:
-    """η·Δs via ``theory.adiabatic.effective_eta`` (spec §7.2 [S]); plain numbers and arrays pass through."""
-    return _adiabatic.effective_eta(eta, delta_s)
+def _eta_eff(eta: Any, delta_s: Any, backend: Backend = "numpy") -> Any:
+    """η_eff = η·Δs (``theory.adiabatic``, spec §7.2 [S]).
+
+    Scalars go through ``effective_eta`` (which checks η > 0, Δs ≥ 1); arrays and tensors (e.g. an η that carries
+    autograd) through the compiled ``ETA_EFFECTIVE``, so no float() conversion breaks broadcasting or gradients.
+    """
+    if np.ndim(eta) == 0 and np.ndim(delta_s) == 0 and not isinstance(eta, torch.Tensor) \
+            and not isinstance(delta_s, torch.Tensor):
+        try:
+            return _adiabatic.effective_eta(eta, delta_s)
+        except ValueError as exc:
+            raise SpectralEdgeError(str(exc)) from exc
+    return compile_expr(_adiabatic.ETA_EFFECTIVE, (S.eta, S.Delta_s), backend)(eta, delta_s)
 
 
 def _pair(x: Array, kstar: Any, what: str) -> tuple[Array, Array]:
@@ -105,7 +114,7 @@ def predict_mode_rates(d: Array, h: Array, G: Array, eta: Any, omega: Any, W: An
     """
     m = _as_modes(backend, d=d, h=h, G=G)
     f = compile_expr(_signal_flow.FLOW_RHS, _signal_flow.FLOW_ARGS, backend)
-    return f(m["d"], m["h"], m["G"], _eta_eff(eta, delta_s), omega, W)
+    return f(m["d"], m["h"], m["G"], _eta_eff(eta, delta_s, backend), omega, W)
 
 
 def predict_gap_rate(d: Array, h: Array, G: Array, kstar: Any, eta: Any, omega: Any, W: Any, delta_s: Any = 1,
@@ -122,7 +131,7 @@ def predict_gap_rate(d: Array, h: Array, G: Array, kstar: Any, eta: Any, omega: 
     m = _as_modes(backend, d=d, h=h, G=G)
     (d1, d2), (h1, h2), (G1, G2) = (_pair(m[k], kstar, k) for k in ("d", "h", "G"))
     exprs = {**_gap_flow.GAP_FLOW_TERMS, "rate": _gap_flow.GAP_FLOW_RHS}
-    eta_eff = _eta_eff(eta, delta_s)
+    eta_eff = _eta_eff(eta, delta_s, backend)
     out = compile_expr(exprs, _gap_flow.GAP_FLOW_ARGS, backend)(d1, d2, h1, h2, G1, G2, eta_eff, omega, W)
     return {**out, "g": d1 - d2, "eta_eff": eta_eff}
 
@@ -159,9 +168,8 @@ class GapIntegration:
 
 def _solve(rhs: Any, y0: np.ndarray, t_span: tuple[float, float], t_eval: Sequence[float] | None, events: Any,
            method: str, rtol: float, atol: float) -> Any:
-    sol = solve_ivp(rhs, t_span, y0, t_eval=None if t_eval is None else np.asarray(t_eval, dtype=np.float64),
-                    events=events, method=method, rtol=rtol, atol=atol, vectorized=False)
-    return sol
+    return solve_ivp(rhs, t_span, y0, t_eval=None if t_eval is None else np.asarray(t_eval, dtype=np.float64),
+                     events=events, method=method, rtol=rtol, atol=atol)
 
 
 def integrate_modes(d0: Array, h: Array, G: Array, eta: float, omega: float, W: float,
@@ -284,32 +292,32 @@ def integrate_normal_form(g0: float, c: float, kappa: float, rho: float, t_span:
 # --- adiabatic parameter -------------------------------------------------------------------------------------------
 
 
-def adiabatic(dG_norm: Array, g: Array, eta: Any, delta_s: Any = 1,
-              form: Literal["deltaG", "kdot"] = "deltaG") -> tuple[np.ndarray, np.ndarray]:
-    """(A, regime) with A = ‖ΔG‖_F/(η g²) (``form="deltaG"``, ``theory.adiabatic.A_DELTA_G``) or ‖K̇‖/(η g²)
-    (``form="kdot"``, ``A_KDOT``; then ``dG_norm`` is ‖K̇‖), spec §1.6 [A].
+def adiabatic(dG_norm: Array, g: Array, eta: Any, delta_s: Any = 1, form: Literal["deltaG", "kdot"] = "deltaG", *,
+              thresholds: tuple[float, float] = (0.1, 10.0)) -> tuple[np.ndarray, np.ndarray]:
+    """(A, regime) with A = ‖ΔG‖_F/(η g²) (``form="deltaG"``, ``theory.adiabatic.A_DELTA_G``, the default) or
+    A = ‖K̇‖/(η g²) (``form="kdot"``, ``A_KDOT``; then the first argument is ‖K̇‖), spec §1.6 [A].
 
-    Units: ‖ΔG‖_F in σ² (Gram) units, g in σ units, η → η·Δs when ΔG is a change over one checkpoint interval (the
-    sources do not say which, [S]). ``regime`` is ``theory.adiabatic.regime`` per element ("plateau", "transition",
-    "forgetting" for A ≪ 1, ~ 1, ≫ 1). Arrays broadcast; returns float64 A and an object/str array of regimes.
+    Units: ‖ΔG‖_F in σ² (Gram) units, g in σ units, η per optimizer step; η → η·Δs when ΔG spans a checkpoint
+    interval of Δs steps ([S]: the sources do not say; this divides A by Δs). ``regime`` is
+    ``theory.adiabatic.regime`` per element: "plateau" (A < low), "transition", "forgetting" (A > high), with
+    ``thresholds = (low, high)`` ([S], default one decade either side of 1). Arrays broadcast. As in
+    ``theory.adiabatic.a_delta_g``, g = 0 gives A = inf (0 if the norm is 0 too).
     """
-    exprs = {"deltaG": _adiabatic.A_DELTA_G, "kdot": _adiabatic.A_KDOT}
-    if form not in exprs:
+    forms = {"deltaG": (_adiabatic.A_DELTA_G, _adiabatic.ARGS),
+             "kdot": (_adiabatic.A_KDOT, (S.Kdot_norm, *_adiabatic.ARGS[1:]))}
+    if form not in forms:
         raise SpectralEdgeError(f"form must be 'deltaG' or 'kdot', got {form!r}")
-    expr = exprs[form]
-    args = _adiabatic_args(expr)
-    values = {"norm": dG_norm, "g": g, "eta": _eta_eff(eta, delta_s)}
-    A = compile_expr(expr, [s for s, _ in args], "numpy")(*(values[k] for _, k in args))
-    regimes = np.vectorize(_adiabatic.regime, otypes=[object])(A)
+    expr, args = forms[form]
+    norm, gap = np.asarray(dG_norm, dtype=np.float64), np.asarray(g, dtype=np.float64)
+    if np.any(norm < 0) or np.any(gap < 0):
+        raise SpectralEdgeError(f"the norm and g must be ≥ 0, got norm={dG_norm!r}, g={g!r}")
+    values = {args[0]: norm, S.eta: _eta_eff(eta, delta_s), S.g: gap}
+    with np.errstate(divide="ignore", invalid="ignore"):  # g = 0 is a legitimate (collapsed) measurement
+        A = compile_expr(expr, args, "numpy")(*(values[a] for a in args))
+    A = np.where((gap == 0) & (norm == 0), 0.0, A)
+    low, high = thresholds
+    regimes = np.vectorize(lambda a: _adiabatic.regime(a, low, high), otypes=[object])(A)
     return A, regimes
-
-
-def _adiabatic_args(expr: sp.Expr) -> list[tuple[sp.Symbol, str]]:
-    """The argument symbols of an A formula in (norm, g, η) order, read from ``theory.symbols``."""
-    from theory import symbols as S
-
-    norm = S.dG_norm if S.dG_norm in expr.free_symbols else S.Kdot_norm
-    return [(norm, "norm"), (S.g, "g"), (S.eta, "eta")]
 
 
 # --- loss decomposition --------------------------------------------------------------------------------------------
@@ -324,18 +332,21 @@ def mode_loss_contributions(alpha: Array, G_tr: Array, G_val: Array, eta: Any, W
     windows). The exact constant and the cross terms are [S].
     """
     m = _as_modes(backend, alpha=alpha, G_tr=G_tr, G_val=G_val)
-    values = {"alpha": m["alpha"], "G_tr": m["G_tr"], "G_val": m["G_val"], "eta": _eta_eff(eta, delta_s), "W": W}
+    values = {S.alpha: m["alpha"], S.G_tr: m["G_tr"], S.G_val: m["G_val"], S.eta: _eta_eff(eta, delta_s, backend),
+              S.W: W}
     f = compile_expr(_loss.MODE_LOSS_CONTRIBUTION, _loss.MODE_LOSS_ARGS, backend)
-    return f(*(values[str(s)] for s in _loss.MODE_LOSS_ARGS))
+    return f(*(values[a] for a in _loss.MODE_LOSS_ARGS))
 
 
-# closed form used by tests and by callers comparing integrations: compiled once, exported for reuse.
+# --- closed form ---------------------------------------------------------------------------------------------------
+
+
 def closed_form_d_squared(d0: Array, h: Array, G: Array, eta: float, omega: float, W: float, t: Array,
                           delta_s: float = 1) -> np.ndarray:
     """d²(t) = d*² + (d0² − d*²)e^{−2η(h+ω)t} (``theory.signal_flow.closed_form_d_squared``, spec §3.3 [R]).
 
     σ² units; t in checkpoint intervals with η → η·Δs. Broadcasts (e.g. d0, h, G (n,) with t (n_t, 1)).
     """
-    expr = _signal_flow.closed_form_d_squared(_d0)
-    f = compile_expr(expr, (_d0, *_signal_flow.FLOW_ARGS[1:], _t), "numpy")
+    expr = _signal_flow.closed_form_d_squared(S.d0)
+    f = compile_expr(expr, (S.d0, *_signal_flow.FLOW_ARGS[1:], S.t), "numpy")
     return f(d0, h, G, _eta_eff(eta, delta_s), omega, W, t)

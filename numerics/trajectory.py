@@ -19,9 +19,11 @@ group)`` the reader keeps the last record written, so steps re-run after a resum
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import warnings
+import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +33,7 @@ import numpy as np
 
 from numerics.errors import TrajectoryError
 
-__all__ = ["SCHEMA", "SCHEMA_VERSION", "Trajectory", "TrajectoryWriter", "read_trajectory"]
+__all__ = ["SCHEMA", "SCHEMA_VERSION", "Trajectory", "TrajectoryWriter", "compress_trajectory", "read_trajectory"]
 
 SCHEMA = "spectral-edge/trajectory"
 SCHEMA_VERSION = 1
@@ -178,7 +180,9 @@ def read_trajectory(path: str | os.PathLike[str]) -> Trajectory:
         raise TrajectoryError(f"trajectory file not found: {p}")
     try:
         raw = p.read_bytes()
-    except OSError as exc:
+        if p.suffix == ".gz":  # finished runs are stored compressed (verify/runs/)
+            raw = gzip.decompress(raw)
+    except (OSError, EOFError, zlib.error) as exc:
         raise TrajectoryError(f"cannot read trajectory file {p}: {exc}") from exc
     if not raw.strip():
         raise TrajectoryError(f"trajectory file is empty: {p}")
@@ -219,3 +223,18 @@ def read_trajectory(path: str | os.PathLike[str]) -> Trajectory:
             raise TrajectoryError(f"{p}: line {i} is not a trajectory record (needs 'type' and 'step')")
         records.append(rec)
     return Trajectory(path=p, header=header, records=_dedupe(records), truncated=truncated)
+
+
+def compress_trajectory(path: str | os.PathLike[str], *, remove: bool = True) -> Path:
+    """Validate a finished trajectory, write ``<path>.gz`` atomically, and remove the plain file.
+
+    Stored runs (``verify/runs/``) are kept compressed: the JSON text of spectra compresses about 4x.
+    """
+    from numerics.atomic import atomic_write_bytes
+
+    p = Path(path)
+    read_trajectory(p)  # never archive a corrupt file
+    target = atomic_write_bytes(p.with_name(p.name + ".gz"), gzip.compress(p.read_bytes(), mtime=0))
+    if remove:
+        p.unlink()
+    return target

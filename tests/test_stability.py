@@ -1,12 +1,13 @@
-"""Stability coefficients and Davis–Kahan bounds (numerics/stability.py) against explicit P-space computations."""
+"""Stability coefficients (numerics/stability.py) against explicit P-space computations.
+
+The Davis–Kahan bound tests live in tests/test_theory_spectral.py, with the bounds (theory/davis_kahan.py).
+"""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 from hypothesis import assume, given
-from hypothesis import strategies as st
-from hypothesis.extra import numpy as hnp
 
 from numerics.errors import NonFiniteUpdateError, ShapeMismatchError, WindowTooSmallError, ZeroWindowError
 from numerics.spectrum import spectrum_from_updates
@@ -16,10 +17,6 @@ from numerics.stability import (
     delta_C_norm,
     delta_G_norm,
     delta_lambda_norm,
-    factor_free_bound,
-    residual_bound,
-    sin_theta_bound_yws,
-    subspace_bound,
 )
 from tests.spectral_cases import windows
 from theory import registry
@@ -192,79 +189,6 @@ def test_alpha_half_and_rot_lie_in_unit_interval(X: np.ndarray) -> None:
         finite = a[~np.isnan(a)]
         assert finite.size >= 1
         assert np.all((finite >= 0) & (finite <= 1))
-
-
-# ----- Davis–Kahan bounds ----------------------------------------------------------------------------------------
-
-
-def _perturbed(lam: np.ndarray, seed: int, size: float) -> tuple[np.ndarray, np.ndarray]:
-    """A = Q diag(λ) Qᵀ and a symmetric E with ‖E‖_op = size."""
-    n = lam.size
-    rng = np.random.default_rng(seed)
-    Q = np.linalg.qr(rng.standard_normal((n, n)))[0]
-    A = (Q * lam) @ Q.T
-    E = rng.standard_normal((n, n))
-    E = (E + E.T) / 2
-    return (A + A.T) / 2, E * (size / np.linalg.norm(E, 2))
-
-
-def _eig_desc(A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    lam, V = np.linalg.eigh(A)
-    return lam[::-1], V[:, ::-1]
-
-
-@given(
-    hnp.arrays(np.float64, st.integers(2, 8), elements=st.floats(-10, 10), fill=st.nothing()),
-    st.integers(0, 2**32 - 1),
-    st.floats(1e-4, 2.0),
-)
-def test_valid_davis_kahan_forms_never_fail(lam0: np.ndarray, seed: int, t: float) -> None:
-    A, E = _perturbed(np.sort(lam0)[::-1], seed, t * (1 + np.abs(lam0).max()))
-    lam, V = _eig_desc(A)
-    lam_hat, V_hat = _eig_desc(A + E)
-    E_op, E_F = np.linalg.norm(E, 2), np.linalg.norm(E)
-    n = lam.size
-    tol = 1e-7
-    for j in range(n):
-        gap = min(abs(lam[j] - lam[k]) for k in range(n) if k != j)
-        sin = np.sqrt(max(0.0, 1 - (V[:, j] @ V_hat[:, j]) ** 2))
-        assert sin <= sin_theta_bound_yws(E_op, gap) + tol
-        others = np.delete(lam_hat, j)
-        assert sin <= residual_bound(np.linalg.norm(E @ V[:, j]), lam[j], others) + tol
-    for k in range(1, n):
-        sin_F = np.sqrt(max(0.0, k - np.linalg.norm(V[:, :k].T @ V_hat[:, :k]) ** 2))
-        assert sin_F <= subspace_bound(E_op, E_F, k, lam[k - 1], lam[k]) + tol
-
-
-def test_factor_free_bound_has_a_counterexample() -> None:
-    """sin θ ≤ ‖E‖_op/gap is not a theorem (§3.6): a seeded search over ‖E‖_op/gap ∈ (0.3, 1) must find a
-    violation within a few thousand small instances (it takes ~150 at seed 0), while the YWS form holds there."""
-    rng = np.random.default_rng(0)
-    for _ in range(5000):
-        n = int(rng.integers(2, 6))
-        lam0 = np.sort(rng.standard_normal(n))[::-1]
-        j = int(rng.integers(n))
-        gap0 = min(abs(lam0[j] - lam0[k]) for k in range(n) if k != j)
-        A, E = _perturbed(lam0, int(rng.integers(2**32)), rng.uniform(0.3, 1.0) * gap0)
-        lam, V = _eig_desc(A)
-        _, V_hat = _eig_desc(A + E)
-        gap = min(abs(lam[j] - lam[k]) for k in range(n) if k != j)
-        E_op = np.linalg.norm(E, 2)
-        sin = np.sqrt(max(0.0, 1 - (V[:, j] @ V_hat[:, j]) ** 2))
-        if sin > factor_free_bound(E_op, gap) * (1 + 1e-6):
-            assert sin <= sin_theta_bound_yws(E_op, gap)
-            return
-    pytest.fail("no counterexample to the factor-free Davis–Kahan bound in 5000 instances")
-
-
-def test_bound_values() -> None:
-    assert sin_theta_bound_yws(0.3, 1.5) == pytest.approx(0.4)
-    assert factor_free_bound(0.3, 1.5) == pytest.approx(0.2)
-    assert residual_bound(0.5, 2.0, np.array([1.0, 4.0, 3.0])) == pytest.approx(0.5)  # min |2 − λ̂| = 1
-    assert subspace_bound(1.0, 1.5, 4, 5.0, 3.0) == pytest.approx(1.5)  # 2·min(2, 1.5)/2
-    assert sin_theta_bound_yws(0.1, 0.0) == np.inf
-    with pytest.raises(ValueError, match="≥ 0"):
-        factor_free_bound(-1.0, 1.0)
 
 
 # ----- bad input ------------------------------------------------------------------------------------------------

@@ -129,3 +129,14 @@ def test_atomic_write_leaves_nothing_half_written(tmp_path):
         raise RuntimeError("crash while writing")
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["report.md"]  # no temp file left behind
+
+
+def test_compressed_round_trip_and_corrupt_gzip(tmp_path):
+    from numerics.trajectory import compress_trajectory
+
+    gz = compress_trajectory(_write_run(tmp_path / "run.jsonl"))
+    assert gz.name == "run.jsonl.gz" and not (tmp_path / "run.jsonl").exists()
+    assert len(read_trajectory(gz).evals()) == 5
+    gz.write_bytes(gz.read_bytes()[:30])
+    with pytest.raises(TrajectoryError, match="cannot read"):
+        read_trajectory(gz)

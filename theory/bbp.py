@@ -52,7 +52,8 @@ def noise_scale_nu(lam: np.ndarray, P: int) -> float:
 
     ``lam`` are the window's Gram eigenvalues λ_1 ≥ … ≥ λ_W (λ units); the bottom half (0-indexed from W//2) is
     assumed pure noise, for which λ ≈ ν²P. When the bottom half holds signal, ν is overestimated. On pure noise
-    it is slightly low: the lower half of the MP band sits below ν²P by O(ν²√(PW)).
+    it is slightly low, by the factor ≈ √(1 − (8/3π)√(W/P)) for 1 ≪ W ≪ P (λ/(ν²P) then follows a semicircle on
+    1 ± 2√(W/P), whose lower half has mean 1 − (8/3π)√(W/P)).
     """
     lam = np.asarray(lam, dtype=np.float64)
     if lam.ndim != 1 or lam.size < 1:

@@ -51,6 +51,30 @@ def train(
 
 
 @app.command()
+def sweep(
+    task: Annotated[str, typer.Argument(help="Workload: modular.")],
+    preset: Annotated[str, typer.Option(help="Preset every condition starts from.")] = "demo",
+    ops: Annotated[list[str] | None, typer.Option("--ops", help="Operations (default: all six).")] = None,
+    seeds: Annotated[list[int] | None, typer.Option("--seeds", help="Seeds (default 42 137 2024).")] = None,
+    wds: Annotated[list[float] | None, typer.Option("--wds", help="Weight decays (default 1.0 0.0).")] = None,
+    out: Annotated[Path, typer.Option(help="Output directory.")] = Path("verify/runs/modular"),
+    jobs: Annotated[int, typer.Option(help="Concurrent single-threaded runs.")] = 2,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Run op × weight decay × seed; finished runs are skipped, so re-running resumes a killed sweep."""
+    from numerics.errors import SpectralEdgeError
+    from verify.config import preset as get_preset
+    from verify.sweep import conditions, run_sweep
+    from verify.tasks.modular import OPS
+
+    if task != "modular":
+        raise SpectralEdgeError(f"unknown task {task!r}; available: modular")
+    cfgs = conditions(get_preset(preset), ops or list(OPS), seeds or [42, 137, 2024], wds or [1.0, 0.0])
+    for row in run_sweep(cfgs, out, jobs=jobs, progress=progress):
+        typer.echo(f"{row['file']}: grok step {row['grok_step']}, wall {row['wall_s']} s")
+
+
+@app.command()
 def inspect(
     trajectory: Annotated[Path, typer.Argument(help="A trajectory file (.jsonl).")],
     group: Annotated[str, typer.Option(help="Parameter group.")] = "all",

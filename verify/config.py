@@ -13,6 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from theory import registry
 from verify.tasks.modular import ModelConfig
 
 __all__ = [
@@ -45,8 +46,16 @@ class MonitorConfig(_Strict):
 
     window: int = Field(10, ge=2, description="W: number of updates δ in the rolling window")
     every: int = Field(100, ge=1, description="Δs: optimizer steps between snapshots; δ_t = θ_t − θ_{t−Δs}")
-    groups: list[str] = Field(default_factory=lambda: ["all", "attn"], min_length=1)
+    groups: list[Literal["all", "attn", "layers"]] = Field(default_factory=lambda: ["all", "attn"], min_length=1)
     kstar: str = Field("argmax", min_length=1, description="name of a registered k* variant (theory.kstar)")
+
+    @field_validator("kstar")
+    @classmethod
+    def _registered_kstar(cls, name: str) -> str:
+        known = [d.name for d in registry.variants("kstar")]
+        if name not in known:
+            raise ValueError(f"unknown k* definition {name!r}; registered: {', '.join(known)}")
+        return name
 
 
 class ModularConfig(_Strict):
