@@ -110,3 +110,51 @@ def test_errors_name_the_problem() -> None:
         compile_expr(d, [d, d], "numpy")
     with pytest.raises(SpectralEdgeError, match="takes 2 arguments"):
         compile_expr(d + h, [d, h], "numpy")(1.0)
+
+
+# --- the theory exports the predictors compile --------------------------------------------------------------------
+
+from theory import adiabatic, gap_flow, loss_decomposition, normal_form, signal_flow  # noqa: E402
+from theory import symbols as S  # noqa: E402
+
+THEORY = {
+    **{f"gap_flow.{k}": (e, gap_flow.GAP_FLOW_ARGS) for k, e in gap_flow.GAP_FLOW_TERMS.items()},
+    "gap_flow.GAP_FLOW_RHS": (gap_flow.GAP_FLOW_RHS, gap_flow.GAP_FLOW_ARGS),
+    "signal_flow.FLOW_RHS": (signal_flow.FLOW_RHS, signal_flow.FLOW_ARGS),
+    "signal_flow.FIXED_POINT": (signal_flow.FIXED_POINT, signal_flow.FLOW_ARGS),
+    "signal_flow.closed_form": (signal_flow.closed_form_d_squared(S.d0), (S.d0, *signal_flow.FLOW_ARGS[1:], S.t)),
+    "normal_form.NORMAL_FORM_RHS": (normal_form.NORMAL_FORM_RHS, normal_form.NORMAL_FORM_ARGS),
+    "normal_form.G_STAR": (normal_form.G_STAR, normal_form.NORMAL_FORM_ARGS),
+    "normal_form.G_PLUS": (normal_form.G_PLUS, normal_form.NORMAL_FORM_ARGS),
+    "normal_form.C_AT_COLLAPSE": (normal_form.C_AT_COLLAPSE, normal_form.C_ARGS),
+    "normal_form.KAPPA": (normal_form.KAPPA, normal_form.KAPPA_ARGS),
+    "adiabatic.A_DELTA_G": (adiabatic.A_DELTA_G, adiabatic.ARGS),
+    "adiabatic.A_KDOT": (adiabatic.A_KDOT, (S.Kdot_norm, *adiabatic.ARGS[1:])),
+    "adiabatic.ETA_EFFECTIVE": (adiabatic.ETA_EFFECTIVE, (S.eta, S.Delta_s)),
+    "loss_decomposition.MODE_LOSS_CONTRIBUTION": (loss_decomposition.MODE_LOSS_CONTRIBUTION,
+                                                  loss_decomposition.MODE_LOSS_ARGS),
+}
+SIGNED = {S.G, S.G1, S.G2, S.G_tr, S.G_val, S.c}  # symbols whose sign matters (Abs, G²); the rest drawn positive
+
+
+def draw(args: tuple[sp.Symbol, ...], seed: int) -> list[float]:
+    rng = np.random.default_rng(seed)
+    return [float(rng.uniform(-2.0, 2.0)) if a in SIGNED else float(rng.uniform(0.2, 3.0)) for a in args]
+
+
+@settings(max_examples=5)
+@given(st.integers(0, 2**32 - 1))
+@pytest.mark.parametrize("name", sorted(THEORY))
+def test_theory_exports_compile_to_sympy_values_and_derivatives(name: str, seed: int) -> None:
+    expr, args = THEORY[name]
+    values = draw(args, seed)
+    at = dict(zip(args, values, strict=True))
+    expected = float(expr.subs(at).evalf(30))
+    assert float(compile_expr(expr, args, "numpy")(*values)) == pytest.approx(expected, rel=1e-10, abs=1e-12)
+    xs = [torch.tensor(v, dtype=torch.float64, requires_grad=True) for v in values]
+    out = compile_expr(expr, args, "torch")(*xs)
+    assert out.item() == pytest.approx(expected, rel=1e-10, abs=1e-12)
+    out.backward()
+    for a, x in zip(args, xs, strict=True):
+        grad = 0.0 if x.grad is None else x.grad.item()
+        assert grad == pytest.approx(float(sp.diff(expr, a).subs(at).evalf(30)), rel=1e-9, abs=1e-10), a

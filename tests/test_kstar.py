@@ -24,6 +24,14 @@ def sigmas(draw: st.DrawFn, min_w: int = 2, max_w: int = 12) -> np.ndarray:
     return s
 
 
+@st.composite
+def positive_sigmas(draw: st.DrawFn, min_w: int = 2, max_w: int = 12) -> np.ndarray:
+    """Descending σ > 0 with a bounded dynamic range (no exact zeros: for tests of well-conditioned ratios)."""
+    w = draw(st.integers(min_w, max_w))
+    vals = draw(hnp.arrays(np.float64, w, elements=st.floats(1e-3, 1e3), fill=st.nothing()))
+    return np.sort(vals)[::-1]
+
+
 # ----- registry ------------------------------------------------------------------------------------------------
 
 
@@ -95,9 +103,8 @@ def test_kstar_equivalences(s: np.ndarray) -> None:
     assert ks.argmax(s) == k_lam == k_rel
 
 
-@given(sigmas(), st.floats(1e-3, 1e3))
+@given(positive_sigmas(), st.floats(1e-3, 1e3))
 def test_argmax_is_scale_free(s: np.ndarray, c: float) -> None:
-    assume(s[-1] > 1e-6 * s[0])
     r = np.sort(s[:-1] / s[1:])[::-1]
     assume(r.size == 1 or r[0] > (1 + 1e-9) * r[1])
     assert ks.argmax(c * s) == ks.argmax(s)
