@@ -15,7 +15,8 @@ of shape (n, *batch) (stacked along axis 0); a mapping name → expression → a
 
 Compilation is cached (``functools.lru_cache``) on the ``srepr`` of the expressions and arguments and the
 backend: ``srepr`` keeps what ``==`` may blur (symbol assumptions, Float vs Integer), and compiling the same
-formula twice returns the same callable object.
+formula twice returns the same callable object. In front of it, a lookup by object identity makes repeated calls
+with the same sympy objects (module-level exports) cost microseconds instead of an ``srepr``.
 """
 
 from __future__ import annotations
@@ -73,11 +74,25 @@ def compile_expr(expr: ExprLike, args: Sequence[sp.Symbol], backend: Backend = "
         kind, names, exprs = "one", (), (sp.sympify(expr),)
     if not exprs:
         raise SpectralEdgeError("compile_expr: nothing to compile (empty sequence or mapping)")
+    # Fast path: predictors pass the same module-level sympy objects on every call, and srepr costs ~1 ms for a
+    # formula like the gap flow. Identity is a safe key while the entry holds the objects (ids cannot be reused).
+    fast_key = (kind, names, tuple(map(id, exprs)), tuple(map(id, args)), backend)
+    hit = _BY_IDENTITY.get(fast_key)
+    if hit is not None:
+        return hit[1]
     free = set().union(*(e.free_symbols for e in exprs)) - set(args)
     if free:
         raise SpectralEdgeError(f"compile_expr: free symbols {sorted(map(str, free))} are not among the arguments "
                                 f"{[str(a) for a in args]}")
-    return _compile(kind, names, tuple(_Keyed(e) for e in exprs), tuple(_Keyed(a) for a in args), backend)
+    fn = _compile(kind, names, tuple(_Keyed(e) for e in exprs), tuple(_Keyed(a) for a in args), backend)
+    if len(_BY_IDENTITY) >= _FAST_MAX:  # many one-off expressions: start over rather than grow without bound
+        _BY_IDENTITY.clear()
+    _BY_IDENTITY[fast_key] = ((exprs, args), fn)
+    return fn
+
+
+_FAST_MAX = 1024
+_BY_IDENTITY: dict[tuple[Any, ...], tuple[tuple[Any, ...], Callable[..., Any]]] = {}
 
 
 @functools.lru_cache(maxsize=512)

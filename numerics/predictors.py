@@ -10,12 +10,17 @@ data are differences over Δs steps, so every predictor takes ``delta_s`` and us
 (``theory.adiabatic.effective_eta``, a quasi-static approximation); rates are then per checkpoint interval and
 integration times are in checkpoint intervals. ``delta_s=1`` is the per-step reading.
 
+Units of d [R, ``theory.signal_flow.dimensions``]: the published flow (F) is evaluated with d = σ, as the author's
+scripts do; its two terms then scale differently under a change of parameter units, so absolute rates carry that
+convention (the signs of the terms and their relative sizes at fixed units are what the tests of the theory compare).
+
 Mode indexing: arrays d, h, G carry modes on their last axis, mode j = 1 at index 0 (descending σ); k* is
 1-indexed as everywhere in the package (``theory.kstar``), so the gap pair (k*, k*+1) is indices (k*−1, k*).
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -72,7 +77,9 @@ def _pair(x: Array, kstar: Any, what: str) -> tuple[Array, Array]:
     """(x_{k*}, x_{k*+1}) along the last axis, k* 1-indexed (an int or an integer array of the leading shape)."""
     n = x.shape[-1]
     if isinstance(x, torch.Tensor):
-        k = torch.as_tensor(kstar, device=x.device).long()
+        k = torch.as_tensor(kstar, device=x.device)
+        if k.is_floating_point() or k.is_complex():
+            raise SpectralEdgeError(f"k* must be an integer (1-indexed), got {kstar!r}")
         if torch.any(k < 1) or torch.any(k + 1 > n):
             raise SpectralEdgeError(f"k* must be in [1, {n - 1}] for {n} modes of {what}, got {kstar}")
         if k.dim() == 0:
@@ -206,7 +213,7 @@ def integrate_gap(d: Array, h: Array, G: Array, kstar: int, eta: float, omega: f
     """Forward-integrate the gap flow (Thm 14.2) from a measured spectrum: the pair (k*, k*+1) under (F).
 
     Thm 14.2 is not closed in g (it involves d̄), and it is *exactly* ḋ_{k*} − ḋ_{k*+1} of (F) (spec §3.4 [R]), so
-    the pair's two modes are integrated (``integrate_modes``) and g = d₁ − d₂, d̄ = (d₁ + d₂)/2 reported. h, G are
+    the pair's two modes are integrated under (F) and g = d₁ − d₂, d̄ = (d₁ + d₂)/2 reported. h, G are
     frozen at their measured values; η → η·Δs (t in checkpoint intervals). Stops at a level crossing (g = 0).
     """
     m = _as_modes("numpy", d=d, h=h, G=G)
@@ -293,15 +300,16 @@ def integrate_normal_form(g0: float, c: float, kappa: float, rho: float, t_span:
 
 
 def adiabatic(dG_norm: Array, g: Array, eta: Any, delta_s: Any = 1, form: Literal["deltaG", "kdot"] = "deltaG", *,
-              thresholds: tuple[float, float] = (0.1, 10.0)) -> tuple[np.ndarray, np.ndarray]:
+              thresholds: tuple[float, float] = (0.1, 10.0)) -> tuple[Any, Any]:
     """(A, regime) with A = ‖ΔG‖_F/(η g²) (``form="deltaG"``, ``theory.adiabatic.A_DELTA_G``, the default) or
     A = ‖K̇‖/(η g²) (``form="kdot"``, ``A_KDOT``; then the first argument is ‖K̇‖), spec §1.6 [A].
 
     Units: ‖ΔG‖_F in σ² (Gram) units, g in σ units, η per optimizer step; η → η·Δs when ΔG spans a checkpoint
     interval of Δs steps ([S]: the sources do not say; this divides A by Δs). ``regime`` is
     ``theory.adiabatic.regime`` per element: "plateau" (A < low), "transition", "forgetting" (A > high), with
-    ``thresholds = (low, high)`` ([S], default one decade either side of 1). Arrays broadcast. As in
-    ``theory.adiabatic.a_delta_g``, g = 0 gives A = inf (0 if the norm is 0 too).
+    ``thresholds = (low, high)`` ([S], default one decade either side of 1). Scalars give (float, str); arrays
+    broadcast and give (float64 array, object array of str). As in ``theory.adiabatic.a_delta_g``, g = 0 gives
+    A = inf (0 if the norm is 0 too).
     """
     forms = {"deltaG": (_adiabatic.A_DELTA_G, _adiabatic.ARGS),
              "kdot": (_adiabatic.A_KDOT, (S.Kdot_norm, *_adiabatic.ARGS[1:]))}
@@ -316,8 +324,9 @@ def adiabatic(dG_norm: Array, g: Array, eta: Any, delta_s: Any = 1, form: Litera
         A = compile_expr(expr, args, "numpy")(*(values[a] for a in args))
     A = np.where((gap == 0) & (norm == 0), 0.0, A)
     low, high = thresholds
-    regimes = np.vectorize(lambda a: _adiabatic.regime(a, low, high), otypes=[object])(A)
-    return A, regimes
+    if A.ndim == 0:
+        return float(A), _adiabatic.regime(float(A), low, high)
+    return A, np.vectorize(lambda a: _adiabatic.regime(a, low, high), otypes=[object])(A)
 
 
 # --- loss decomposition --------------------------------------------------------------------------------------------
@@ -327,7 +336,7 @@ def mode_loss_contributions(alpha: Array, G_tr: Array, G_val: Array, eta: Any, W
                             backend: Backend = "numpy") -> Array:
     """Per-mode first-order validation-loss change −ηW·α_j·G_j^tr·G_j^val (spec §3.7 [P operational, R derivation]).
 
-    ``theory.loss_decomposition.MODE_LOSS_CONTRIBUTION`` evaluated per mode (arrays broadcast; modes on the last
+    ``theory.loss_decomposition.MODE_LOSS_CONTRIBUTION`` evaluated per mode (per-mode arrays, modes on the last
     axis). Negative = mode j reduces the validation loss. Units: loss per window (η → η·Δs for checkpoint
     windows). The exact constant and the cross terms are [S].
     """
@@ -347,6 +356,11 @@ def closed_form_d_squared(d0: Array, h: Array, G: Array, eta: float, omega: floa
 
     σ² units; t in checkpoint intervals with η → η·Δs. Broadcasts (e.g. d0, h, G (n,) with t (n_t, 1)).
     """
-    expr = _signal_flow.closed_form_d_squared(S.d0)
-    f = compile_expr(expr, (S.d0, *_signal_flow.FLOW_ARGS[1:], S.t), "numpy")
+    f = compile_expr(_closed_form_expr(), (S.d0, *_signal_flow.FLOW_ARGS[1:], S.t), "numpy")
     return f(d0, h, G, _eta_eff(eta, delta_s), omega, W, t)
+
+
+@functools.cache
+def _closed_form_expr() -> Any:
+    # Built once, so compile_expr's identity fast path applies on every call.
+    return _signal_flow.closed_form_d_squared(S.d0)

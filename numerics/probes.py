@@ -100,7 +100,7 @@ def _group_params(model: nn.Module, layout: ParamLayout, group: str) -> list[Ten
 
 
 def _directions(v: Tensor | np.ndarray, params: list[Tensor]) -> tuple[Tensor, bool]:
-    """v as a (k × P_g) tensor in the parameters' dtype and device; flag: v was one direction."""
+    """v as a (k × P_g) tensor on the parameters' device (its own float dtype: dots are float64); flag: one v."""
     V = torch.as_tensor(v)
     single = V.dim() == 1
     V = V.unsqueeze(0) if single else V
@@ -108,7 +108,7 @@ def _directions(v: Tensor | np.ndarray, params: list[Tensor]) -> tuple[Tensor, b
     if V.dim() != 2 or V.shape[1] != P_g:
         raise ShapeMismatchError(f"directions must have shape ({P_g},) or (k, {P_g}) in the group's flat "
                                  f"coordinates, got {tuple(torch.as_tensor(v).shape)}")
-    return V.to(dtype=params[0].dtype, device=params[0].device), single
+    return V.to(device=params[0].device, dtype=V.dtype if V.is_floating_point() else torch.float64), single
 
 
 def _tangents(row: Tensor, params: list[Tensor]) -> list[Tensor]:

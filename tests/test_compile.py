@@ -11,6 +11,8 @@ from hypothesis import strategies as st
 
 from numerics.compile import compile_expr
 from numerics.errors import SpectralEdgeError
+from theory import adiabatic, gap_flow, loss_decomposition, normal_form, signal_flow
+from theory import symbols as S
 from theory.symbols import G, W, d, eta, h, omega, t
 
 ARGS = (d, h, G, eta, omega, W, t)
@@ -113,9 +115,6 @@ def test_errors_name_the_problem() -> None:
 
 
 # --- the theory exports the predictors compile --------------------------------------------------------------------
-
-from theory import adiabatic, gap_flow, loss_decomposition, normal_form, signal_flow  # noqa: E402
-from theory import symbols as S  # noqa: E402
 
 THEORY = {
     **{f"gap_flow.{k}": (e, gap_flow.GAP_FLOW_ARGS) for k, e in gap_flow.GAP_FLOW_TERMS.items()},

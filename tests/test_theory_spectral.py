@@ -114,7 +114,9 @@ def test_hypothesis_finds_a_counterexample_to_the_factor_free_bound() -> None:
     About 1.5 % of such instances fail (spec: 0.2 % over all ratios), so 3000 examples miss with odds ~1e-20.
     """
     cases = st.tuples(st.integers(2, 5), st.integers(0, 2**31), st.integers(0, 4), st.floats(0.3, 1.0))
-    n, seed, j, r = find(cases, _factor_free_fails, settings=settings(max_examples=3000, database=None, derandomize=True))
+    n, seed, j, r = find(
+        cases, _factor_free_fails, settings=settings(max_examples=3000, database=None, derandomize=True)
+    )
     assert _factor_free_fails((n, seed, j, r))
     assert 0.3 <= r <= 1.0
 
