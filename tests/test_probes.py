@@ -4,7 +4,6 @@ no side effects on the model, and no effect on the training trajectory."""
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -31,13 +30,7 @@ from verify.config import ModularConfig, preset
 from verify.tasks.modular import ModelConfig, build_model, make_dataset
 from verify.train import diag_generator, train
 
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny_model() -> nn.Module:

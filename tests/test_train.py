@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import pytest
 import torch
@@ -12,14 +11,7 @@ from torch import nn
 from verify.config import EarlyStop, ModularConfig, preset
 from verify.train import diag_generator, evaluate, train
 
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    """One intra-op thread: as fast as two for these tiny models and robust when the cores are shared."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def small(**overrides: object) -> ModularConfig:
