@@ -97,6 +97,13 @@ def _pair(x: Array, kstar: Any, what: str) -> tuple[Array, Array]:
     return np.take_along_axis(x, idx, -1)[..., 0], np.take_along_axis(x, idx + 1, -1)[..., 0]
 
 
+def _require_positive(what: str, x: Array) -> None:
+    """Formulas that divide by d, or need a stable mode (h + ω > 0), reject the inputs that break them."""
+    bad = bool(torch.any(x <= 0)) if isinstance(x, torch.Tensor) else bool(np.any(np.asarray(x) <= 0))
+    if bad:
+        raise SpectralEdgeError(f"{what} must be > 0 everywhere, got {x!r}")
+
+
 def _as_modes(backend: Backend, **arrays: Any) -> dict[str, Array]:
     """Convert to float64 numpy (or tensors for torch) and check that the mode axes agree."""
     if backend == "torch":
@@ -120,6 +127,7 @@ def predict_mode_rates(d: Array, h: Array, G: Array, eta: Any, omega: Any, W: An
     d in σ units; the rate is in σ per checkpoint interval with η → η·Δs (per optimizer step for Δs = 1).
     """
     m = _as_modes(backend, d=d, h=h, G=G)
+    _require_positive("d (signal strengths σ_j; the flow divides by d)", m["d"])
     f = compile_expr(_signal_flow.FLOW_RHS, _signal_flow.FLOW_ARGS, backend)
     return f(m["d"], m["h"], m["G"], _eta_eff(eta, delta_s, backend), omega, W)
 
@@ -136,6 +144,7 @@ def predict_gap_rate(d: Array, h: Array, G: Array, kstar: Any, eta: Any, omega: 
     the three terms and equals ḋ_{k*} − ḋ_{k*+1} of ``predict_mode_rates`` exactly.
     """
     m = _as_modes(backend, d=d, h=h, G=G)
+    _require_positive("d (signal strengths σ_j; the gap flow divides by d)", m["d"])
     (d1, d2), (h1, h2), (G1, G2) = (_pair(m[k], kstar, k) for k in ("d", "h", "G"))
     exprs = {**_gap_flow.GAP_FLOW_TERMS, "rate": _gap_flow.GAP_FLOW_RHS}
     eta_eff = _eta_eff(eta, delta_s, backend)
@@ -300,7 +309,8 @@ def integrate_normal_form(g0: float, c: float, kappa: float, rho: float, t_span:
 
 
 def adiabatic(dG_norm: Array, g: Array, eta: Any, delta_s: Any = 1, form: Literal["deltaG", "kdot"] = "deltaG", *,
-              thresholds: tuple[float, float] = (0.1, 10.0)) -> tuple[Any, Any]:
+              thresholds: tuple[float, float] = (0.1, 10.0),
+              on_zero_gap: Literal["raise", "inf"] = "raise") -> tuple[Any, Any]:
     """(A, regime) with A = ‖ΔG‖_F/(η g²) (``form="deltaG"``, ``theory.adiabatic.A_DELTA_G``, the default) or
     A = ‖K̇‖/(η g²) (``form="kdot"``, ``A_KDOT``; then the first argument is ‖K̇‖), spec §1.6 [A].
 
@@ -308,8 +318,9 @@ def adiabatic(dG_norm: Array, g: Array, eta: Any, delta_s: Any = 1, form: Litera
     interval of Δs steps ([S]: the sources do not say; this divides A by Δs). ``regime`` is
     ``theory.adiabatic.regime`` per element: "plateau" (A < low), "transition", "forgetting" (A > high), with
     ``thresholds = (low, high)`` ([S], default one decade either side of 1). Scalars give (float, str); arrays
-    broadcast and give (float64 array, object array of str). As in ``theory.adiabatic.a_delta_g``, g = 0 gives
-    A = inf (0 if the norm is 0 too).
+    broadcast and give (float64 array, object array of str). g = 0 (a collapsed gap) makes A undefined: it raises
+    by default; ``on_zero_gap="inf"`` returns A = inf there (0 if the norm is 0 too), as
+    ``theory.adiabatic.a_delta_g`` does, for scans over whole trajectories.
     """
     forms = {"deltaG": (_adiabatic.A_DELTA_G, _adiabatic.ARGS),
              "kdot": (_adiabatic.A_KDOT, (S.Kdot_norm, *_adiabatic.ARGS[1:]))}
@@ -319,6 +330,12 @@ def adiabatic(dG_norm: Array, g: Array, eta: Any, delta_s: Any = 1, form: Litera
     norm, gap = np.asarray(dG_norm, dtype=np.float64), np.asarray(g, dtype=np.float64)
     if np.any(norm < 0) or np.any(gap < 0):
         raise SpectralEdgeError(f"the norm and g must be ≥ 0, got norm={dG_norm!r}, g={g!r}")
+    if on_zero_gap not in ("raise", "inf"):
+        raise SpectralEdgeError(f"on_zero_gap must be 'raise' or 'inf', got {on_zero_gap!r}")
+    if on_zero_gap == "raise" and np.any(gap == 0):
+        where = np.argwhere(gap == 0).tolist() if gap.ndim else "the scalar input"
+        raise SpectralEdgeError(f"g = 0 (collapsed gap) at {where}: A = norm/(η g²) is undefined; "
+                                "pass on_zero_gap='inf' to get A = inf there")
     values = {args[0]: norm, S.eta: _eta_eff(eta, delta_s), S.g: gap}
     with np.errstate(divide="ignore", invalid="ignore"):  # g = 0 is a legitimate (collapsed) measurement
         A = compile_expr(expr, args, "numpy")(*(values[a] for a in args))
@@ -355,7 +372,9 @@ def closed_form_d_squared(d0: Array, h: Array, G: Array, eta: float, omega: floa
     """d²(t) = d*² + (d0² − d*²)e^{−2η(h+ω)t} (``theory.signal_flow.closed_form_d_squared``, spec §3.3 [R]).
 
     σ² units; t in checkpoint intervals with η → η·Δs. Broadcasts (e.g. d0, h, G (n,) with t (n_t, 1)).
+    Needs h + ω > 0 (a stable mode: the fixed point d*² = W G²/(h+ω) exists only then).
     """
+    _require_positive("h + ω (the fixed point needs a stable mode)", np.asarray(h, dtype=np.float64) + omega)
     f = compile_expr(_closed_form_expr(), (S.d0, *_signal_flow.FLOW_ARGS[1:], S.t), "numpy")
     return f(d0, h, G, _eta_eff(eta, delta_s), omega, W, t)
 

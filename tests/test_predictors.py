@@ -163,7 +163,7 @@ def test_adiabatic_hand_cases() -> None:
     assert float(A) == pytest.approx(1.0) and regime == "transition"
     assert float(adiabatic(1.0, 2.0, 0.01, form="kdot")[0]) == pytest.approx(25.0)
     # arrays broadcast; a collapsed gap is infinitely non-adiabatic unless nothing changed
-    A, regime = adiabatic(np.array([0.0, 1.0, 1e-4]), np.array([0.0, 0.0, 1.0]), 0.1)
+    A, regime = adiabatic(np.array([0.0, 1.0, 1e-4]), np.array([0.0, 0.0, 1.0]), 0.1, on_zero_gap="inf")
     assert A[0] == 0.0 and np.isinf(A[1]) and A[2] == pytest.approx(1e-3)
     assert list(regime) == ["plateau", "forgetting", "plateau"]
     assert adiabatic(1.0, 1.0, 0.2, thresholds=(1.0, 100.0))[1] == "transition"
@@ -184,3 +184,29 @@ def test_mode_loss_contributions() -> None:
     out_t = mode_loss_contributions(torch.tensor(alpha), torch.tensor(G_tr), torch.tensor(G_val), 0.01, 10,
                                     backend="torch")
     assert np.allclose(out_t.numpy(), out)
+
+
+# --- bad input -------------------------------------------------------------------------------------------------------
+
+
+def test_bad_inputs_get_clear_errors():
+    import pytest as _pytest
+
+    from numerics import predictors as pr
+    from numerics.errors import ShapeMismatchError, SpectralEdgeError
+
+    d, h, G = np.array([3.0, 1.0, 0.5]), np.array([0.1, 0.2, 0.3]), np.array([0.5, 0.2, 0.1])
+    with _pytest.raises(SpectralEdgeError, match=r"d .* must be > 0"):
+        pr.predict_gap_rate(np.array([3.0, 0.0, 0.5]), h, G, 1, 1e-3, 0.1, 10)
+    with _pytest.raises(ShapeMismatchError, match="same number of modes"):
+        pr.predict_gap_rate(d, h[:2], G, 1, 1e-3, 0.1, 10)
+    with _pytest.raises(SpectralEdgeError, match=r"k\* must be in"):
+        pr.predict_gap_rate(d, h, G, 3, 1e-3, 0.1, 10)
+    with _pytest.raises(SpectralEdgeError, match=r"h \+ ω"):
+        pr.closed_form_d_squared(1.0, -0.5, 0.1, 1e-3, 0.1, 10, 5.0)
+    with _pytest.raises(SpectralEdgeError, match="g = 0"):
+        pr.adiabatic(0.3, 0.0, 1e-3)
+    A, regime = pr.adiabatic(0.3, 0.0, 1e-3, on_zero_gap="inf")
+    assert A == np.inf and regime == "forgetting"
+    with _pytest.raises(SpectralEdgeError, match="form must be"):
+        pr.adiabatic(0.3, 1.0, 1e-3, form="rhs")
