@@ -30,8 +30,9 @@ SNAPSHOTS = 40  # for the offline comparison: 40 checkpoints, W = 10 → 30 full
 
 def _setup():
     cfg = preset("mod97")
-    x, y, _, _ = make_dataset(cfg.p, cfg.op, cfg.train_fraction, cfg.data_seed)
-    model = build_model(cfg.architecture(), cfg.init_seed)
+    tc = cfg.task_config
+    x, y, _, _ = make_dataset(tc.p, tc.op, tc.train_fraction, cfg.data_seed)
+    model = build_model(tc.architecture(), cfg.init_seed)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
     gen = torch.Generator().manual_seed(0)
     batches = [torch.randint(len(y), (cfg.batch_size,), generator=gen) for _ in range(8)]

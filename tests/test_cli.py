@@ -13,6 +13,7 @@ from verify.config import preset, save_config
 from verify.demo import run_demo
 
 runner = CliRunner()
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
@@ -79,3 +80,23 @@ def test_demo_writes_report_and_figure(tmp_path):
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "demo.png", "modular-add-p59-wd0-s0.jsonl", "modular-add-p59-wd1-s0.jsonl", "report.md"]
+
+
+@pytest.mark.parametrize("task", ["dyck", "scan", "gpt2"])
+def test_every_registered_workload_trains_through_the_cli(tmp_path, task):
+    res = runner.invoke(app, ["train", task, "--preset", "tiny", "--out", str(tmp_path), "--no-progress",
+                              "--set", "max_steps=12", "--set", "eval_every=6", "--set", "monitor.every=3",
+                              "--set", "monitor.window=3"])
+    assert res.exit_code == 0, res.output
+    (path,) = tmp_path.glob("*.jsonl")
+    t = read_trajectory(path)
+    assert t.provenance["config"]["task"] == task
+    for group in t.groups():  # attention weights for the grokking tasks, all parameters for GPT-2
+        assert [r["step"] for r in t.spectra(group)] == [6, 9, 12]
+    assert t.groups()
+
+
+def test_theorems_command_shows_the_factor_free_counterexample():
+    res = runner.invoke(app, ["theorems", "--only", "davis_kahan.factor_free"])
+    assert res.exit_code == 0, res.output
+    assert "smallest counterexample" in res.output and "1 PASS, 0 FAIL" in res.output

@@ -8,7 +8,8 @@ import pytest
 import torch
 from pydantic import ValidationError
 
-from verify.config import PRESETS, ModularConfig, load_config, preset, save_config
+from verify.config import load_config, make_run_config, preset, preset_names, save_config
+from verify.tasks import get_task
 from verify.tasks.modular import (
     OPS,
     ModelConfig,
@@ -75,11 +76,11 @@ def test_split_is_a_partition_and_depends_only_on_data_seed() -> None:
     seen = {tuple(r) for r in torch.cat([a[0], a[2]]).tolist()}
     assert len(seen) == 23**2
     # through the config: changing init/batch/diag seeds leaves the split alone
-    cfg = preset("tiny")
-    base = make_dataset(cfg.p, cfg.op, cfg.train_fraction, cfg.data_seed)
+    task, cfg = get_task("modular"), preset("tiny")
+    base = task.make_data(cfg.task_config, cfg.generator("data"))
     other = cfg.with_overrides(init_seed=7, batch_seed=8, diag_seed=9)
-    moved = make_dataset(other.p, other.op, other.train_fraction, other.data_seed)
-    assert all(torch.equal(u, v) for u, v in zip(base, moved, strict=True))
+    moved = task.make_data(other.task_config, other.generator("data"))
+    assert all(torch.equal(u, v) for s in ("train", "test") for u, v in zip(base[s], moved[s], strict=True))
 
 
 def test_parameter_count_matches_author() -> None:
@@ -137,21 +138,21 @@ def test_init_uses_only_its_seed() -> None:
 )
 def test_config_validation_names_the_field(overrides: dict, field: str) -> None:
     with pytest.raises(ValidationError) as info:
-        ModularConfig(**overrides)
+        make_run_config("modular", overrides)
     locs = [loc for err in info.value.errors() for loc in err["loc"]]
     assert field in locs, info.value
     assert field in str(info.value)
 
 
 def test_presets_are_valid_and_round_trip_json(tmp_path) -> None:
-    assert {"mod97", "tiny", "demo"} <= set(PRESETS)
+    assert {"mod97", "tiny", "demo"} <= set(preset_names("modular"))
     author = preset("mod97")
-    assert (author.p, author.op, author.n_layers, author.d_model, author.n_heads, author.d_ff) == (97, "add", 2, 128,
-                                                                                                  4, 256)
+    tc = author.task_config
+    assert (tc.p, tc.op, tc.n_layers, tc.d_model, tc.n_heads, tc.d_ff) == (97, "add", 2, 128, 4, 256)
     assert (author.lr, author.betas, author.weight_decay, author.batch_size, author.grad_clip) == (1e-3, (0.9, 0.98),
                                                                                                    1.0, 512, 1.0)
-    assert author.train_fraction == 0.5 and author.early_stop is not None and author.early_stop.patience == 3
-    for name in PRESETS:
+    assert tc.train_fraction == 0.5 and author.early_stop is not None and author.early_stop.patience == 3
+    for name in preset_names("modular"):
         cfg = preset(name)
         path = save_config(cfg, tmp_path / f"{name}.json")
         assert load_config(path) == cfg
@@ -164,10 +165,11 @@ def test_presets_are_valid_and_round_trip_json(tmp_path) -> None:
         preset("tiny", max_steps=0)
     with pytest.raises(KeyError, match="unknown preset"):
         preset("huge")
-    # presets are copies: mutating one must not leak into PRESETS
+    # presets are copies: mutating one must not leak into the next
     cfg = preset("tiny")
     cfg.max_steps = 5
-    assert PRESETS["tiny"].max_steps != 5
+    cfg.task_config.p = 7
+    assert preset("tiny").max_steps != 5 and preset("tiny").task_config.p == 59
 
 
 def test_with_seed_sets_all_four_streams() -> None:

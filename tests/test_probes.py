@@ -26,7 +26,7 @@ from numerics.probes import (
     hessian_curvature,
     split_fractions,
 )
-from verify.config import ModularConfig, preset
+from verify.config import RunConfig, preset
 from verify.tasks.modular import ModelConfig, build_model, make_dataset
 from verify.train import diag_generator, train
 
@@ -191,11 +191,12 @@ def test_fixed_batches_come_from_the_given_generator_only() -> None:
 class ProbingMonitor:
     """Measures h_j and G_j on fixed train/val batches after every optimizer step, like a predictor run would."""
 
-    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, config: ModularConfig) -> None:
+    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, config: RunConfig) -> None:
         self.model = model
         self.layout = ParamLayout.from_model(model, {"attn": attention_selector()})
         gen = diag_generator(config)
-        x, y, xv, yv = make_dataset(config.p, config.op, config.train_fraction, config.data_seed)
+        tc = config.task_config
+        x, y, xv, yv = make_dataset(tc.p, tc.op, tc.train_fraction, config.data_seed)
         idx = fixed_batches({"train": len(y), "val": len(yv)}, 32, gen)
         assert isinstance(idx, dict)
         self.batches = {"train": (x[idx["train"]], y[idx["train"]]), "val": (xv[idx["val"]], yv[idx["val"]])}
@@ -220,7 +221,7 @@ def test_training_trajectory_is_unchanged_when_probes_run() -> None:
     plain = train(cfg, progress=False)
     probed_monitor: list[ProbingMonitor] = []
 
-    def factory(model: nn.Module, opt: torch.optim.Optimizer, c: ModularConfig) -> ProbingMonitor:
+    def factory(model: nn.Module, opt: torch.optim.Optimizer, c: RunConfig) -> ProbingMonitor:
         probed_monitor.append(ProbingMonitor(model, opt, c))
         return probed_monitor[-1]
 

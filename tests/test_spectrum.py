@@ -19,9 +19,9 @@ from numerics.errors import (
     ZeroWindowError,
 )
 from numerics.spectrum import right_vectors, spectrum_from_gram, spectrum_from_updates
-from tests.spectral_cases import gaussian_window, low_rank_window, well_separated, windows
 from theory import registry
 from theory.registry import DefinitionError
+from verify.strategies import gaussian_window, low_rank_window, well_separated, windows
 
 CASES = [
     ("gauss", 2, 50),

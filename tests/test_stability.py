@@ -18,9 +18,9 @@ from numerics.stability import (
     delta_G_norm,
     delta_lambda_norm,
 )
-from tests.spectral_cases import windows
 from theory import registry
 from theory.registry import DefinitionError
+from verify.strategies import windows
 
 VARIANTS = ["dk_deltaC", "dk_deltaG", "dk_dlambda", "half", "rot"]
 

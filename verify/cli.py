@@ -31,47 +31,95 @@ def demo(
     typer.echo(f"\nreport: {report}\nfigure: {report.with_name('demo.png')}")
 
 
+def _task_help() -> str:
+    from verify.tasks import task_names
+
+    return "Workload: " + ", ".join(task_names()) + "."
+
+
+SetOption = Annotated[list[str] | None, typer.Option(
+    "--set", help="Override a field, KEY=VALUE (run or task field; dotted for sub-configs: monitor.every=50, "
+    "defect.every=100). Repeatable.")]
+
+
 @app.command()
 def train(
-    task: Annotated[str, typer.Argument(help="Workload: modular.")],
-    config: Annotated[Path | None, typer.Option(help="JSON config file (fields of the task's config).")] = None,
-    preset: Annotated[str, typer.Option(help="Preset to start from when no --config is given.")] = "mod97",
+    task: Annotated[str, typer.Argument(help="Workload (see `spectral-edge tasks`), e.g. modular.")],
+    config: Annotated[Path | None, typer.Option(help="JSON config file (flat or nested RunConfig).")] = None,
+    preset: Annotated[str | None, typer.Option(help="Preset (default: the task's default, mod97 for modular).")]
+    = None,
     out: Annotated[Path, typer.Option(help="Output directory.")] = Path("out/train"),
     device: Annotated[str, typer.Option(help="torch device, e.g. cpu or cuda.")] = "cpu",
     seeds: Annotated[list[int] | None, typer.Option("--seeds", help="Run once per seed (all four streams).")] = None,
     weight_decay: Annotated[float | None, typer.Option(help="Override the weight decay (0 for a control).")] = None,
+    set_: SetOption = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue interrupted runs from their checkpoints.")]
+    = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing trajectories.")] = False,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
     """Train one workload with the spectral monitor; writes a trajectory file per seed."""
-    from verify.runner import run_task
+    from verify.runner import parse_sets, run_task
 
     for path in run_task(task, config=config, preset=preset, out=out, device=device, seeds=seeds,
-                         weight_decay=weight_decay, progress=progress):
+                         weight_decay=weight_decay, overrides=parse_sets(set_), progress=progress,
+                         overwrite=overwrite, resume=resume, log=typer.echo):
         typer.echo(str(path))
 
 
 @app.command()
 def sweep(
-    task: Annotated[str, typer.Argument(help="Workload: modular.")],
-    preset: Annotated[str, typer.Option(help="Preset every condition starts from.")] = "demo",
-    ops: Annotated[list[str] | None, typer.Option("--ops", help="Operations (default: all six).")] = None,
+    task: Annotated[str, typer.Argument(help="Workload (see `spectral-edge tasks`), e.g. modular.")],
+    preset: Annotated[str | None, typer.Option(help="Preset every condition starts from (modular: demo).")] = None,
+    config: Annotated[Path | None, typer.Option(help="JSON config every condition starts from.")] = None,
+    ops: Annotated[list[str] | None, typer.Option("--ops", help="modular: operations (default: all six).")] = None,
+    grid: Annotated[list[str] | None, typer.Option(
+        "--grid", help="Another axis, KEY=V1,V2,... (values as JSON where they parse). Repeatable.")] = None,
     seeds: Annotated[list[int] | None, typer.Option("--seeds", help="Seeds (default 42 137 2024).")] = None,
     wds: Annotated[list[float] | None, typer.Option("--wds", help="Weight decays (default 1.0 0.0).")] = None,
-    out: Annotated[Path, typer.Option(help="Output directory.")] = Path("verify/runs/modular"),
+    set_: SetOption = None,
+    out: Annotated[Path | None, typer.Option(help="Output directory (default verify/runs/TASK).")] = None,
     jobs: Annotated[int, typer.Option(help="Concurrent single-threaded runs.")] = 2,
+    device: Annotated[str, typer.Option(help="torch device of every run (cuda: the runs share the GPU).")] = "cpu",
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
-    """Run op × weight decay × seed; finished runs are skipped, so re-running resumes a killed sweep."""
+    """Run grid × weight decay × seed; finished runs are skipped, so re-running resumes a killed sweep."""
     from numerics.errors import SpectralEdgeError
-    from verify.config import preset as get_preset
+    from verify.runner import base_config, parse_sets, parse_value
     from verify.sweep import conditions, run_sweep
     from verify.tasks.modular import OPS
 
-    if task != "modular":
-        raise SpectralEdgeError(f"unknown task {task!r}; available: modular")
-    cfgs = conditions(get_preset(preset), ops or list(OPS), seeds or [42, 137, 2024], wds or [1.0, 0.0])
-    for row in run_sweep(cfgs, out, jobs=jobs, progress=progress):
+    if preset is None and config is None and task == "modular":
+        preset = "demo"
+    base = base_config(task, config=config, preset_name=preset, overrides=parse_sets(set_))
+    axes: dict[str, list] = {}
+    if task == "modular":
+        axes["op"] = ops or list(OPS)
+    elif ops:
+        raise SpectralEdgeError("--ops is for the modular task; use --grid KEY=V1,V2")
+    for item in grid or []:
+        key, sep, values = item.partition("=")
+        if not sep or not key or not values:
+            raise SpectralEdgeError(f"--grid expects KEY=V1,V2,..., got {item!r}")
+        axes[key] = [parse_value(v) for v in values.split(",")]
+    cfgs = conditions(base, seeds or [42, 137, 2024], wds or [1.0, 0.0], **axes)
+    for row in run_sweep(cfgs, out or Path("verify/runs") / task, jobs=jobs, progress=progress, device=device):
         typer.echo(f"{row['file']}: grok step {row['grok_step']}, wall {row['wall_s']} s")
+
+
+@app.command()
+def tasks() -> None:
+    """List the registered workloads and their presets (* = default)."""
+    from verify.tasks import get_entry, task_names
+
+    for name in task_names():
+        try:
+            entry = get_entry(name)
+        except Exception as exc:  # a broken workload module must not hide the others
+            typer.echo(f"{name}: cannot load ({type(exc).__name__}: {exc})")
+            continue
+        names = [f"{p}*" if p == entry.default_preset else p for p in entry.preset_names()]
+        typer.echo(f"{name}: presets {', '.join(names) or '(none)'}")
 
 
 @app.command()
@@ -88,9 +136,22 @@ def inspect(
 
 
 @app.command()
+def theorems(
+    profile: Annotated[str, typer.Option(help="quick (50 examples per theorem) or thorough (1000).")] = "quick",
+    only: Annotated[list[str] | None, typer.Option("--only", help="Theorem ids or id prefixes (repeatable).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Property-test the spec §6 theorems with hypothesis (the factor-free Davis–Kahan bound must fail)."""
+    from verify.theorems import theorems_command
+
+    raise typer.Exit(theorems_command(profile, only, as_json))
+
+
+@app.command()
 def definitions() -> None:
     """List every registered definition variant with its source tag; the default is marked."""
     import numerics  # noqa: F401 - registers the numerics definitions (α, d_crit)
+    import verify.defect  # registers the defect-onset definitions
     import verify.grokking  # noqa: F401 - registers the grokking-step definitions
     from theory import registry
 

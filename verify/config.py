@@ -1,37 +1,65 @@
 """Run configurations (pydantic v2), validated in full before any training starts.
 
-Source: [P] grokking-integrability ``grok_sweep.py`` ``SweepConfig`` (author-experiments.md §1.2), with the
-reproducibility fixes of §9: four separate seeds (data split / init / batch order / diagnostics), no absolute paths,
-no hard-coded constants. Unknown keys are errors (``extra="forbid"``) so a typo in a JSON config cannot silently
-fall back to a default.
+A :class:`RunConfig` is the harness's part (optimiser, schedule, seeds, monitor, measurement cadences, checkpoints)
+plus ``task`` (a registered workload name, ``verify.tasks``) and ``task_config`` (that task's own pydantic model,
+validated by ``task.config_class``). Source: [P] grokking-integrability ``grok_sweep.py`` ``SweepConfig``
+(author-experiments.md §1.2), with the reproducibility fixes of §9: four separate seeds (data split / init / batch
+order / diagnostics) turned into four independent streams, no absolute paths, no hard-coded constants. Unknown keys
+are errors (``extra="forbid"``) so a typo in a JSON config cannot silently fall back to a default.
+
+Flat dictionaries are accepted wherever a config is built from user input (``make_run_config``, ``preset``,
+``with_overrides``, ``load_config``): keys that are ``RunConfig`` fields go to the run, the others to the task
+config (``{"p": 59, "lr": 3e-3}``); a nested ``{"task": ..., "task_config": {...}, ...}`` works too. Runs stored
+before issue 5 (flat modular configs in their provenance) load unchanged (add ``"streams": "plain"`` to repeat them
+bitwise).
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from theory import registry
-from verify.tasks.modular import ModelConfig
+from verify.tasks import get_entry
 
 __all__ = [
-    "PRESETS",
+    "STREAMS",
+    "DefectConfig",
     "EarlyStop",
-    "ModularConfig",
     "MonitorConfig",
-    "Op",
+    "ProbeConfig",
+    "RunConfig",
     "load_config",
+    "make_run_config",
     "preset",
+    "preset_names",
     "save_config",
+    "stream_generator",
+    "stream_seed",
 ]
 
-Op = Literal["add", "sub", "mul", "x2_y2", "x2_xy_y2", "x3_xy"]
+STREAMS = ("data", "init", "batch", "diag")
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class _Cadence(_Strict):
+    """A measurement cadence ``every`` in optimizer steps; 0 and None both mean off (stored as None)."""
+
+    every: int | None = Field(None, ge=0, description="steps between measurements; 0 or None: off")
+
+    @field_validator("every")
+    @classmethod
+    def _zero_is_off(cls, every: int | None) -> int | None:
+        return every or None
 
 
 class EarlyStop(_Strict):
@@ -58,22 +86,54 @@ class MonitorConfig(_Strict):
         return name
 
 
-class ModularConfig(_Strict):
-    """One modular-arithmetic training run: task, model, optimiser, schedule, seeds, monitor."""
+class DefectConfig(_Cadence):
+    """Commutator defect (``verify.defect``; author-experiments.md §1.3, §2.3) every ``every`` steps (0/None: off).
 
-    # task
-    p: int = Field(97, ge=3, description="modulus = vocabulary size = number of classes")
-    op: Op = "add"
-    train_fraction: float = Field(0.5, gt=0.0, lt=1.0)
-    # model
-    n_layers: int = Field(2, ge=1)
-    d_model: int = Field(128, ge=1)
-    n_heads: int = Field(4, ge=1)
-    d_ff: int = Field(256, ge=1)
-    # optimiser (AdamW)
+    Defaults are the author's modular-arithmetic ones: K = 5 batch pairs, η = 1e-3, train mode, batches of the
+    training batch size (512). ``adaptive_eta``: the dyck_scan variant (η raised when η‖g‖ < ``eta_floor``).
+    """
+
+    pairs: int = Field(5, ge=1, description="K: batch pairs per measurement (the median is reported)")
+    batch_size: int | None = Field(None, ge=1, description="None: the training batch size")
+    eta: float = Field(1e-3, gt=0.0)
+    adaptive_eta: bool = False
+    eta_floor: float = Field(1e-6, gt=0.0, description="adaptive η: min(η‖g_A‖, η‖g_B‖) is raised to this")
+    train_mode: bool = Field(True, description="forward in train mode, as the author")
+
+
+class ProbeConfig(_Cadence):
+    """Predictor inputs (``numerics.probes``) every ``every`` steps (0/None: off): h_j = v_jᵀHv_j (Hessian-vector
+    product) and G_j = ⟨∇L, v_j⟩ on one fixed train and one fixed val batch, for the top-k right singular vectors v_j
+    of the monitor's current window in each group."""
+
+    k: int = Field(3, ge=1, description="number of directions v_1..v_k")
+    batch_size: int | None = Field(None, ge=1, description="size of the fixed batches; None: the training batch size")
+    groups: list[str] | None = Field(None, description="monitor groups to probe; None: all of them")
+
+
+class RunConfig(_Strict):
+    """One training run: task (+ its config), optimiser, schedule, seeds, monitor, measurements, checkpoints.
+
+    Defaults are the author's modular-arithmetic settings ([P] ``grok_sweep.py``).
+    """
+
+    task: str = Field("modular", description="registered workload name (verify.tasks)")
+    task_config: Any = Field(None, description="the task's own config (validated by task.config_class)")
+    # optimiser
+    optimizer: Literal["adamw", "sgd", "muon"] = "adamw"
     lr: float = Field(1e-3, gt=0.0)
-    weight_decay: float = Field(1.0, ge=0.0)
-    betas: tuple[float, float] = (0.9, 0.98)
+    weight_decay: float = Field(1.0, ge=0.0, description="decoupled (AdamW, Muon); L2 in the gradient (SGD)")
+    betas: tuple[float, float] = Field((0.9, 0.98), description="AdamW, and the AdamW part of muon")
+    eps: float = Field(1e-8, gt=0.0, description="AdamW epsilon")
+    momentum: float | None = Field(None, ge=0.0, lt=1.0, description="SGD (default 0) and Muon (default 0.95)")
+    muon_lr: float | None = Field(None, gt=0.0, description="Muon's lr for the matrices; None: lr")
+    muon_adjust_lr: Literal["original", "match_rms_adamw"] = Field(
+        "match_rms_adamw", description="torch.optim.Muon adjust_lr_fn; match_rms_adamw reuses AdamW's lr and wd")
+    muon_exclude: list[str] = Field(default_factory=lambda: ["*head*"],
+                                    description="fnmatch patterns of 2-D weights kept on AdamW (output heads)")
+    warmup_steps: int = Field(0, ge=0, description="linear lr warmup over the first steps (nanoGPT)")
+    lr_decay: Literal["constant", "cosine"] = Field("constant", description="after warmup: constant or cosine")
+    min_lr_frac: float = Field(0.1, ge=0.0, le=1.0, description="cosine: final lr as a fraction of lr")
     batch_size: int = Field(512, ge=1)
     grad_clip: float | None = Field(1.0, gt=0.0, description="max global grad norm; None disables clipping")
     # schedule
@@ -86,15 +146,37 @@ class ModularConfig(_Strict):
     init_seed: int = Field(0, ge=0)
     batch_seed: int = Field(0, ge=0)
     diag_seed: int = Field(0, ge=0)
+    streams: Literal["derived", "plain"] = Field(
+        "derived", description="derived: each generator seeded from (seed, stream name), independent even for equal "
+        "seeds; plain: seeded with the seed itself (runs made before issue 5)")
+    # measurements
     monitor: MonitorConfig = Field(default_factory=MonitorConfig)
+    defect: DefectConfig = Field(default_factory=DefectConfig)
+    probes: ProbeConfig = Field(default_factory=ProbeConfig)
+    checkpoint_every: int | None = Field(None, ge=0, description="steps between checkpoints; 0 or None: off")
 
-    @field_validator("n_heads")
+    @model_validator(mode="before")
     @classmethod
-    def _heads_divide_width(cls, n_heads: int, info: ValidationInfo) -> int:
-        d_model = info.data.get("d_model")  # absent if d_model itself failed validation
-        if d_model is not None and d_model % n_heads:
-            raise ValueError(f"n_heads={n_heads} must divide d_model={d_model}")
-        return n_heads
+    def _validate_task_config(cls, data: Any) -> Any:
+        if not isinstance(data, Mapping):
+            return data
+        name = data.get("task", "modular")
+        try:
+            config_class = get_entry(name).task.config_class  # type: ignore[union-attr]
+        except KeyError as exc:
+            raise ValueError(str(exc.args[0])) from None
+        clash = set(config_class.model_fields) & set(cls.model_fields)
+        if clash:
+            raise ValueError(f"task {name!r}: config fields {sorted(clash)} clash with RunConfig fields")
+        tc = data.get("task_config")
+        if not isinstance(tc, config_class):
+            tc = config_class.model_validate(tc or {})
+        return {**data, "task_config": tc}
+
+    @field_validator("checkpoint_every")
+    @classmethod
+    def _zero_is_off(cls, every: int | None) -> int | None:
+        return every or None
 
     @field_validator("betas")
     @classmethod
@@ -104,58 +186,130 @@ class ModularConfig(_Strict):
         return betas
 
     @model_validator(mode="after")
-    def _split_nonempty(self) -> ModularConfig:
-        n = (self.p - 1) ** 2 if self.op == "mul" else self.p**2
-        n_train = int(self.train_fraction * n)
-        if not 0 < n_train < n:
-            raise ValueError(f"train_fraction={self.train_fraction} leaves {n_train} of {n} pairs for training")
+    def _consistent(self) -> RunConfig:
+        if self.probes.every is not None:
+            if self.probes.k > self.monitor.window:
+                raise ValueError(f"probes.k={self.probes.k} exceeds the monitor window W={self.monitor.window}")
+            # per-layer group names exist only once the model does: checked when training starts
+            unknown = [g for g in self.probes.groups or [] if g not in self.monitor.groups
+                       and "layers" not in self.monitor.groups]
+            if unknown:
+                raise ValueError(f"probes.groups {unknown} are not monitor groups {self.monitor.groups}")
+        if self.optimizer != "muon" and self.muon_lr is not None:
+            raise ValueError(f"muon_lr is set but optimizer is {self.optimizer!r}")
         return self
 
-    def architecture(self) -> ModelConfig:
-        """The model part of this config as a ``verify.tasks.modular.ModelConfig``."""
-        return ModelConfig(p=self.p, n_layers=self.n_layers, d_model=self.d_model, n_heads=self.n_heads,
-                           d_ff=self.d_ff)
-
-    def with_seed(self, seed: int) -> ModularConfig:
-        """A copy with all four seeds set to ``seed`` (the usual "seed s" of a sweep)."""
+    # -- helpers -----------------------------------------------------------------------------------------------
+    def with_seed(self, seed: int) -> RunConfig:
+        """A copy with all four seeds set to ``seed`` (the usual "seed s" of a sweep; the streams stay independent)."""
         return self.model_copy(update=dict(data_seed=seed, init_seed=seed, batch_seed=seed, diag_seed=seed))
 
-    def with_overrides(self, **overrides: object) -> ModularConfig:
-        """A validated copy with ``overrides`` applied (``model_copy(update=...)`` would skip validation)."""
-        return ModularConfig.model_validate({**self.model_dump(), **overrides})
+    def with_overrides(self, **overrides: Any) -> RunConfig:
+        """A validated copy with flat ``overrides`` (run or task fields); ``model_copy`` would skip validation."""
+        return make_run_config(self.task, _merge(self.model_dump(), _route(self.task, overrides)))
+
+    def seed(self, stream: str) -> int:
+        """The seed of ``stream`` (one of ``STREAMS``) as used for its generator."""
+        return stream_seed(getattr(self, f"{stream}_seed"), stream, self.streams)
+
+    def generator(self, stream: str) -> torch.Generator:
+        """A fresh CPU generator of ``stream`` (``data``, ``init``, ``batch``, ``diag``)."""
+        return torch.Generator().manual_seed(self.seed(stream))
 
 
-def save_config(config: ModularConfig, path: str | Path) -> Path:
-    """Write ``config`` as indented JSON; returns the path."""
+def stream_seed(seed: int, stream: str, scheme: str = "derived") -> int:
+    """The generator seed of ``stream`` for the user-facing ``seed``.
+
+    ``derived``: ``numpy.random.SeedSequence(seed, spawn_key=(i,))`` for the stream's index i in ``STREAMS`` (plus
+    ``global`` = 4, the global RNG of dropout-like ops), so equal seeds still give statistically independent
+    streams (the author's bug was one RNG shared by training and measurement, §1.4). ``plain``: ``seed`` itself.
+    """
+    if scheme == "plain":
+        return int(seed)
+    index = (*STREAMS, "global").index(stream)
+    state = np.random.SeedSequence(int(seed), spawn_key=(index,)).generate_state(2, np.uint32)
+    return int((int(state[0]) << 32 | int(state[1])) & (2**63 - 1))
+
+
+def stream_generator(seed: int, stream: str, scheme: str = "derived") -> torch.Generator:
+    """``torch.Generator().manual_seed(stream_seed(seed, stream, scheme))`` (CPU: independent of the device)."""
+    return torch.Generator().manual_seed(stream_seed(seed, stream, scheme))
+
+
+# --- building configs from flat or nested dicts ---------------------------------------------------------------
+
+
+def _merge(base: Mapping[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    """``base`` updated by ``extra``; ``task_config`` is merged key by key, every other key replaced."""
+    out = dict(base)
+    for k, v in extra.items():
+        if k == "task_config" and isinstance(out.get(k), Mapping) and isinstance(v, Mapping):
+            out[k] = {**out[k], **v}
+        else:
+            out[k] = v
+    return out
+
+
+def _route(task: str, flat: Mapping[str, Any]) -> dict[str, Any]:
+    """Split flat keys into run fields and ``task_config`` fields (unknown keys stay top-level: an error later)."""
+    entry = get_entry(task)
+    task_fields = set(entry.task.config_class.model_fields)  # type: ignore[union-attr]
+    out: dict[str, Any] = {}
+    for k, v in flat.items():
+        if k in task_fields and k not in RunConfig.model_fields:
+            out.setdefault("task_config", {})[k] = v
+        elif k == "task_config" and isinstance(v, BaseModel):
+            out[k] = v.model_dump()
+        else:
+            out[k] = v
+    return out
+
+
+def make_run_config(task: str | None, data: Mapping[str, Any] | None = None) -> RunConfig:
+    """Validate a flat or nested config dict for ``task`` (``data["task"]`` must agree if present)."""
+    data = dict(data or {})
+    named = data.pop("task", None)
+    if task is not None and named is not None and named != task:
+        raise ValueError(f"config is for task {named!r}, not {task!r}")
+    task = task or named
+    if task is None:
+        raise ValueError("config names no task (add \"task\": ...)")
+    try:
+        routed = _route(task, data)
+    except KeyError as exc:
+        raise ValueError(str(exc.args[0])) from None
+    return RunConfig.model_validate({"task": task, **routed})
+
+
+def preset_names(task: str = "modular") -> list[str]:
+    return get_entry(task).preset_names()
+
+
+def preset(name: str, task: str = "modular", **overrides: Any) -> RunConfig:
+    """Preset ``name`` of ``task`` (``mod97``, ``tiny``, ``demo`` for modular), with validated flat overrides.
+
+    A preset merges the task module's ``RECOMMENDED[name]`` (run settings) and ``PRESETS[name]`` (task config).
+    """
+    entry = get_entry(task)
+    if name not in entry.preset_names():
+        raise KeyError(f"unknown preset {name!r} for task {task!r}; expected one of {entry.preset_names()}")
+    base = {**entry.recommended.get(name, {}), "task_config": dict(entry.presets.get(name, {}))}
+    return make_run_config(task, _merge(_route(task, base), _route(task, overrides)))
+
+
+def save_config(config: RunConfig, path: str | Path) -> Path:
+    """Write ``config`` as indented JSON (nested form); returns the path."""
     path = Path(path)
     path.write_text(config.model_dump_json(indent=2) + "\n")
     return path
 
 
-def load_config(path: str | Path) -> ModularConfig:
-    """Read and validate a JSON config (raises ``pydantic.ValidationError`` naming the bad field)."""
-    return ModularConfig.model_validate_json(Path(path).read_text())
+def load_config(path: str | Path, task: str | None = None) -> RunConfig:
+    """Read and validate a JSON config, flat or nested (raises ``pydantic.ValidationError`` naming the bad field).
 
-
-PRESETS: dict[str, ModularConfig] = {
-    # The author's full setup ([P] grok_sweep.py SweepConfig; author-experiments.md §1.2; 290,401 parameters).
-    # Measured (2 CPU cores, 16 ms/step): grok step 3000 / 3200 / 2900 for seeds 0 / 1 / 2 at wd 1 (~50 s each).
-    "mod97": ModularConfig(),
-    # CI-sized (ecosystem-offline.md, last section; 57,851 parameters). Measured, seeds 0 / 1 / 2, 6-8 ms/step:
-    # wd 1 groks at step 1300 / 1100 / 1200 (2 threads; 1200 / 1100 / 1200 on 1) after memorising by step 300
-    # (~10 s with early stop); wd 0 memorises and test acc stays <= 0.018 through 3000 steps (10,000 for seed 0).
-    "tiny": ModularConfig(
-        p=59, n_layers=1, d_model=64, n_heads=4, d_ff=256, lr=3e-3, max_steps=3000,
-        monitor=MonitorConfig(window=10, every=50),
-    ),
-    # `make demo`: the author's exact setup capped at 6,000 steps so the no-wd control ends too. Measured: wd 0
-    # test acc <= 0.045 through 6000 steps for seeds 0 / 1 / 2 (~100 s each); wd 1 as mod97 (~50 s).
-    "demo": ModularConfig(max_steps=6000),
-}
-
-
-def preset(name: str, **overrides: object) -> ModularConfig:
-    """A named preset (``mod97``, ``tiny``, ...) with optional validated overrides."""
-    if name not in PRESETS:
-        raise KeyError(f"unknown preset {name!r}; expected one of {sorted(PRESETS)}")
-    return PRESETS[name].with_overrides(**overrides) if overrides else PRESETS[name].model_copy(deep=True)
+    A file without a ``task`` key is for ``task`` (default ``modular``: the flat configs stored before issue 5).
+    """
+    data = json.loads(Path(path).read_text())
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: a config file holds one JSON object")
+    return make_run_config(task if task is not None or "task" in data else "modular", data)

@@ -55,12 +55,12 @@ def run_demo(
                 f"{walls[label]:.1f} |"
             )
     figure = plot_runs(trajectories, out / "demo.png", group="attn" if "attn" in groups else groups[0])
-    cfg = base
+    cfg, tc = base, base.task_config
     text = "\n".join(
         [
             "# spectral-edge demo",
             "",
-            f"Modular arithmetic ({cfg.op} mod {cfg.p}), {cfg.n_layers}-layer transformer d={cfg.d_model}, AdamW "
+            f"Modular arithmetic ({tc.op} mod {tc.p}), {tc.n_layers}-layer transformer d={tc.d_model}, AdamW "
             f"lr {cfg.lr:g}, batch {cfg.batch_size}, seed {seed}; rolling update Gram W = {cfg.monitor.window}, "
             f"Δs = {cfg.monitor.every} steps, k* = {cfg.monitor.kstar}. Grokking step: first eval with test "
             f"accuracy ≥ {cfg.grok_threshold:g}. g23 = λ2 − λ3 (σ² units); decline = peak before grokking / value "

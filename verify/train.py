@@ -1,14 +1,22 @@
-"""The training loop for modular arithmetic: config in, history (and optional monitor trajectory) out.
+"""The one training loop for every workload: run config in, history (and optional monitor trajectory) out.
 
 Source: [P] grokking-integrability ``grok_sweep.py`` (AdamW, clipping, batches drawn with replacement, eval every
-100 steps, early stop at test acc ≥ 0.98 × 3), rewritten nanoGPT-style with four independent RNG streams
-(author-experiments.md §9): the data split, the model init, the batch order and a diagnostics stream reserved for
-measurements. No global RNG is read, so a monitor may draw whatever it likes (from ``diag_generator``, or even the
-global RNG) without changing the trajectory: the same seeds give the same loss curve at any measurement cadence.
+100 steps, early stop at test acc ≥ 0.98 × 3), rewritten nanoGPT-style around the :class:`verify.tasks.base.Task`
+protocol, with four independent RNG streams (author-experiments.md §9; ``RunConfig.generator``): the data, the model
+init, the batch order and a diagnostics stream that only measurements read (commutator-defect batch pairs, the
+fixed probe batches). The global RNG is seeded from its own derived stream for tasks with dropout-like ops, and every
+measurement runs inside ``torch.random.fork_rng``, so the same seeds give the same trajectory at any measurement
+cadence, with or without a monitor.
+
+Per step s (s = completed optimizer steps; 0 = at init), in this order: the monitor's optimizer post-hook captures
+(inside ``optimizer.step``); then at the top of the loop the eval (every ``eval_every`` and at ``max_steps``), the
+commutator defect (``defect.every``), the probes (``probes.every``; h_j and G_j along the monitor's current v_j),
+the stop test, and the checkpoint (``checkpoint_every``). A resumed run restarts right after that checkpoint.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import time
@@ -18,161 +26,376 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import torch
-import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import nn
 from tqdm.auto import tqdm
 
-from verify.config import ModularConfig, save_config
-from verify.tasks.modular import build_model, make_dataset
+from numerics.atomic import atomic_path, atomic_write_text
+from numerics.errors import SpectralEdgeError, WindowTooSmallError, ZeroWindowError
+from numerics.probes import curvature_and_gradient, gradient_projection
+from numerics.provenance import provenance
+from verify.checkpoint import load_checkpoint, save_checkpoint
+from verify.config import RunConfig, stream_seed
+from verify.defect import commutator_defect
+from verify.optim import build_optimizer, set_lr
+from verify.tasks import get_task
+from verify.tasks.base import Task, to_device
 
-__all__ = ["History", "Monitor", "MonitorFactory", "RunResult", "diag_generator", "evaluate", "train"]
+__all__ = ["History", "Monitor", "MonitorFactory", "RunResult", "diag_generator", "run_label", "train"]
 
 
 class Monitor(Protocol):
-    """What ``train`` needs from a monitor (e.g. ``numerics.monitor.SpectralMonitor``)."""
+    """What ``train`` needs from a monitor (e.g. ``numerics.monitor.SpectralMonitor``).
+
+    Optional, used when present: ``event(kind, step, **fields)`` (defect and probe records), ``state_dict`` /
+    ``load_state_dict`` (checkpoints), ``gram`` and ``layout`` (the v_j of the probes).
+    """
 
     def log(self, step: int, **scalars: float) -> None: ...
 
     def close(self) -> None: ...
 
 
-MonitorFactory = Callable[[nn.Module, torch.optim.Optimizer, ModularConfig], Monitor]
+MonitorFactory = Callable[[nn.Module, torch.optim.Optimizer, RunConfig], Monitor]
 
 
 @dataclass
 class History:
-    """Evaluation records; ``steps[i]`` counts completed optimizer steps (0 = at init)."""
+    """Evaluation and measurement records; ``steps[i]`` counts completed optimizer steps (0 = at init).
+
+    ``metrics[i]`` holds every metric of eval i as ``{split}_{name}`` (``train_acc``, ``test_loss``, task extras);
+    ``defect`` and ``probes`` hold one dict per measurement (with its ``step``; probes also ``group``).
+    """
 
     steps: list[int] = field(default_factory=list)
     train_acc: list[float] = field(default_factory=list)
     test_acc: list[float] = field(default_factory=list)
     train_loss: list[float] = field(default_factory=list)
     test_loss: list[float] = field(default_factory=list)
+    metrics: list[dict[str, float]] = field(default_factory=list)
+    defect: list[dict[str, Any]] = field(default_factory=list)
+    probes: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
 class RunResult:
     """Outcome of one run. ``grok_step``: first eval step with test acc ≥ ``config.grok_threshold`` (None: never)."""
 
-    config: ModularConfig
+    config: RunConfig
     history: History
     grok_step: int | None
     final_step: int
     wall_s: float
     n_params: int
     model: nn.Module = field(repr=False)
+    resumed_from: int | None = None
 
     def summary(self) -> dict[str, Any]:
         """JSON-ready record (config, history, grok step, wall time) without the model."""
         return {"config": self.config.model_dump(mode="json"), "history": asdict(self.history),
                 "grok_step": self.grok_step, "final_step": self.final_step, "wall_s": self.wall_s,
-                "n_params": self.n_params}
+                "n_params": self.n_params, "resumed_from": self.resumed_from}
 
 
-def diag_generator(config: ModularConfig) -> torch.Generator:
-    """The diagnostics stream: a fresh generator seeded by ``diag_seed``, for measurements only (e.g. the batches
-    of a commutator defect). Training never reads it."""
-    return torch.Generator().manual_seed(config.diag_seed)
+@dataclass
+class _Run:
+    """Everything one training run holds; the checkpoint is this minus what the config rebuilds."""
+
+    cfg: RunConfig
+    task: Task
+    device: torch.device
+    data: dict[str, Any]
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    batch_gen: torch.Generator
+    diag_gen: torch.Generator
+    monitor: Any = None
+    probe_groups: list[str] = field(default_factory=list)
+    probe_batches: dict[str, Any] = field(default_factory=dict)
+    step: int = 0
+    grok_step: int | None = None
+    streak: int = 0  # consecutive evals at or above early_stop.acc
+    wall_s: float = 0.0  # spent before this invocation (resumed runs)
+    history: History = field(default_factory=History)
 
 
-@torch.no_grad()
-def evaluate(model: nn.Module, x: Tensor, y: Tensor) -> tuple[float, float]:
-    """(accuracy, mean cross-entropy) on the full set, in eval mode; restores the previous train/eval mode."""
-    was_training = model.training
-    model.eval()
-    try:
-        logits = model(x)
-        return (logits.argmax(-1) == y).float().mean().item(), F.cross_entropy(logits, y).item()
-    finally:
-        model.train(was_training)
+def diag_generator(config: RunConfig) -> torch.Generator:
+    """The diagnostics stream: a fresh generator of ``config``'s diagnostics seed, for measurements only. Training
+    never reads it."""
+    return config.generator("diag")
+
+
+def run_label(config: RunConfig) -> str:
+    """File stem of a run: ``{task}-{label}-wd{wd:g}-s{init_seed}`` (``label`` from the task's optional
+    ``run_label``; modular: ``modular-add-p97-wd1-s42``)."""
+    task = get_task(config.task)
+    label = task.run_label(config.task_config) if hasattr(task, "run_label") else ""
+    return "-".join(p for p in (config.task, label, f"wd{config.weight_decay:g}", f"s{config.init_seed}") if p)
+
+
+def _rng_fork(device: torch.device) -> contextlib.AbstractContextManager[None]:
+    """Save the global CPU (and this CUDA device's) RNG state and restore it on exit."""
+    devices = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" \
+        else []
+    return torch.random.fork_rng(devices=devices)
+
+
+def _rng_state(device: torch.device) -> dict[str, Any]:
+    state = {"cpu": torch.get_rng_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def _set_rng_state(state: dict[str, Any], device: torch.device) -> None:
+    torch.set_rng_state(state["cpu"])
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], device)
+
+
+def _checkpoint_path(cfg: RunConfig, out_dir: Path | None, checkpoint: str | Path | None, resume: bool) -> Path | None:
+    if checkpoint is not None:
+        return Path(checkpoint)
+    if out_dir is not None:
+        return out_dir / "checkpoint.pt"
+    if cfg.checkpoint_every or resume:
+        raise SpectralEdgeError("checkpointing or resuming needs a place: pass out_dir or checkpoint=PATH")
+    return None
 
 
 def train(
-    config: ModularConfig,
+    config: RunConfig,
     out_dir: str | Path | None = None,
     *,
     monitor_factory: MonitorFactory | None = None,
     progress: bool = True,
     device: str | torch.device = "cpu",
+    checkpoint: str | Path | None = None,
+    resume: bool = False,
+    step_callback: Callable[[int], None] | None = None,
 ) -> RunResult:
-    """Train one run of ``config``; evaluate every ``eval_every`` steps; stop at ``max_steps`` or early stop.
+    """Train one run of ``config``; stop at ``max_steps`` or early stop.
 
-    ``monitor_factory(model, optimizer, config)`` is called once, after the optimizer exists; the monitor may
-    register optimizer hooks, gets ``monitor.log(step, train_acc=..., test_acc=..., train_loss=..., test_loss=...)``
-    at every eval, and ``close()`` at the end (also on error). ``optimizer.global_step`` holds the number of
-    completed optimizer steps (it is already incremented when step-post hooks run).
-    If ``out_dir`` is given, writes ``config.json``, ``result.json`` and ``model.safetensors`` there.
+    ``monitor_factory(model, optimizer, config)`` is called once, after the optimizer exists (and after a resumed
+    run's model and optimizer state are loaded); the monitor may register optimizer hooks, gets
+    ``monitor.log(step, train_acc=..., test_acc=..., train_loss=..., test_loss=..., <task extras>)`` at every eval,
+    ``event("defect" | "probe", step, ...)`` per measurement, and ``close()`` at the end (also on error, after an
+    ``interrupted`` event). ``optimizer.global_step`` holds the number of completed optimizer steps (already
+    incremented when step-post hooks run).
+
+    Checkpoints (``config.checkpoint_every``) go to ``checkpoint`` (default ``out_dir/checkpoint.pt``) and are
+    removed when the run finishes. ``resume=True`` continues from that checkpoint and ends bitwise identical to an
+    uninterrupted run; a missing, corrupt, foreign or other-config checkpoint raises ``CheckpointError`` first.
+    ``step_callback(step)`` runs after every optimizer step (tests use it to kill a run). If ``out_dir`` is given,
+    writes ``config.json``, ``result.json`` and ``model.safetensors`` there (atomically).
     """
     cfg = config
     t0 = time.perf_counter()
-    # stream 1: data split (data_seed only)
-    train_x, train_y, test_x, test_y = (t.to(device) for t in make_dataset(cfg.p, cfg.op, cfg.train_fraction,
-                                                                           cfg.data_seed))
-    # stream 2: model init (init_seed only; the global RNG is not touched)
-    model = build_model(cfg.architecture(), cfg.init_seed, device)
-    n_params = sum(p.numel() for p in model.parameters())
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
-    optimizer.global_step = 0  # type: ignore[attr-defined]
-    # stream 3: batch order (batch_seed only); CPU generator so the order does not depend on the device
-    batch_gen = torch.Generator().manual_seed(cfg.batch_seed)
-    # stream 4 (diag_seed) belongs to the monitor: see diag_generator(). Training never draws from it.
-    monitor = monitor_factory(model, optimizer, cfg) if monitor_factory is not None else None
+    out = Path(out_dir) if out_dir is not None else None
+    ckpt_path = _checkpoint_path(cfg, out, checkpoint, resume)
+    saved = load_checkpoint(ckpt_path, cfg) if ckpt_path is not None and resume else None  # before anything else
 
-    history = History()
-    grok_step: int | None = None
-    streak = 0  # consecutive evals at or above early_stop.acc
-    step = 0
-    bar = tqdm(total=cfg.max_steps, disable=not progress, desc=f"{cfg.op} p={cfg.p} wd={cfg.weight_decay}")
-    try:
-        model.train()
-        while True:
-            if step % cfg.eval_every == 0 or step == cfg.max_steps:
-                tr_acc, tr_loss = evaluate(model, train_x, train_y)
-                te_acc, te_loss = evaluate(model, test_x, test_y)
-                for name, value in (("train_acc", tr_acc), ("test_acc", te_acc), ("train_loss", tr_loss),
-                                    ("test_loss", te_loss)):
-                    getattr(history, name).append(value)
-                history.steps.append(step)
-                if monitor is not None:
-                    monitor.log(step, train_acc=tr_acc, test_acc=te_acc, train_loss=tr_loss, test_loss=te_loss)
-                if grok_step is None and te_acc >= cfg.grok_threshold:
-                    grok_step = step
-                streak = streak + 1 if cfg.early_stop is not None and te_acc >= cfg.early_stop.acc else 0
-                bar.set_postfix(train=f"{tr_acc:.3f}", test=f"{te_acc:.3f}", loss=f"{tr_loss:.3g}", refresh=False)
-                if cfg.early_stop is not None and streak >= cfg.early_stop.patience:
-                    break
-            if step == cfg.max_steps:
-                break
+    with _rng_fork(torch.device(device)):  # the caller's global RNG is restored on exit
+        run = _build(cfg, torch.device(device), saved)
+        run.monitor = monitor_factory(run.model, run.optimizer, cfg) if monitor_factory is not None else None
+        bar = tqdm(total=cfg.max_steps, initial=int(saved["step"]) if saved else 0, disable=not progress,
+                   desc=run_label(cfg))
+        try:
+            if cfg.probes.every:
+                _probe_setup(run)  # draws the fixed probe batches from the fresh diagnostics stream
+            if saved is not None:
+                _restore(run, saved, ckpt_path)  # type: ignore[arg-type]
+            pending = saved is None  # measurements at run.step still to do (a checkpoint is written after them)
+            run.model.train()
+            while True:
+                if pending:
+                    if _measure(run):
+                        break
+                    if cfg.checkpoint_every and run.step % cfg.checkpoint_every == 0 and run.step > 0:
+                        _checkpoint(run, ckpt_path, time.perf_counter() - t0)  # type: ignore[arg-type]
+                pending = True
+                _train_step(run)
+                bar.update(1)
+                if step_callback is not None:
+                    step_callback(run.step)
+        except BaseException as exc:
+            if hasattr(run.monitor, "event"):
+                run.monitor.event("interrupted", run.step, error=f"{type(exc).__name__}: {exc}")
+            raise
+        finally:
+            bar.close()
+            if run.monitor is not None:
+                run.monitor.close()
 
-            idx = torch.randint(len(train_y), (cfg.batch_size,), generator=batch_gen).to(device)  # with replacement
-            loss = F.cross_entropy(model(train_x[idx]), train_y[idx])
-            if not math.isfinite(loss.item()):
-                raise FloatingPointError(f"non-finite training loss {loss.item()} at step {step}")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.grad_clip is not None:
-                nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            step += 1
-            optimizer.global_step = step  # type: ignore[attr-defined]  # visible to step-post hooks
-            optimizer.step()
-            bar.update(1)
-    finally:
-        bar.close()
-        if monitor is not None:
-            monitor.close()
-
-    result = RunResult(config=cfg, history=history, grok_step=grok_step, final_step=step,
-                       wall_s=time.perf_counter() - t0, n_params=n_params, model=model)
-    if out_dir is not None:
-        _save(result, Path(out_dir))
+    if ckpt_path is not None and cfg.checkpoint_every:
+        ckpt_path.unlink(missing_ok=True)  # the run is complete; its checkpoint has served
+    result = RunResult(config=cfg, history=run.history, grok_step=run.grok_step, final_step=run.step,
+                       wall_s=run.wall_s + time.perf_counter() - t0, n_params=sum(p.numel() for p in
+                                                                                  run.model.parameters()),
+                       model=run.model, resumed_from=int(saved["step"]) if saved is not None else None)
+    if out is not None:
+        _save(result, out)
     return result
+
+
+def _build(cfg: RunConfig, device: torch.device, saved: dict[str, Any] | None) -> _Run:
+    """Data, model, optimizer and the RNG streams, from the config (and a checkpoint's model/optimizer state)."""
+    torch.manual_seed(stream_seed(cfg.batch_seed, "global"))  # dropout & co. read the global RNG
+    task = get_task(cfg.task)
+    data = task.make_data(cfg.task_config, cfg.generator("data"))  # stream 1: data (CPU)
+    model = task.build_model(cfg.task_config, cfg.generator("init"), device)  # stream 2: init
+    no_decay = task.no_decay_names(model) if hasattr(task, "no_decay_names") else None
+    optimizer = build_optimizer(model, cfg, no_decay)
+    if saved is not None:
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+    optimizer.global_step = int(saved["step"]) if saved is not None else 0  # type: ignore[attr-defined]
+    # stream 3: batch order (a CPU generator: the order does not depend on the device); stream 4: measurements only
+    return _Run(cfg, task, device, data, model, optimizer, cfg.generator("batch"), cfg.generator("diag"))
+
+
+def _train_step(run: _Run) -> None:
+    cfg = run.cfg
+    batch = to_device(run.task.sample_batch(run.data, cfg.batch_size, run.batch_gen), run.device)
+    loss = run.task.loss(run.model, batch)
+    if not math.isfinite(loss.item()):
+        raise FloatingPointError(f"non-finite training loss {loss.item()} at step {run.step}")
+    run.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if cfg.grad_clip is not None:
+        nn.utils.clip_grad_norm_(run.model.parameters(), cfg.grad_clip)
+    set_lr(run.optimizer, cfg, run.step)
+    run.step += 1
+    run.optimizer.global_step = run.step  # type: ignore[attr-defined]  # visible to step-post hooks
+    run.optimizer.step()
+
+
+# --- measurements ----------------------------------------------------------------------------------------------
+
+
+def _measure(run: _Run) -> bool:
+    """Eval / defect / probes due at ``run.step``; True when the run should stop here."""
+    cfg, step = run.cfg, run.step
+    with _rng_fork(run.device):  # nothing a measurement draws can reach the training RNG
+        stop = step >= cfg.max_steps
+        if step % cfg.eval_every == 0 or stop:
+            stop = _evaluate(run) or stop
+        if cfg.defect.every and step % cfg.defect.every == 0:
+            _defect(run)
+        if cfg.probes.every and step % cfg.probes.every == 0:
+            _probes(run)
+    return stop
+
+
+def _record(run: _Run, kind: str, rec: dict[str, Any]) -> None:
+    getattr(run.history, kind).append({"step": run.step, **rec})
+    if hasattr(run.monitor, "event"):
+        run.monitor.event(kind.removesuffix("s"), run.step, **rec)  # record types "defect" and "probe"
+
+
+def _evaluate(run: _Run) -> bool:
+    cfg, h = run.cfg, run.history
+    metrics = {f"{split}_{k}": float(v) for split in ("train", "test")
+               for k, v in run.task.evaluate(run.model, run.data, split).items()}
+    h.steps.append(run.step)
+    for name in ("train_acc", "test_acc", "train_loss", "test_loss"):
+        getattr(h, name).append(metrics[name])
+    h.metrics.append(metrics)
+    if run.monitor is not None:
+        run.monitor.log(run.step, **metrics)
+    acc = metrics["test_acc"]
+    if run.grok_step is None and acc >= cfg.grok_threshold:
+        run.grok_step = run.step
+    run.streak = run.streak + 1 if cfg.early_stop is not None and acc >= cfg.early_stop.acc else 0
+    return cfg.early_stop is not None and run.streak >= cfg.early_stop.patience
+
+
+def _defect(run: _Run) -> None:
+    d = run.cfg.defect
+    size = d.batch_size or run.cfg.batch_size
+
+    def draw() -> Any:
+        return to_device(run.task.sample_batch(run.data, size, run.diag_gen), run.device)
+
+    pairs = [(draw(), draw()) for _ in range(d.pairs)]
+    result = commutator_defect(run.model, run.task.loss, pairs, eta=d.eta, adaptive_eta=d.adaptive_eta,
+                               eta_floor=d.eta_floor, train_mode=d.train_mode)
+    _record(run, "defect", result.record())
+
+
+def _probe_setup(run: _Run) -> None:
+    """Check the monitor can serve v_j; draw the fixed train and val probe batches from the diagnostics stream."""
+    monitor, cfg = run.monitor, run.cfg
+    if not (hasattr(monitor, "gram") and hasattr(monitor, "layout")):
+        raise SpectralEdgeError("probes need the spectral monitor (numerics.monitor.SpectralMonitor): v_j come from "
+                                "its window; pass a monitor_factory or set probes.every = 0")
+    if getattr(monitor, "sketch", None) is not None:
+        raise SpectralEdgeError("probes need v_j in parameter coordinates; the monitor stores JL sketches")
+    run.probe_groups = cfg.probes.groups or list(monitor.layout.groups)
+    missing = [g for g in run.probe_groups if g not in monitor.layout.groups]
+    if missing:
+        raise SpectralEdgeError(f"probe groups {missing} are not monitor groups {list(monitor.layout.groups)}")
+    size = cfg.probes.batch_size or cfg.batch_size
+    val = "val" if "val" in run.data else "test"
+    # sample_batch draws from data["train"]; the val batch is drawn the same way from the val split
+    batches = {"train": run.task.sample_batch(run.data, size, run.diag_gen),
+               "val": run.task.sample_batch({**run.data, "train": run.data[val]}, size, run.diag_gen)}
+    run.probe_batches = {k: to_device(b, run.device) for k, b in batches.items()}
+
+
+def _probes(run: _Run) -> None:
+    k, monitor = run.cfg.probes.k, run.monitor
+    for group in run.probe_groups:
+        try:
+            v = monitor.gram.right_vectors(group, k)
+        except (WindowTooSmallError, ZeroWindowError):
+            continue  # the window has fewer than k independent updates yet
+        h, g_train = curvature_and_gradient(run.model, run.task.loss, run.probe_batches["train"], v, monitor.layout,
+                                            group)
+        g_val = gradient_projection(run.model, run.task.loss, run.probe_batches["val"], v, monitor.layout, group)
+        _record(run, "probes", {"group": group, "k": k, "h": h.tolist(), "G_train": g_train.tolist(),
+                                "G_val": g_val.tolist()})
+
+
+# --- checkpoints -----------------------------------------------------------------------------------------------
+
+
+def _checkpoint(run: _Run, path: Path, elapsed: float) -> None:
+    monitor = run.monitor
+    save_checkpoint(
+        path, run.cfg, run.step,
+        model=run.model.state_dict(),
+        optimizer=run.optimizer.state_dict(),
+        rng={"batch": run.batch_gen.get_state(), "diag": run.diag_gen.get_state(), **_rng_state(run.device)},
+        monitor=monitor.state_dict() if hasattr(monitor, "state_dict") else None,
+        loop={"grok_step": run.grok_step, "streak": run.streak, "wall_s": run.wall_s + elapsed,
+              "history": asdict(run.history)},
+    )
+
+
+def _restore(run: _Run, saved: dict[str, Any], path: Path) -> None:
+    """RNG, monitor and loop state from a validated checkpoint (model and optimizer were loaded in ``_build``)."""
+    monitor = run.monitor
+    has_state = hasattr(monitor, "load_state_dict")
+    if (saved["monitor"] is None) == has_state:
+        raise SpectralEdgeError(f"{path} was written {'without' if saved['monitor'] is None else 'with'} a monitor "
+                                f"state; this run has {'a' if has_state else 'no'} checkpointable monitor")
+    run.batch_gen.set_state(saved["rng"]["batch"])
+    run.diag_gen.set_state(saved["rng"]["diag"])
+    _set_rng_state(saved["rng"], run.device)
+    if has_state:
+        monitor.load_state_dict(saved["monitor"])  # writes a "resume" record
+    s = saved["loop"]
+    run.step, run.grok_step, run.streak = int(saved["step"]), s["grok_step"], int(s["streak"])
+    run.wall_s, run.history = float(s["wall_s"]), History(**s["history"])
+    if hasattr(monitor, "event"):  # who resumed, from what code, on what (the file header has the first run's)
+        monitor.event("resumed", run.step, checkpoint=str(path), provenance=provenance(None, None, run.device))
 
 
 def _save(result: RunResult, out: Path) -> None:
     from safetensors.torch import save_file  # local import: only needed when writing a run
 
     out.mkdir(parents=True, exist_ok=True)
-    save_config(result.config, out / "config.json")
-    (out / "result.json").write_text(json.dumps(result.summary(), indent=1) + "\n")
-    save_file({k: v.detach().cpu().contiguous() for k, v in result.model.state_dict().items()},
-              str(out / "model.safetensors"))
+    atomic_write_text(out / "config.json", result.config.model_dump_json(indent=2) + "\n")
+    atomic_write_text(out / "result.json", json.dumps(result.summary(), indent=1) + "\n")
+    with atomic_path(out / "model.safetensors", suffix=".safetensors") as tmp:
+        save_file({k: v.detach().cpu().contiguous() for k, v in result.model.state_dict().items()}, str(tmp))

@@ -16,21 +16,30 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from torch import Tensor, nn
 
 __all__ = [
+    "MODULAR",
     "OPS",
+    "PRESETS",
+    "RECOMMENDED",
     "Attention",
     "Block",
     "ModelConfig",
+    "ModularConfig",
+    "ModularTask",
     "ModularTransformer",
     "all_pairs",
     "attention_weight_names",
     "build_model",
+    "init_model",
     "make_dataset",
+    "split_dataset",
 ]
 
 # a, b are int64 tensors; the result is reduced mod p by ``all_pairs``.
@@ -64,20 +73,25 @@ def all_pairs(p: int, op: str) -> tuple[Tensor, Tensor]:
     return torch.stack([a, b], dim=1), y
 
 
-def make_dataset(p: int, op: str, train_fraction: float, seed: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """Split the full table into ``(train_x, train_y, test_x, test_y)``.
-
-    The permutation comes from a private ``torch.Generator`` seeded by ``seed`` (the data seed), so the split is
-    independent of model initialisation and batch order. ``n_train = int(train_fraction * N)`` as the author.
-    """
+def split_dataset(
+    p: int, op: str, train_fraction: float, generator: torch.Generator
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Split the full table into ``(train_x, train_y, test_x, test_y)`` by one ``randperm`` from ``generator``
+    (the data stream). ``n_train = int(train_fraction * N)`` as the author."""
     x, y = all_pairs(p, op)
     n = len(y)
     n_train = int(train_fraction * n)
     if not 0 < n_train < n:
         raise ValueError(f"train_fraction={train_fraction} leaves {n_train} of {n} pairs for training; need 1..{n - 1}")
-    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    perm = torch.randperm(n, generator=generator)
     tr, te = perm[:n_train], perm[n_train:]
     return x[tr], y[tr], x[te], y[te]
+
+
+def make_dataset(p: int, op: str, train_fraction: float, seed: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """:func:`split_dataset` with a private ``torch.Generator().manual_seed(seed)``, so the split is independent of
+    model initialisation and batch order."""
+    return split_dataset(p, op, train_fraction, torch.Generator().manual_seed(seed))
 
 
 @dataclass(frozen=True)
@@ -190,17 +204,22 @@ def _linear_default(lin: nn.Linear, g: torch.Generator | None) -> None:
     nn.init.kaiming_uniform_(lin.weight, a=math.sqrt(5), generator=g)
 
 
-def build_model(cfg: ModelConfig, seed: int, device: str | torch.device = "cpu") -> ModularTransformer:
-    """Build the model and initialise it from ``torch.Generator().manual_seed(seed)`` (the init stream).
+def init_model(cfg: ModelConfig, generator: torch.Generator, device: str | torch.device = "cpu") -> ModularTransformer:
+    """Build the model and initialise every parameter from ``generator`` (the init stream).
 
     Modules are constructed on the meta device, so PyTorch's default init never runs and the global RNG is not
-    touched; all values come from the seeded generator (on CPU, then moved, so the init is device-independent).
+    touched; all values come from the generator (on CPU, then moved, so the init is device-independent).
     """
     with torch.device("meta"):
         model = ModularTransformer(cfg)
     model.to_empty(device="cpu")
-    model.reset_parameters(torch.Generator().manual_seed(seed))
+    model.reset_parameters(generator)
     return model.to(device)
+
+
+def build_model(cfg: ModelConfig, seed: int, device: str | torch.device = "cpu") -> ModularTransformer:
+    """:func:`init_model` from ``torch.Generator().manual_seed(seed)``."""
+    return init_model(cfg, torch.Generator().manual_seed(seed), device)
 
 
 def attention_weight_names(model: nn.Module) -> list[str]:
@@ -210,3 +229,117 @@ def attention_weight_names(model: nn.Module) -> list[str]:
     """
     suffixes = tuple(f".{proj}.weight" for proj in ATTN_PROJ)
     return [name for name, _ in model.named_parameters() if name.endswith(suffixes)]
+
+
+# --- the Task --------------------------------------------------------------------------------------------------
+
+Op = Literal["add", "sub", "mul", "x2_y2", "x2_xy_y2", "x3_xy"]
+
+
+class ModularConfig(BaseModel):
+    """Task and model of one modular-arithmetic run (defaults: the author's ``SweepConfig``, p = 97).
+
+    Optimiser, schedule, seeds and monitor live in ``verify.config.RunConfig``.
+    """
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    p: int = Field(97, ge=3, description="modulus = vocabulary size = number of classes")
+    op: Op = "add"
+    train_fraction: float = Field(0.5, gt=0.0, lt=1.0)
+    n_layers: int = Field(2, ge=1)
+    d_model: int = Field(128, ge=1)
+    n_heads: int = Field(4, ge=1)
+    d_ff: int = Field(256, ge=1)
+
+    @field_validator("n_heads")
+    @classmethod
+    def _heads_divide_width(cls, n_heads: int, info: ValidationInfo) -> int:
+        d_model = info.data.get("d_model")  # absent if d_model itself failed validation
+        if d_model is not None and d_model % n_heads:
+            raise ValueError(f"n_heads={n_heads} must divide d_model={d_model}")
+        return n_heads
+
+    @model_validator(mode="after")
+    def _split_nonempty(self) -> ModularConfig:
+        n = (self.p - 1) ** 2 if self.op == "mul" else self.p**2
+        n_train = int(self.train_fraction * n)
+        if not 0 < n_train < n:
+            raise ValueError(f"train_fraction={self.train_fraction} leaves {n_train} of {n} pairs for training")
+        return self
+
+    def architecture(self) -> ModelConfig:
+        """The model part as a :class:`ModelConfig`."""
+        return ModelConfig(p=self.p, n_layers=self.n_layers, d_model=self.d_model, n_heads=self.n_heads,
+                           d_ff=self.d_ff)
+
+
+class ModularTask:
+    """Modular arithmetic as a :class:`verify.tasks.base.Task`. Data ``{"train": (x, y), "test": (x, y)}``; batches
+    ``(x, y)`` drawn with replacement ([P] ``grok_sweep.py``); metric ``acc`` = accuracy of the answer token."""
+
+    name = "modular"
+    config_class = ModularConfig
+
+    def make_data(self, config: BaseModel, generator: torch.Generator) -> dict[str, Any]:
+        cfg = ModularConfig.model_validate(config)
+        x, y, xt, yt = split_dataset(cfg.p, cfg.op, cfg.train_fraction, generator)
+        return {"train": (x, y), "test": (xt, yt)}
+
+    def build_model(self, config: BaseModel, generator: torch.Generator, device: torch.device | str) -> nn.Module:
+        return init_model(ModularConfig.model_validate(config).architecture(), generator, device)
+
+    def sample_batch(self, data: dict[str, Any], batch_size: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+        x, y = data["train"]
+        idx = torch.randint(len(y), (batch_size,), generator=generator)
+        return x[idx], y[idx]
+
+    def loss(self, model: nn.Module, batch: tuple[Tensor, Tensor]) -> Tensor:
+        x, y = batch
+        return F.cross_entropy(model(x), y)
+
+    @torch.no_grad()
+    def evaluate(self, model: nn.Module, data: dict[str, Any], split: str) -> dict[str, float]:
+        """``acc`` and mean cross-entropy ``loss`` on the whole split, in eval mode (the previous mode restored)."""
+        device = next(model.parameters()).device
+        x, y = (t.to(device) for t in data[split])
+        was_training = model.training
+        model.eval()
+        try:
+            logits = model(x)
+            return {"acc": (logits.argmax(-1) == y).float().mean().item(), "loss": F.cross_entropy(logits, y).item()}
+        finally:
+            model.train(was_training)
+
+    def attention_weight_names(self, model: nn.Module) -> list[str]:
+        return attention_weight_names(model)
+
+    def run_label(self, config: BaseModel) -> str:
+        """``{op}-p{p}``: run files are ``modular-{op}-p{p}-wd{wd:g}-s{seed}.jsonl(.gz)``."""
+        cfg = ModularConfig.model_validate(config)
+        return f"{cfg.op}-p{cfg.p}"
+
+
+MODULAR = ModularTask()
+
+# Presets (see verify.tasks.__init__): task-config overrides and run settings, merged by name. Measured numbers: one
+# torch thread, derived streams (RunConfig.streams; the "plain" numbers of runs before issue 5 are in git history).
+PRESETS: dict[str, dict[str, Any]] = {
+    # The author's full setup ([P] grok_sweep.py SweepConfig; author-experiments.md §1.2; 290,401 parameters).
+    # Measured: wd 1 groks at step 2400 / 2900 / 2900 for seeds 0 / 1 / 2 after memorising by step 500 (~20 ms/step).
+    "mod97": {},
+    # CI-sized (ecosystem-offline.md, last section; 57,851 parameters). Measured, seeds 0 / 1 / 2: wd 1 groks at step
+    # 1000 / 1100 / 1200 after memorising by step 300; wd 0 memorises by step 200 and test acc stays <= 0.016 through
+    # 3000 steps.
+    "tiny": {"p": 59, "n_layers": 1, "d_model": 64, "n_heads": 4, "d_ff": 256},
+    # `make demo`: the author's exact setup capped at 6,000 steps so the no-wd control ends too. Measured: wd 0
+    # memorises by step 400 and test acc stays <= 0.060 / 0.041 / 0.045 through 6000 steps (seeds 0 / 1 / 2).
+    "demo": {},
+}
+RECOMMENDED: dict[str, dict[str, Any]] = {
+    # RunConfig's defaults are the author's: AdamW lr 1e-3, betas (0.9, 0.98), wd 1, batch 512, clip 1, eval every
+    # 100, early stop at test acc >= 0.98 x 3, W = 10, Δs = 100 on all parameters and the attention weights.
+    "mod97": {},
+    "tiny": {"lr": 3e-3, "max_steps": 3000, "monitor": {"window": 10, "every": 50}},
+    "demo": {"max_steps": 6000},
+}

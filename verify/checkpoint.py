@@ -1,0 +1,77 @@
+"""Checkpoints: everything a run needs to continue *bitwise* as if it had never stopped.
+
+A checkpoint holds the run config (as JSON), the step, the model and optimizer state dicts, every RNG state (the
+batch and diagnostics generators, the global CPU RNG and the device's CUDA RNG), the monitor's ``state_dict`` (the
+rolling window and last snapshot) and the loop state (history, grok step, early-stop streak, wall time so far). It
+is written with ``torch.save`` to a temporary file that is renamed over the old one (``numerics.atomic``), so a
+crash mid-write leaves the previous checkpoint intact. Data and model architecture are rebuilt from the config and
+the data/init streams; the fixed probe batches are redrawn from the fresh diagnostics stream before its saved state
+is restored, so they are identical too.
+
+Loading never silently starts over: a missing file, a file that is not a checkpoint (corrupt, truncated, foreign)
+or one written for a different config raises :class:`CheckpointError` before any training step.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from numerics.atomic import atomic_path
+from numerics.errors import SpectralEdgeError
+from verify.config import RunConfig
+
+__all__ = ["KIND", "VERSION", "CheckpointError", "config_diff", "load_checkpoint", "save_checkpoint"]
+
+KIND = "spectral-edge/checkpoint"
+VERSION = 1
+
+
+class CheckpointError(SpectralEdgeError):
+    """A checkpoint that cannot be resumed from: missing, corrupt, foreign, newer, or for another config."""
+
+
+def save_checkpoint(path: str | Path, config: RunConfig, step: int, **state: Any) -> Path:
+    """Write ``{kind, version, config, step, **state}`` atomically (``torch.save``); returns the path."""
+    payload = {"kind": KIND, "version": VERSION, "config": config.model_dump_json(), "step": int(step), **state}
+    with atomic_path(path, suffix=".tmp") as tmp:
+        torch.save(payload, tmp)
+    return Path(path)
+
+
+def config_diff(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[str]:
+    """Dotted names of the fields in which two config dicts differ."""
+    out = []
+    for key in sorted(set(a) | set(b)):
+        va, vb = a.get(key, "<absent>"), b.get(key, "<absent>")
+        if isinstance(va, dict) and isinstance(vb, dict):
+            out += config_diff(va, vb, f"{prefix}{key}.")
+        elif va != vb:
+            out.append(f"{prefix}{key}: {va!r} (checkpoint) vs {vb!r} (now)")
+    return out
+
+
+def load_checkpoint(path: str | Path, config: RunConfig) -> dict[str, Any]:
+    """Read and validate a checkpoint for ``config`` (tensors on the CPU); raises :class:`CheckpointError`."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"no checkpoint at {path}: cannot resume (a resume never starts over; run without "
+                              "resume to start from step 0)")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch.load raises RuntimeError, UnpicklingError, EOFError, ... by the kind of damage
+        raise CheckpointError(f"{path} is not a readable checkpoint (corrupt, truncated or foreign): {exc}") from exc
+    if not isinstance(state, dict) or state.get("kind") != KIND:
+        raise CheckpointError(f"{path} is not a spectral-edge checkpoint (no {KIND!r} marker)")
+    if not isinstance(state.get("version"), int) or state["version"] > VERSION:
+        raise CheckpointError(f"{path} has checkpoint version {state.get('version')!r}; this package reads <= "
+                              f"{VERSION}")
+    saved = json.loads(state["config"])
+    now = json.loads(config.model_dump_json())
+    diff = config_diff(saved, now)
+    if diff:
+        raise CheckpointError(f"{path} was written for a different config: " + "; ".join(diff))
+    return state
