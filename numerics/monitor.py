@@ -42,14 +42,16 @@ from numerics.spectrum import spectrum_from_gram
 from numerics.stability import alpha as alpha_of
 from numerics.stability import delta_C_norm, delta_G_norm
 from numerics.trajectory import TrajectoryWriter
+from theory import registry
 
 __all__ = ["SpectralMonitor"]
 
 GroupSpec = Callable[[str, torch.Tensor], bool] | Sequence[str] | str
 RecordCallback = Callable[[dict[str, Any]], None]
 
-# α variants cheap enough to record at every capture (all come from W×W Grams, never P-sized data).
-_ALPHA_FROM_EXTENDED = ("dk_deltaC", "dk_deltaG", "rot")
+# α variants recorded live by default: the registry default and the rotation between consecutive windows. Every
+# other variant is recomputable from the stored Gram (``gram`` in each record), so nothing is lost by leaving it out.
+DEFAULT_ALPHAS = ("dk_deltaC", "rot")
 
 
 def _normalise_groups(model: torch.nn.Module, groups: Mapping[str, GroupSpec] | None) -> dict[str, Any] | None:
@@ -83,6 +85,8 @@ class SpectralMonitor:
         storage_dtype: dtype of the stored updates (float32 default; bfloat16 halves memory, see docs).
         process_group: torch.distributed group whose ranks hold shards of the parameters.
         callbacks: called with each spectrum record (online predictors hook in here).
+        alphas: α_j variants (registry names) computed live; default ``("dk_deltaC", "rot")``. The record also
+            stores the (extended) Gram, from which every variant can be recomputed offline.
         keep_records: keep records in memory (``records``) even when writing a file.
     """
 
@@ -104,11 +108,15 @@ class SpectralMonitor:
         process_group: Any = None,
         callbacks: Sequence[RecordCallback] = (),
         keep_records: bool = True,
+        alphas: Sequence[str] = DEFAULT_ALPHAS,
     ) -> None:
         if every < 1:
             raise SpectralEdgeError(f"every (Δs) must be a positive number of steps, got {every}")
         self.model, self.optimizer = model, optimizer
         self.window, self.every, self.kstar = int(window), int(every), kstar
+        self.alphas = tuple(alphas)
+        for name in self.alphas:
+            registry.get("alpha", name)  # unknown names fail here, not at the first capture
         self.layout = ParamLayout.from_model(model, _normalise_groups(model, groups))
         first = next((p for p in model.parameters() if p.requires_grad), None)
         device = first.device if first is not None else torch.device("cpu")
@@ -207,19 +215,21 @@ class SpectralMonitor:
             return rec
         rec.update(spec.to_dict())
         g_ext = self.gram.extended_gram(group)
+        # The raw Gram (extended to the previous window when there is one) makes the record self-contained:
+        # any spectral quantity or α variant can be recomputed from the file later.
+        rec["gram"] = (g_ext if g_ext is not None else spec.G).tolist()
+        rec["gram_extended"] = g_ext is not None
         alphas: dict[str, list[float]] = {}
         if g_ext is not None:
             rec["dC_norm"] = float(delta_C_norm(g_ext))
             rec["dG_norm"] = float(delta_G_norm(g_ext))
-            for name in _ALPHA_FROM_EXTENDED:
-                try:
-                    alphas[name] = np.asarray(alpha_of(g_ext, name)).tolist()
-                except SpectralEdgeError:
-                    pass
-        if w >= 4:
+        for name in self.alphas:
+            source = g_ext if name != "half" else spec.G
+            if source is None:
+                continue
             try:
-                alphas["half"] = np.asarray(alpha_of(self.gram.gram(group), "half")).tolist()
-            except SpectralEdgeError:
+                alphas[name] = np.asarray(alpha_of(source, name)).tolist()
+            except SpectralEdgeError:  # e.g. α-half needs w ≥ 4
                 pass
         if alphas:
             rec["alpha"] = alphas

@@ -1,0 +1,148 @@
+"""Onset detectors on planted synthetic trajectories (verify.onset): known answers, split enforced, bad input."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from numerics.errors import TrajectoryError
+from numerics.trajectory import TrajectoryWriter
+from verify.onset import (
+    AdiabaticDetector,
+    G23Decline,
+    GapOpening,
+    OnsetCallback,
+    RunData,
+    SplitError,
+    calibrate,
+    evaluate,
+    load_runs,
+    predict,
+)
+
+
+def write_run(path: Path, *, wd: float = 1.0, seed: int = 42, decline_at: int | None = 1500,
+              grok_at: int | None = 2500, steps: int = 4000, every: int = 100, op: str = "add") -> Path:
+    """A synthetic run: g23 drops 50× at ``decline_at`` (None: flat), test acc jumps to 1 at ``grok_at``.
+
+    R rises from 1.2 to 2.0 and g from 0.5 to 2.0 at ``decline_at``; ‖ΔG‖ is 0.1·g² except for a 10× burst over
+    the three windows before ``decline_at`` + 300, so A = ‖ΔG‖/(η·Δs·g²) is 1 (η·Δs = 0.1) and 10 in the burst.
+    """
+    cfg = {"op": op, "lr": 1e-3, "weight_decay": wd}
+    rng = np.random.default_rng(seed)
+    with TrajectoryWriter(path, provenance={"config": cfg, "seeds": {"init_seed": seed}},
+                          meta={"every": every, "task": "synthetic"}) as w:
+        for s in range(every, steps + 1, every):
+            late = decline_at is not None and s >= decline_at
+            g23 = (0.2 if late else 10.0) * (1 + 0.05 * rng.standard_normal())
+            g, R = (2.0, 2.0) if late else (0.5, 1.2)
+            burst = decline_at is not None and decline_at + 100 <= s <= decline_at + 300
+            dG = (10.0 if burst else 1.0) * 0.1 * g * g
+            for group in ("attn", "all"):
+                w.write("spectrum", s, group=group, sigma=[3.0, 1.5, 1.0, 0.5], kstar=1, R=R, g=g, g23=g23,
+                        dG_norm=dG)
+            acc = 1.0 if grok_at is not None and s >= grok_at else 0.02
+            w.write("eval", s, train_acc=1.0, test_acc=acc)
+        w.write("end", steps)
+    return path
+
+
+@pytest.fixture
+def runs(tmp_path: Path) -> dict[str, RunData]:
+    specs: dict[str, dict[str, Any]] = {
+        "grok-s42": {"seed": 42}, "ctrl-s42": {"seed": 42, "wd": 0.0, "decline_at": None, "grok_at": None},
+        "grok-s137": {"seed": 137, "decline_at": 1200, "grok_at": 2000},
+        "ctrl-s137": {"seed": 137, "wd": 0.0, "decline_at": None, "grok_at": None},
+        "ctrlfire-s137": {"seed": 137, "wd": 0.0, "grok_at": None},  # a control whose g23 declines anyway
+    }
+    return {k: RunData.from_trajectory(write_run(tmp_path / f"{k}.jsonl", **v)) for k, v in specs.items()}
+
+
+def test_planted_g23_decline_fires_before_grokking(runs: dict[str, RunData]) -> None:
+    out = predict(runs["grok-s42"], [G23Decline(frac=0.1, sustain=2)])
+    assert out["observed_grok_step"] == 2500
+    sig = out["signals"][0]
+    assert sig["fired"] and sig["predicted_step"] == 1600 and sig["lead"] == 900  # confirmed on the 2nd window
+    assert out["first_signal"] == "g23"
+    assert not predict(runs["ctrl-s42"], [G23Decline()])["signals"][0]["fired"]
+
+
+def test_gap_and_adiabatic_detectors(runs: dict[str, RunData]) -> None:
+    assert GapOpening(factor=1.5, key="R", sustain=1).fire(runs["grok-s42"]) == 1500
+    assert GapOpening(factor=1.5, key="R").fire(runs["ctrl-s42"]) is None
+    # A = 1 outside the burst, 10 inside: threshold 5 fires on the second burst window.
+    assert AdiabaticDetector(threshold=5.0, sustain=2).fire(runs["grok-s42"]) == 1700
+    assert AdiabaticDetector(threshold=5.0).fire(runs["ctrl-s42"]) is None
+
+
+def test_no_grokking_reports_did_not_grok(runs: dict[str, RunData]) -> None:
+    out = predict(runs["ctrlfire-s137"])
+    assert out["observed_grok_step"] == "did not grok" and out["control"]
+    assert all(s["lead"] is None for s in out["signals"])
+    assert "did not grok" in out["text"]
+    defect = next(s for s in out["signals"] if s["signal"] == "defect")
+    assert not defect["fired"] and defect["note"] == "no defect records"
+
+
+def test_calibration_then_held_out_evaluation(runs: dict[str, RunData]) -> None:
+    cal = [runs["grok-s42"], runs["ctrl-s42"]]
+    held = [runs["grok-s137"], runs["ctrl-s137"], runs["ctrlfire-s137"]]
+    det = calibrate("g23", cal)
+    assert det.calibrated_on == {"grok-s42", "ctrl-s42"}
+    rep = evaluate([det], held)["signals"]["g23"]
+    # fires before grokking on the positive, and on the declining control (a false positive; it never grokked)
+    assert (rep["tp"], rep["fp"], rep["tn"]) == (1, 1, 1)
+    assert rep["recall"] == 1.0 and rep["precision"] == 0.5 and rep["fpr"] == 0.5
+    assert rep["lead_median"] > 0
+
+
+def test_evaluate_refuses_calibration_runs(runs: dict[str, RunData]) -> None:
+    det = calibrate("gap", [runs["grok-s42"], runs["ctrl-s42"]])
+    with pytest.raises(SplitError, match="grok-s42"):
+        evaluate([det], [runs["grok-s137"], runs["grok-s42"]])
+
+
+def test_online_callback_matches_offline(runs: dict[str, RunData]) -> None:
+    run = runs["grok-s42"]
+    events: list[dict[str, Any]] = []
+    det = G23Decline(frac=0.1, sustain=2)
+    cb = OnsetCallback(det, eta=1e-3, delta_s=100, group="attn", on_event=events.append)
+    for rec in run.spectra:
+        cb({"type": "spectrum", **rec})
+        cb({"type": "spectrum", **rec, "group": "all"})  # other groups ignored
+    assert len(events) == 1 and events[0]["step"] == det.fire(run) == 1600
+
+
+def test_bad_input(tmp_path: Path) -> None:
+    with pytest.raises(TrajectoryError, match="not found"):
+        load_runs([tmp_path / "missing.jsonl"])
+    foreign = tmp_path / "foreign.jsonl"
+    foreign.write_text('{"hello": 1}\n')
+    with pytest.raises(TrajectoryError, match="not a spectral-edge trajectory"):
+        predict(foreign)
+    bad_gz = tmp_path / "bad.jsonl.gz"
+    bad_gz.write_bytes(gzip.compress(b"x")[:5])
+    with pytest.raises(TrajectoryError):
+        predict(bad_gz)
+    # truncated mid-record: readable up to the last complete record, with a warning
+    path = write_run(tmp_path / "trunc.jsonl", steps=3000)
+    path.write_bytes(path.read_bytes()[:-7])
+    with pytest.warns(UserWarning, match="partial"):
+        out = predict(path)
+    assert out["observed_grok_step"] == 2500
+    empty_header = tmp_path / "nospec.jsonl"
+    TrajectoryWriter(empty_header).close()
+    with pytest.raises(TrajectoryError, match="no spectrum records"):
+        predict(empty_header)
+
+
+def test_load_runs_directory_and_unfinished(tmp_path: Path) -> None:
+    write_run(tmp_path / "a-s42.jsonl")
+    p = write_run(tmp_path / "b-s42.jsonl")
+    p.write_text("\n".join(p.read_text().splitlines()[:-1]) + "\n")  # drop the end record: still running
+    assert {r.id for r in load_runs([tmp_path])} == {"a-s42", "b-s42"}
+    assert [r.id for r in load_runs([tmp_path], finished_only=True)] == ["a-s42"]
