@@ -100,3 +100,14 @@ def test_theorems_command_shows_the_factor_free_counterexample():
     res = runner.invoke(app, ["theorems", "--only", "davis_kahan.factor_free"])
     assert res.exit_code == 0, res.output
     assert "smallest counterexample" in res.output and "1 PASS, 0 FAIL" in res.output
+
+
+def test_inspect_several_files_prints_a_table(tmp_path, short_config):
+    for seed in ("1", "2"):
+        assert runner.invoke(app, ["train", "modular", "--config", str(short_config), "--out", str(tmp_path),
+                                   "--seeds", seed, "--no-progress"]).exit_code == 0
+    files = sorted(str(p) for p in tmp_path.glob("*.jsonl"))
+    res = runner.invoke(app, ["inspect", *files, "--group", "attn"])
+    assert res.exit_code == 0, res.output
+    lines = res.output.strip().splitlines()
+    assert lines[0].startswith("| run |") and len(lines) == 4

@@ -124,15 +124,20 @@ def tasks() -> None:
 
 @app.command()
 def inspect(
-    trajectory: Annotated[Path, typer.Argument(help="A trajectory file (.jsonl).")],
+    trajectories: Annotated[list[Path], typer.Argument(help="Trajectory files (.jsonl or .jsonl.gz).")],
     group: Annotated[str, typer.Option(help="Parameter group.")] = "all",
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Summarise a trajectory file: provenance, grokking step, k*, R and g23 over time."""
-    from verify.summary import summarise
+    """Summarise trajectory files: grokking step, k*, R and g23; several files give a Markdown table."""
+    from verify.summary import runs_table, summarise
 
-    summary = summarise(trajectory, group=group)
-    typer.echo(json.dumps(summary, indent=2) if as_json else summary["text"])
+    summaries = [summarise(t, group=group) for t in trajectories]
+    if as_json:
+        typer.echo(json.dumps(summaries[0] if len(summaries) == 1 else summaries, indent=2))
+    elif len(summaries) == 1:
+        typer.echo(summaries[0]["text"])
+    else:
+        typer.echo(runs_table(summaries))
 
 
 @app.command()

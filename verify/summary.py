@@ -17,7 +17,7 @@ from numerics.errors import TrajectoryError
 from numerics.trajectory import Trajectory, read_trajectory
 from verify.grokking import grok_step
 
-__all__ = ["summarise"]
+__all__ = ["runs_table", "summarise"]
 
 
 def _fmt(x: float | None, spec: str = ".3g") -> str:
@@ -76,3 +76,19 @@ def summarise(
     ]
     out["text"] = "\n".join(lines)
     return out
+
+
+def runs_table(summaries: list[dict[str, Any]]) -> str:
+    """A Markdown table of run summaries (one row per run), as ``spectral-edge inspect A B ...`` prints it."""
+    rows = [
+        "| run | group | grok step | final test acc | k* mode (share) | R before grok | g23 decline |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for s in summaries:
+        name = os.path.basename(s["path"]).removesuffix(".gz").removesuffix(".jsonl")
+        grok = s["grok_step"] if s["grok_step"] is not None else "—"
+        rows.append(
+            f"| {name} | {s['group']} | {grok} | {_fmt(s['final_test_acc'])} | {s['kstar_mode']} "
+            f"({100 * s['kstar_mode_share']:.0f}%) | {_fmt(s['R_pre_mean'])} | {_fmt(s['g23_decline'])} |"
+        )
+    return "\n".join(rows)
