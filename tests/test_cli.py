@@ -111,3 +111,19 @@ def test_inspect_several_files_prints_a_table(tmp_path, short_config):
     assert res.exit_code == 0, res.output
     lines = res.output.strip().splitlines()
     assert lines[0].startswith("| run |") and len(lines) == 4
+
+
+def test_claims_and_predict_on_stored_runs(tmp_path):
+    from pathlib import Path
+
+    runs = sorted((Path(__file__).resolve().parents[1] / "verify" / "runs" / "modular").glob("*.jsonl.gz"))
+    if not runs:
+        pytest.skip("no stored modular runs; regenerate with `spectral-edge sweep modular`")
+    res = runner.invoke(app, ["claims", "--out", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    assert "| claim |" in res.output and (tmp_path / "claims.json").exists()
+    verdicts = [row["verdict"] for row in json.loads((tmp_path / "claims.json").read_text())]
+    assert verdicts and set(verdicts) <= {"PASS", "FAIL", "INCONCLUSIVE"}
+    res = runner.invoke(app, ["predict", str(runs[0]), "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output)["runs"][0]["observed_grok_step"] is not None or "did not grok" in res.output

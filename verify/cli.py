@@ -141,6 +141,52 @@ def inspect(
 
 
 @app.command()
+def predict(
+    runs: Annotated[list[Path], typer.Argument(help="Trajectory files or directories.")],
+    calibrate_on: Annotated[list[Path] | None, typer.Option(help="Runs to fit thresholds on (else defaults).")] = None,
+    group: Annotated[str, typer.Option(help="Parameter group.")] = "attn",
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Predict the grokking onset from spectral signals (g23 decline, gap opening, A, defect); with
+    --calibrate-on, thresholds are fitted there and precision/recall/FPR reported on the other runs only."""
+    from verify.onset import FAMILIES, calibrate, default_detectors, evaluate, load_runs
+    from verify.onset import predict as predict_run
+
+    held = load_runs(runs, group)
+    dets = default_detectors()
+    cal_ids: set[str] = set()
+    if calibrate_on:
+        cal = load_runs(calibrate_on, group, finished_only=True)
+        dets = [calibrate(f, cal) for f in FAMILIES]
+        cal_ids = {r.id for r in cal}
+    outs = [predict_run(r, dets) for r in held]
+    held_out = [r for r in held if r.id not in cal_ids]  # evaluate() refuses calibration runs
+    report = evaluate(dets, held_out) if calibrate_on and held_out else None
+    if as_json:
+        typer.echo(json.dumps({"runs": outs, "evaluation": report}, indent=1, default=str))
+    else:
+        typer.echo("\n".join(o["text"] for o in outs))
+        if report:
+            typer.echo(report["text"])
+
+
+@app.command()
+def claims(
+    runs: Annotated[list[Path] | None, typer.Argument(help="Trajectory files or directories.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Write claims.md and claims.json here.")] = None,
+    group: Annotated[str, typer.Option(help="Parameter group.")] = "attn",
+) -> None:
+    """Check the quantitative claims of spectral-edge-math.md §4–§5 on stored runs (default verify/runs/modular)."""
+    from verify.claims import claims_table, load_claim_runs, to_markdown, write_claims
+
+    rows = claims_table(load_claim_runs(runs or [Path(__file__).parent / "runs" / "modular"]), group)
+    typer.echo(to_markdown(rows))
+    if out is not None:
+        md, js = write_claims(rows, out)
+        typer.echo(f"wrote {md} and {js}")
+
+
+@app.command()
 def theorems(
     profile: Annotated[str, typer.Option(help="quick (50 examples per theorem) or thorough (1000).")] = "quick",
     only: Annotated[list[str] | None, typer.Option("--only", help="Theorem ids or id prefixes (repeatable).")] = None,

@@ -1,0 +1,504 @@
+"""Grokking-onset prediction from spectral signals: frozen detectors, calibration, held-out evaluation, online use.
+
+Signals (issue 6, "Onset prediction"; spec spectral-edge-math.md §1.3, §1.6, §1.8, §5):
+
+- ``g23``: g₂₃ falls below a fraction ``frac`` of its running peak for ``sustain`` consecutive windows
+  ([A]/[P] Table 7: "g₂₃ declines before every grokking event"; the author's analysis is post hoc, ours is causal).
+- ``gap``: the gap at k* opens: R = σ_{k*}/σ_{k*+1} exceeds ``factor`` × the median of its first ``n_baseline``
+  windows for ``sustain`` windows ([C] Thm 10.7 "gap opening ⇔ capability gain").
+- ``adiabatic``: A = ‖ΔG‖_F/(η_eff g²), η_eff = η·Δs (``numerics.predictors.adiabatic``, ``on_zero_gap="inf"``;
+  η = the run's ``lr`` from the provenance config, Δs the monitor cadence) crosses upward into the transition regime
+  (A ≥ ``threshold`` after at least one window below it) for ``sustain`` windows ([A] regime map, spec §1.6; the
+  threshold is [S] and is what calibration fits).
+- ``defect``: the commutator defect D exceeds ``factor`` × the median of its first 3 records and ``floor``
+  ([P] ``find_spike_step``, ``verify.defect.onset_ratio``); only when ``defect`` records exist.
+
+Every detector is causal: the step it reports is the step of the window at which its condition is *confirmed*
+(the last window of a sustained run), so the same detector run online (``OnsetCallback``) and offline
+(``predict``) reports the same step. Lead time = observed grokking step (``verify.grokking`` default,
+``first>=0.95``) − predicted step; a positive lead means the detector fired before grokking.
+
+Labels: a run is *positive* when it grokked and had weight decay > 0; every other run (no weight decay, or never
+grokked) is a *control*. A detector firing on a control is a false positive; firing on a positive at or after
+its grokking step is a miss (late), never a hit: "the run grokked" is never counted as "the detector fired".
+
+Calibration (``calibrate``) fits a detector family's thresholds on a calibration split by a grid search that
+maximises (true positives − false positives) with positive lead; the detector it returns remembers the runs it
+saw, and ``evaluate`` refuses any of them (held-out evaluation only).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from numerics.errors import SpectralEdgeError, TrajectoryError
+from numerics.predictors import adiabatic
+from numerics.trajectory import Trajectory, read_trajectory
+from verify.grokking import grok_step
+
+__all__ = [
+    "FAMILIES",
+    "AdiabaticDetector",
+    "DefectDetector",
+    "Detector",
+    "G23Decline",
+    "GapOpening",
+    "OnsetCallback",
+    "RunData",
+    "SplitError",
+    "calibrate",
+    "default_detectors",
+    "evaluate",
+    "load_runs",
+    "predict",
+    "run_id",
+    "split_runs",
+]
+
+
+class SplitError(SpectralEdgeError):
+    """A calibration run was given to ``evaluate`` (the held-out split must be disjoint from calibration)."""
+
+
+# --- run data ------------------------------------------------------------------------------------------------------
+
+
+def run_id(path: str | os.PathLike[str]) -> str:
+    """A run's identity: its file name without ``.jsonl``/``.jsonl.gz`` (e.g. ``modular-add-p97-wd1-s42``)."""
+    name = Path(path).name
+    for suffix in (".gz", ".jsonl"):
+        name = name.removesuffix(suffix)
+    return name
+
+
+def _find_key(tree: Any, key: str) -> Any:
+    """First value of ``key`` in a nested dict (flat or nested run configs both store ``lr``/``weight_decay``)."""
+    if isinstance(tree, Mapping):
+        if key in tree:
+            return tree[key]
+        for v in tree.values():
+            found = _find_key(v, key)
+            if found is not None:
+                return found
+    return None
+
+
+@dataclass
+class RunData:
+    """What the detectors read from one run: spectrum records of one group, defect and eval records, η and Δs.
+
+    ``eta`` is the learning rate from the provenance config (``lr``) and ``delta_s`` the monitor cadence (meta
+    ``every``); ``weight_decay`` from the config. Build with ``RunData.from_trajectory``.
+    """
+
+    id: str
+    spectra: list[dict[str, Any]]
+    defect: list[dict[str, Any]] = field(default_factory=list)
+    evals: list[dict[str, Any]] = field(default_factory=list)
+    eta: float | None = None
+    delta_s: int = 1
+    weight_decay: float | None = None
+    task: str = "?"
+    seed: int | None = None
+    finished: bool = True
+    grok_definition: str | None = None
+
+    @classmethod
+    def from_trajectory(cls, traj: Trajectory | str | os.PathLike[str], group: str = "attn",
+                        grok_definition: str | None = None) -> RunData:
+        """Read a trajectory (path or ``Trajectory``); falls back to group ``"all"`` if ``group`` is absent."""
+        t = traj if isinstance(traj, Trajectory) else read_trajectory(traj)
+        groups = t.groups()
+        if not groups:
+            raise TrajectoryError(f"{t.path}: no spectrum records (is the run empty or not a monitor trajectory?)")
+        g = group if group in groups else ("all" if "all" in groups else groups[0])
+        cfg = t.provenance.get("config", {})
+        seeds = t.provenance.get("seeds", {}) or {}
+        lr, wd = _find_key(cfg, "lr"), _find_key(cfg, "weight_decay")
+        op = _find_key(cfg, "op")
+        task = str(t.meta.get("task", "?")) + (f"-{op}" if op is not None else "")
+        return cls(id=run_id(t.path), spectra=[r for r in t.spectra(g) if "sigma" in r], defect=t.of_type("defect"),
+                   evals=t.evals(), eta=None if lr is None else float(lr), delta_s=int(t.meta.get("every", 1) or 1),
+                   weight_decay=None if wd is None else float(wd), task=task,
+                   seed=seeds.get("init_seed", seeds.get("data_seed")),
+                   finished=bool(t.of_type("end")), grok_definition=grok_definition)
+
+    @property
+    def grok_step(self) -> int | None:
+        """Observed grokking step (``verify.grokking.grok_step``, default ``first>=0.95``); None = did not grok."""
+        if not self.evals:
+            return None
+        steps = [r["step"] for r in self.evals]
+        acc = [np.nan if r.get("test_acc") is None else r["test_acc"] for r in self.evals]
+        return grok_step(steps, acc, self.grok_definition)
+
+    @property
+    def is_control(self) -> bool:
+        """Control: no weight decay, or never grokked. Positive: grokked with weight decay > 0."""
+        return self.grok_step is None or not (self.weight_decay or 0) > 0
+
+
+def load_runs(paths: Iterable[str | os.PathLike[str]], group: str = "attn", *, finished_only: bool = False,
+              grok_definition: str | None = None) -> list[RunData]:
+    """Runs from trajectory files and directories (``*.jsonl``, ``*.jsonl.gz``; a run stored both ways counts once).
+
+    A missing path raises ``TrajectoryError``; ``finished_only`` drops runs without an ``end`` record (still being
+    written by a sweep).
+    """
+    files: dict[str, Path] = {}
+    for p in map(Path, paths):
+        if p.is_dir():
+            found = sorted([*p.glob("*.jsonl"), *p.glob("*.jsonl.gz")])
+        elif p.exists():
+            found = [p]
+        else:
+            raise TrajectoryError(f"trajectory file or directory not found: {p}")
+        for f in found:
+            files.setdefault(run_id(f), f)
+    runs = [RunData.from_trajectory(f, group, grok_definition) for f in files.values()]
+    return [r for r in runs if r.finished or not finished_only]
+
+
+# --- detectors -----------------------------------------------------------------------------------------------------
+
+
+def _sustained(cond: Sequence[bool], steps: Sequence[int], sustain: int) -> int | None:
+    """Step of the window at which ``cond`` has held for ``sustain`` consecutive windows (causal confirmation)."""
+    run = 0
+    for step, ok in zip(steps, cond, strict=True):
+        run = run + 1 if ok else 0
+        if run >= sustain:
+            return int(step)
+    return None
+
+
+def _field(spectra: Sequence[Mapping[str, Any]], key: str) -> tuple[list[int], np.ndarray]:
+    steps = [int(r["step"]) for r in spectra]
+    vals = np.array([np.nan if r.get(key) is None else float(r[key]) for r in spectra], dtype=np.float64)
+    return steps, vals
+
+
+@dataclass(frozen=True)
+class G23Decline:
+    """g₂₃ < ``frac`` × running peak for ``sustain`` windows, after the peak was at least ``min_windows`` in.
+
+    Source: [A]/[P] Table 7 (spec §4.2, §5; g₂₃ = σ₂² − σ₃² of the update Gram, the replication's definition).
+    """
+
+    frac: float = 0.1
+    sustain: int = 2
+    calibrated_on: frozenset[str] = frozenset()
+    signal: str = "g23"
+
+    def fire(self, run: RunData) -> int | None:
+        steps, g = _field(run.spectra, "g23")
+        peak, cond = -np.inf, []
+        for v in g:
+            cond.append(bool(np.isfinite(v) and np.isfinite(peak) and peak > 0 and v < self.frac * peak))
+            if np.isfinite(v):
+                peak = max(peak, v)
+        return _sustained(cond, steps, self.sustain)
+
+
+@dataclass(frozen=True)
+class GapOpening:
+    """R (``key="R"``) or g (``key="g"``) at k* > ``factor`` × median of its first ``n_baseline`` finite windows,
+    for ``sustain`` windows. Source: [C] Thm 10.7 / Test 7 (spec §4.2 #7), measured on the update Gram."""
+
+    factor: float = 1.5
+    key: str = "R"
+    n_baseline: int = 3
+    sustain: int = 2
+    calibrated_on: frozenset[str] = frozenset()
+    signal: str = "gap"
+
+    def fire(self, run: RunData) -> int | None:
+        steps, x = _field(run.spectra, self.key)
+        finite = np.flatnonzero(np.isfinite(x))
+        if len(finite) <= self.n_baseline:
+            return None
+        base = float(np.median(x[finite[: self.n_baseline]]))
+        start = finite[self.n_baseline - 1] + 1
+        cond = [bool(i >= start and np.isfinite(v) and v > self.factor * base) for i, v in enumerate(x)]
+        return _sustained(cond, steps, self.sustain)
+
+
+def adiabatic_series(run: RunData) -> tuple[list[int], np.ndarray]:
+    """(steps, A) with A = ‖ΔG‖_F/(η·Δs·g²) per window (``numerics.predictors.adiabatic``, on_zero_gap="inf").
+
+    Windows without ``dG_norm`` (the first ones) or g give NaN. Needs η (``lr`` in the provenance config).
+    """
+    if run.eta is None:
+        raise SpectralEdgeError(f"{run.id}: no learning rate ('lr') in the provenance config; A needs η")
+    keep = [r for r in run.spectra if r.get("dG_norm") is not None and r.get("g") is not None]
+    steps = [int(r["step"]) for r in run.spectra]
+    out = np.full(len(steps), np.nan)
+    if keep:
+        A, _ = adiabatic(np.array([r["dG_norm"] for r in keep]), np.array([r["g"] for r in keep]), run.eta,
+                         run.delta_s, on_zero_gap="inf")
+        pos = {int(r["step"]): a for r, a in zip(keep, np.atleast_1d(A), strict=True)}
+        out = np.array([pos.get(s, np.nan) for s in steps])
+    return steps, out
+
+
+@dataclass(frozen=True)
+class AdiabaticDetector:
+    """A crosses upward into the transition regime: A ≥ ``threshold`` for ``sustain`` windows after at least one
+    window with A < ``threshold``. Source: [A] regime map (A ≪ 1 plateau, A ~ 1 transition), spec §1.6; η → η·Δs
+    ([S], ``numerics.predictors``)."""
+
+    threshold: float = 0.1
+    sustain: int = 2
+    calibrated_on: frozenset[str] = frozenset()
+    signal: str = "adiabatic"
+
+    def fire(self, run: RunData) -> int | None:
+        steps, A = adiabatic_series(run)
+        seen_below, cond = False, []
+        for a in A:
+            cond.append(bool(seen_below and a >= self.threshold))
+            if np.isfinite(a) and a < self.threshold:
+                seen_below = True
+        return _sustained(cond, steps, self.sustain)
+
+
+@dataclass(frozen=True)
+class DefectDetector:
+    """Commutator defect D > ``factor`` × max(median of the first 3, 0.1) and D > ``floor`` (from the 3rd record).
+
+    Source: [P] grokking-integrability ``find_spike_step`` (``verify.defect.onset_ratio``). Returns None when the
+    run has no ``defect`` records (the signal is optional)."""
+
+    factor: float = 10.0
+    floor: float = 20.0
+    calibrated_on: frozenset[str] = frozenset()
+    signal: str = "defect"
+
+    def fire(self, run: RunData) -> int | None:
+        from verify.defect import onset_ratio
+
+        recs = [r for r in run.defect if r.get("D") is not None]
+        if not recs:
+            return None
+        return onset_ratio([int(r["step"]) for r in recs], [float(r["D"]) for r in recs], factor=self.factor,
+                           floor=self.floor)
+
+
+Detector = G23Decline | GapOpening | AdiabaticDetector | DefectDetector
+
+#: detector families and their calibration grids (parameter name → candidate values).
+FAMILIES: dict[str, tuple[type, dict[str, Sequence[Any]]]] = {
+    "g23": (G23Decline, {"frac": [0.5, 0.3, 0.1, 0.05, 0.02, 0.01], "sustain": [1, 2, 3]}),
+    "gap": (GapOpening, {"factor": [1.1, 1.25, 1.5, 2.0, 3.0], "key": ["R", "g"], "sustain": [1, 2, 3]}),
+    "adiabatic": (AdiabaticDetector, {"threshold": [0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0],
+                                      "sustain": [1, 2, 3]}),
+    "defect": (DefectDetector, {"factor": [3.0, 10.0, 30.0], "floor": [1.0, 5.0, 20.0]}),
+}
+
+
+def default_detectors() -> list[Detector]:
+    """Uncalibrated detectors with the author-like defaults (for ``predict`` without a calibration)."""
+    return [G23Decline(), GapOpening(), AdiabaticDetector(), DefectDetector()]
+
+
+def _params(det: Detector) -> dict[str, Any]:
+    return {f.name: getattr(det, f.name) for f in dataclasses.fields(det) if f.name not in ("calibrated_on",
+                                                                                              "signal")}
+
+
+# --- prediction ----------------------------------------------------------------------------------------------------
+
+
+def predict(run: RunData | Trajectory | str | os.PathLike[str], detectors: Sequence[Detector] | None = None,
+            group: str = "attn") -> dict[str, Any]:
+    """Per run: observed grokking step, and per signal the predicted step, lead time and whether it fired.
+
+    Returns a JSON-able dict with ``text``. A run that did not grok reports ``"did not grok"`` (lead None). The
+    ``defect`` signal reports ``"no defect records"`` when the run has none.
+    """
+    r = run if isinstance(run, RunData) else RunData.from_trajectory(run, group)
+    dets = list(detectors) if detectors is not None else default_detectors()
+    obs = r.grok_step
+    signals = []
+    for d in dets:
+        if d.signal == "defect" and not r.defect:
+            signals.append({"signal": d.signal, "params": _params(d), "predicted_step": None, "lead": None,
+                            "fired": False, "note": "no defect records"})
+            continue
+        try:
+            step = d.fire(r)
+            note = ""
+        except SpectralEdgeError as exc:
+            step, note = None, str(exc)
+        lead = None if step is None or obs is None else obs - step
+        signals.append({"signal": d.signal, "params": _params(d), "predicted_step": step, "lead": lead,
+                        "fired": step is not None, "note": note})
+    fired = [s for s in signals if s["fired"]]
+    first = min(fired, key=lambda s: s["predicted_step"]) if fired else None
+    out = {"run": r.id, "task": r.task, "weight_decay": r.weight_decay, "seed": r.seed,
+           "observed_grok_step": obs if obs is not None else "did not grok", "control": r.is_control,
+           "signals": signals, "first_signal": first["signal"] if first else None,
+           "predicted_step": first["predicted_step"] if first else None,
+           "lead": first["lead"] if first else None}
+    lines = [f"run {r.id} ({r.task}, wd {r.weight_decay}, seed {r.seed}): observed grokking step "
+             f"{out['observed_grok_step']}"]
+    for s in signals:
+        what = (f"fired at step {s['predicted_step']}" + (f", lead {s['lead']}" if s["lead"] is not None else "")
+                if s["fired"] else f"did not fire{' (' + s['note'] + ')' if s['note'] else ''}")
+        lines.append(f"  {s['signal']:<10} {what}")
+    out["text"] = "\n".join(lines)
+    return out
+
+
+# --- calibration and evaluation ------------------------------------------------------------------------------------
+
+
+def _outcome(det: Detector, run: RunData) -> tuple[str, int | None]:
+    """("tp" | "late" | "fn" | "fp" | "tn", lead) of one detector on one run."""
+    try:
+        step = det.fire(run)
+    except SpectralEdgeError:
+        step = None
+    if run.is_control:
+        return ("fp" if step is not None else "tn"), None
+    obs = run.grok_step
+    assert obs is not None
+    if step is None:
+        return "fn", None
+    return ("tp", obs - step) if step < obs else ("late", obs - step)
+
+
+def calibrate(family: str, runs: Sequence[RunData], grid: Mapping[str, Sequence[Any]] | None = None) -> Detector:
+    """Fit a detector family's thresholds on ``runs`` (the calibration split) by grid search.
+
+    Score = true positives (fired strictly before grokking on a positive run) − false positives (fired on a
+    control); ties go to the larger median lead, then to the grid order. The returned frozen detector records the
+    calibration run ids in ``calibrated_on``.
+    """
+    if family not in FAMILIES:
+        raise SpectralEdgeError(f"unknown detector family {family!r}; choose one of {', '.join(FAMILIES)}")
+    if not runs:
+        raise SpectralEdgeError("calibrate needs at least one run")
+    cls, default_grid = FAMILIES[family]
+    grid = dict(grid or default_grid)
+    ids = frozenset(r.id for r in runs)
+    best: tuple[Any, ...] | None = None
+    best_det: Detector | None = None
+    for combo in itertools.product(*grid.values()):
+        det = cls(**dict(zip(grid, combo, strict=True)), calibrated_on=ids)
+        outs = [_outcome(det, r) for r in runs]
+        tp = sum(o == "tp" for o, _ in outs)
+        fp = sum(o == "fp" for o, _ in outs)
+        leads = [lead for o, lead in outs if o == "tp"]
+        key = (tp - fp, float(np.median(leads)) if leads else -np.inf)
+        if best is None or key > best:
+            best, best_det = key, det
+    assert best_det is not None
+    return best_det
+
+
+def _rates(outs: list[tuple[str, int | None]]) -> dict[str, Any]:
+    n = {k: sum(o == k for o, _ in outs) for k in ("tp", "late", "fn", "fp", "tn")}
+    pos, ctrl = n["tp"] + n["late"] + n["fn"], n["fp"] + n["tn"]
+    leads = [lead for o, lead in outs if o == "tp"]
+    q = np.percentile(leads, [25, 50, 75]) if leads else [None] * 3
+    return {**n, "positives": pos, "controls": ctrl,
+            "precision": n["tp"] / (n["tp"] + n["fp"]) if n["tp"] + n["fp"] else None,
+            "recall": n["tp"] / pos if pos else None, "fpr": n["fp"] / ctrl if ctrl else None,
+            "lead_median": None if q[1] is None else float(q[1]),
+            "lead_iqr": None if q[0] is None else [float(q[0]), float(q[2])], "leads": leads}
+
+
+def evaluate(detectors: Sequence[Detector], runs: Sequence[RunData]) -> dict[str, Any]:
+    """Held-out report per signal (and per task): precision, recall, false-positive rate, lead median and IQR.
+
+    Raises ``SplitError`` if any run was in a detector's calibration split. Positives: grokked with weight decay;
+    controls: everything else. Counts: tp (fired before grokking), late (fired at/after grokking: a miss), fn,
+    fp (fired on a control), tn.
+    """
+    for d in detectors:
+        leaked = sorted(d.calibrated_on & {r.id for r in runs})
+        if leaked:
+            raise SplitError(f"{d.signal} detector was calibrated on {leaked}; evaluate on held-out runs only")
+    report: dict[str, Any] = {"runs": [r.id for r in runs], "signals": {}}
+    for d in detectors:
+        outs = [_outcome(d, r) for r in runs]
+        per_task: dict[str, list[tuple[str, int | None]]] = {}
+        for r, o in zip(runs, outs, strict=True):
+            per_task.setdefault(r.task, []).append(o)
+        entry = {"params": _params(d), "calibrated_on": sorted(d.calibrated_on), **_rates(outs),
+                 "per_task": {t: _rates(o) for t, o in sorted(per_task.items())}}
+        if d.signal == "defect" and not any(r.defect for r in runs):
+            entry["note"] = "no defect records in these runs"
+        report["signals"][d.signal] = entry
+    report["text"] = format_evaluation(report)
+    return report
+
+
+def _f(x: Any, spec: str = ".2f") -> str:
+    return "n/a" if x is None else format(x, spec)
+
+
+def format_evaluation(report: Mapping[str, Any]) -> str:
+    """Plain-text table of an ``evaluate`` report."""
+    lines = [f"held-out runs: {len(report['runs'])}",
+             f"{'signal':<10} {'params':<40} {'prec':>5} {'rec':>5} {'FPR':>5}  tp/late/fn  fp/tn  lead med [IQR]"]
+    for sig, e in report["signals"].items():
+        iqr = "" if e["lead_iqr"] is None else f" [{e['lead_iqr'][0]:.0f}, {e['lead_iqr'][1]:.0f}]"
+        params = json.dumps(e["params"], separators=(",", ":"))
+        lines.append(f"{sig:<10} {params:<40} {_f(e['precision']):>5} {_f(e['recall']):>5} {_f(e['fpr']):>5}  "
+                     f"{e['tp']}/{e['late']}/{e['fn']}{'':>6} {e['fp']}/{e['tn']}{'':>3} "
+                     f"{_f(e['lead_median'], '.0f')}{iqr}" + (f"  ({e['note']})" if e.get("note") else ""))
+    return "\n".join(lines)
+
+
+def split_runs(runs: Sequence[RunData], calibration_seeds: Iterable[int] = (42,)) -> tuple[list[RunData],
+                                                                                             list[RunData]]:
+    """(calibration, held-out) by seed: runs whose seed is in ``calibration_seeds`` calibrate, the rest evaluate."""
+    cal = set(calibration_seeds)
+    return [r for r in runs if r.seed in cal], [r for r in runs if r.seed not in cal]
+
+
+# --- online form ---------------------------------------------------------------------------------------------------
+
+
+class OnsetCallback:
+    """SpectralMonitor callback: feed spectrum (and defect) records; emits one event when the frozen detector fires.
+
+    ``OnsetCallback(detector, eta=lr, delta_s=every, group="attn", on_event=print)``; pass it in
+    ``SpectralMonitor(callbacks=[cb])``. ``event`` is None until the detector fires, then
+    ``{"type": "onset", "signal", "step", "params"}``; ``on_event`` is called once with it. Records of other
+    groups are ignored. Since every detector is causal the event step equals what ``predict`` finds offline.
+    """
+
+    def __init__(self, detector: Detector, *, eta: float | None = None, delta_s: int = 1, group: str = "attn",
+                 on_event: Callable[[dict[str, Any]], Any] | None = None) -> None:
+        self.detector, self.group, self.on_event = detector, group, on_event
+        self._run = RunData(id="online", spectra=[], eta=eta, delta_s=delta_s)
+        self.event: dict[str, Any] | None = None
+
+    def __call__(self, record: Mapping[str, Any]) -> None:
+        if self.event is not None:
+            return
+        kind = record.get("type", "spectrum")
+        if kind == "spectrum" and record.get("group", self.group) == self.group:
+            self._run.spectra.append(dict(record))
+        elif kind == "defect":
+            self._run.defect.append(dict(record))
+        else:
+            return
+        step = self.detector.fire(self._run)
+        if step is not None:
+            self.event = {"type": "onset", "signal": self.detector.signal, "step": step,
+                          "params": _params(self.detector)}
+            if self.on_event is not None:
+                self.on_event(self.event)
