@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import Tensor, nn
 
 from verify import corpus as lm_corpus
+from verify.tasks.layers import Attention
 
 __all__ = [
     "GPT2",
@@ -63,26 +64,6 @@ class ModelConfig:
             raise ValueError(f"n_head={self.n_head} must divide d_model={self.d_model}")
 
 
-class CausalSelfAttention(nn.Module):
-    """Multi-head causal self-attention, separate Q/K/V/O projections with bias, fused SDPA kernel."""
-
-    def __init__(self, d_model: int, n_head: int) -> None:
-        super().__init__()
-        self.n_head = n_head
-        self.q_proj = nn.Linear(d_model, d_model)
-        self.k_proj = nn.Linear(d_model, d_model)
-        self.v_proj = nn.Linear(d_model, d_model)
-        self.o_proj = nn.Linear(d_model, d_model)
-
-    def forward(self, x: Tensor) -> Tensor:
-        B, T, C = x.shape
-        # (B, T, C) -> (B, heads, T, head_dim)
-        q, k, v = (proj(x).view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for proj in
-                   (self.q_proj, self.k_proj, self.v_proj))
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
-        return self.o_proj(y.transpose(1, 2).reshape(B, T, C))
-
-
 class MLP(nn.Module):
     """d → 4d → d with tanh-approximated GELU (GPT-2's ``gelu``)."""
 
@@ -101,12 +82,12 @@ class Block(nn.Module):
     def __init__(self, d_model: int, n_head: int) -> None:
         super().__init__()
         self.ln_1 = nn.LayerNorm(d_model)
-        self.attn = CausalSelfAttention(d_model, n_head)
+        self.attn = Attention(d_model, n_head)
         self.ln_2 = nn.LayerNorm(d_model)
         self.mlp = MLP(d_model)
 
     def forward(self, x: Tensor) -> Tensor:
-        x = x + self.attn(self.ln_1(x))
+        x = x + self.attn(self.ln_1(x), causal=True)
         return x + self.mlp(self.ln_2(x))
 
 

@@ -23,6 +23,8 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from torch import Tensor, nn
 
+from verify.tasks.layers import Attention
+
 __all__ = [
     "MODULAR",
     "OPS",
@@ -108,26 +110,6 @@ class ModelConfig:
     def __post_init__(self) -> None:
         if self.d_model % self.n_heads:
             raise ValueError(f"n_heads={self.n_heads} must divide d_model={self.d_model}")
-
-
-class Attention(nn.Module):
-    """Bidirectional multi-head self-attention with separate Q/K/V/O projections (all with bias)."""
-
-    def __init__(self, d_model: int, n_heads: int) -> None:
-        super().__init__()
-        self.n_heads = n_heads
-        self.q_proj = nn.Linear(d_model, d_model)
-        self.k_proj = nn.Linear(d_model, d_model)
-        self.v_proj = nn.Linear(d_model, d_model)
-        self.o_proj = nn.Linear(d_model, d_model)
-
-    def forward(self, x: Tensor) -> Tensor:
-        B, T, C = x.shape
-        # (B, T, C) -> (B, heads, T, head_dim)
-        q, k, v = (proj(x).view(B, T, self.n_heads, C // self.n_heads).transpose(1, 2) for proj in
-                   (self.q_proj, self.k_proj, self.v_proj))
-        y = F.scaled_dot_product_attention(q, k, v)  # no causal mask: both tokens see each other
-        return self.o_proj(y.transpose(1, 2).reshape(B, T, C))
 
 
 class Block(nn.Module):
