@@ -10,7 +10,6 @@ from typer.testing import CliRunner
 from numerics.trajectory import read_trajectory
 from verify.cli import app
 from verify.config import preset, save_config
-from verify.demo import run_demo
 
 runner = CliRunner()
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -69,17 +68,6 @@ def test_definitions_lists_every_quantity():
     assert res.exit_code == 0
     for q in ("kstar:argmax", "alpha:dk_deltaC", "d_crit:textbook", "grok_step:first>=0.95"):
         assert q in res.output
-
-
-def test_demo_writes_report_and_figure(tmp_path):
-    report = run_demo(tmp_path, preset="tiny", progress=False,
-                      overrides={"max_steps": 120, "eval_every": 40, "monitor": {"window": 3, "every": 20}})
-    text = report.read_text()
-    assert "| weight decay 1 | all |" in text and "| control (weight decay 0) | attn |" in text
-    png = (tmp_path / "demo.png").read_bytes()
-    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
-    assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "demo.png", "modular-add-p59-wd0-s0.jsonl", "modular-add-p59-wd1-s0.jsonl", "report.md"]
 
 
 @pytest.mark.parametrize("task", ["dyck", "scan", "gpt2"])

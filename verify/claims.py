@@ -165,7 +165,8 @@ def claims_table(runs: Sequence[_Run], group: str = "attn") -> list[ClaimRow]:
         rows.append(ClaimRow(
             "g₂₃ does not decline in controls", "[A] (0/24 v1, 1/24 v2/v3); [P] multitask (1/18)", "v1–v3",
             "≤ 1/18 controls decline", f"{kc}/{len(dc)} controls decline ≥ 8×; decline {_miqr(dc)}",
-            "PASS" if kc <= max(1, round(len(dc) / 18)) else "FAIL",
+            # the claim allows 1 in 18: scale it down, never up (1 of 1 declining is not "1/18")
+            "PASS" if kc <= len(dc) // 18 else "FAIL",
             "controls: whole-run peak / final g₂₃ (summary.py); same ≥ 8× criterion as the grokking runs",
             {"declines": dc}))
 
@@ -216,7 +217,7 @@ def claims_table(runs: Sequence[_Run], group: str = "attn") -> list[ClaimRow]:
     if triples:
         m = np.mean(triples, axis=0)
         order = bool(m[0] > m[1] > m[2])
-        floor = bool(m[0] > m[1] and m[1] == 0 and m[2] == 0)
+        floor = bool(m[0] >= m[1] and m[1] == 0 and m[2] == 0)  # includes all-zero: α-DK vacuous everywhere
         verdict = "PASS" if order else ("INCONCLUSIVE" if floor else "FAIL")
         rows.append(ClaimRow(
             "α ordering α_dom > α_gap > α_sub (Test 5)", "[C] theory_experiment_match; [P] Lifecycle", "v1–v3",

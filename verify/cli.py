@@ -28,7 +28,7 @@ def demo(
 
     report = run_demo(out, preset=preset, seed=seed, progress=progress)
     typer.echo(report.read_text())
-    typer.echo(f"\nreport: {report}\nfigure: {report.with_name('demo.png')}")
+    typer.echo(f"\nreport: {report}\nfigures: {report.with_name('demo.png')}, {report.with_name('phase.png')}")
 
 
 def _task_help() -> str:

@@ -1,4 +1,5 @@
-"""Figures of trajectories: accuracy and the spectral quantities against optimizer steps."""
+"""Figures of trajectories: accuracy and the spectral quantities against optimizer steps (``plot_runs``), and the
+phase portrait in the (spectral gap, commutator defect) plane (``phase_portrait``)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,13 @@ from pathlib import Path
 import matplotlib as mpl
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter
 
 from numerics.atomic import atomic_path
+from numerics.errors import TrajectoryError
 from numerics.trajectory import Trajectory
 
-__all__ = ["plot_runs"]
+__all__ = ["phase_points", "phase_portrait", "plot_runs"]
 
 
 def plot_runs(runs: Mapping[str, Trajectory], path: str | os.PathLike[str], group: str = "attn") -> Path:
@@ -52,6 +55,109 @@ def plot_runs(runs: Mapping[str, Trajectory], path: str | os.PathLike[str], grou
     axes[3].set_xlabel("optimizer step")
     axes[3].yaxis.get_major_locator().set_params(integer=True)
     axes[0].set_title(f"rolling update-Gram spectrum, group '{group}' (dotted: grokking step)")
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    return Path(path)
+
+
+def _latest_before(steps: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """Index into sorted ``steps`` of the last entry ≤ each of ``at`` (−1 where there is none)."""
+    return np.searchsorted(steps, at, side="right") - 1
+
+
+def _log_helps(x: np.ndarray) -> bool:
+    """A log axis helps when every value is positive and they span more than a decade."""
+    x = x[np.isfinite(x)]
+    return bool(len(x)) and bool(np.all(x > 0)) and float(x.max() / x.min()) > 10.0
+
+
+def phase_points(t: Trajectory, group: str = "attn") -> dict[str, np.ndarray]:
+    """The phase-portrait points of one run: per spectrum record of ``group`` (falls back to ``all``), its step,
+    gap g = σ_{k*} − σ_{k*+1}, the median commutator defect D of the latest ``defect`` record at or before that step,
+    and the test accuracy of the latest ``eval`` record at or before it (NaN if none).
+
+    Spectrum records before the first defect record, and degenerate ones (no g), are dropped. Raises
+    ``TrajectoryError`` naming the file when the run has no ``defect`` records (train with ``defect.every``), no
+    spectrum records of the group, or no point where both are known.
+    """
+    groups = t.groups()
+    if not groups:
+        raise TrajectoryError(f"{t.path}: no spectrum records; cannot draw a phase portrait")
+    g_name = group if group in groups else ("all" if "all" in groups else groups[0])
+    d_steps, d_vals = t.series("defect", "D")
+    ok = np.isfinite(d_vals)
+    d_steps, d_vals = d_steps[ok], d_vals[ok]
+    if not len(d_steps):
+        raise TrajectoryError(f"{t.path}: no commutator-defect ('defect') records; the phase portrait needs a run "
+                              "trained with the defect on (e.g. --set defect.every=50)")
+    s_steps, gap = t.series("spectrum", "g", g_name)
+    keep = np.isfinite(gap)
+    s_steps, gap = s_steps[keep], gap[keep]
+    idx = _latest_before(d_steps, s_steps)
+    keep = idx >= 0
+    if not keep.any():
+        raise TrajectoryError(f"{t.path}: no spectrum record of group {g_name!r} at or after the first defect record")
+    s_steps, gap, D = s_steps[keep], gap[keep], d_vals[idx[keep]]
+    e_steps, acc = t.series("eval", "test_acc")
+    e_idx = _latest_before(e_steps, s_steps)
+    test_acc = np.where(e_idx >= 0, acc[np.maximum(e_idx, 0)] if len(acc) else np.nan, np.nan)
+    return {"step": s_steps, "g": gap, "D": D, "test_acc": test_acc, "group": np.asarray(g_name)}
+
+
+def phase_portrait(runs: Mapping[str, Trajectory], path: str | os.PathLike[str], group: str = "attn") -> Path:
+    """Each run's trajectory in the (spectral gap g, commutator defect D) plane, written as a PNG to ``path``.
+
+    x: g = σ_{k*} − σ_{k*+1} of the rolling update-Gram spectrum (group ``group``); y: the median commutator defect
+    D of the latest ``defect`` record at or before the spectrum step. Two panels: points coloured by optimizer step
+    and by test accuracy; one marker per run (in legend order: circle, triangle, square, ...) joined by a thin line
+    in the run's colour; a hollow black ring marks the start, a star the grokking step (first point at or after it).
+    Axes are logarithmic where all values are positive and span more than a factor of 10. Raises
+    ``TrajectoryError`` naming the file for a run without defect records (never a silently empty figure).
+    """
+    from verify.grokking import grok_step
+
+    if not runs:
+        raise ValueError("phase_portrait needs at least one run")
+    points = {label: phase_points(t, group) for label, t in runs.items()}
+    fig = Figure(figsize=(12, 5.2), layout="constrained")
+    axes = fig.subplots(1, 2, sharex=True, sharey=True)
+    colors = mpl.rcParams["axes.prop_cycle"].by_key()["color"]
+    markers = ["o", "^", "s", "D", "v", "P", "X"]
+    all_steps = np.concatenate([p["step"] for p in points.values()])
+    step_norm = mpl.colors.Normalize(vmin=float(all_steps.min()), vmax=float(all_steps.max()))
+    acc_norm = mpl.colors.Normalize(vmin=0.0, vmax=1.0)
+    panels = ((axes[0], "step", "viridis", step_norm, "optimizer step"),
+              (axes[1], "test_acc", "plasma", acc_norm, "test accuracy"))
+    for i, (label, p) in enumerate(points.items()):
+        color, marker = colors[i % len(colors)], markers[i % len(markers)]
+        e_steps, acc = runs[label].series("eval", "test_acc")
+        gs = grok_step(e_steps, acc) if len(e_steps) else None
+        at_grok = np.nonzero(p["step"] >= gs)[0] if gs is not None else np.array([], dtype=int)
+        for ax, key, cmap, norm, _ in panels:
+            ax.plot(p["g"], p["D"], color=color, lw=0.8, alpha=0.6, zorder=1)
+            ax.scatter(p["g"], p["D"], c=p[key], cmap=cmap, norm=norm, marker=marker, s=36, edgecolors=color,
+                       linewidths=0.8, zorder=2, label=f"{label} (group {p['group']})")
+            ax.scatter(p["g"][:1], p["D"][:1], s=140, facecolors="none", edgecolors="k", linewidths=1.2, zorder=3)
+            if len(at_grok):
+                j = at_grok[0]
+                ax.scatter(p["g"][j:j + 1], p["D"][j:j + 1], marker="*", s=260, facecolors="none",
+                           edgecolors="k", linewidths=1.2, zorder=3)
+    xs = np.concatenate([p["g"] for p in points.values()])
+    ys = np.concatenate([p["D"] for p in points.values()])
+    for ax, _key, cmap, norm, title in panels:
+        # Minor tick labels crowd a log axis that spans only a decade or two.
+        if _log_helps(xs):
+            ax.set_xscale("log")
+            ax.xaxis.set_minor_formatter(NullFormatter())
+        if _log_helps(ys):
+            ax.set_yscale("log")
+            ax.yaxis.set_minor_formatter(NullFormatter())
+        ax.set_xlabel(r"spectral gap $g=\sigma_{k^*}-\sigma_{k^*+1}$ (update-Gram, $\sigma$ units)")
+        ax.set_title(f"coloured by {title}")
+        fig.colorbar(mpl.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax, label=title)
+    axes[0].set_ylabel("commutator defect D (median over batch pairs)")
+    axes[0].legend(fontsize=8, loc="best")
+    fig.suptitle(f"phase portrait, group '{group}' (ring: first point; star: grokking step)")
     with atomic_path(path, suffix=".png") as tmp:
         fig.savefig(tmp, dpi=110, format="png")
     return Path(path)
