@@ -114,4 +114,9 @@ def test_claims_and_predict_on_stored_runs(tmp_path):
     assert verdicts and set(verdicts) <= {"PASS", "FAIL", "INCONCLUSIVE"}
     res = runner.invoke(app, ["predict", str(runs[0]), "--json"])
     assert res.exit_code == 0, res.output
+    assert json.loads(res.output)["evaluation"] is None  # no calibration asked: frozen defaults, no scores
+    res = runner.invoke(app, ["predict", str(runs[0].parent), "--calibration-seeds", "42", "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output)
+    assert all(r["seed"] != 42 for r in out["runs"]) and out["evaluation"] is not None
     assert json.loads(res.output)["runs"][0]["observed_grok_step"] is not None or "did not grok" in res.output

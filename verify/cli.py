@@ -143,25 +143,29 @@ def inspect(
 @app.command()
 def predict(
     runs: Annotated[list[Path], typer.Argument(help="Trajectory files or directories.")],
-    calibrate_on: Annotated[list[Path] | None, typer.Option(help="Runs to fit thresholds on (else defaults).")] = None,
+    calibration_seeds: Annotated[
+        list[int] | None,
+        typer.Option("--calibration-seeds", help="Fit thresholds on the runs of these seeds; report on the others."),
+    ] = None,
     group: Annotated[str, typer.Option(help="Parameter group.")] = "attn",
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Predict the grokking onset from spectral signals (g23 decline, gap opening, A, defect); with
-    --calibrate-on, thresholds are fitted there and precision/recall/FPR reported on the other runs only."""
-    from verify.onset import FAMILIES, calibrate, default_detectors, evaluate, load_runs
+    """Predict the grokking onset from spectral signals (g23 decline, gap opening, A, defect). With
+    --calibration-seeds, thresholds are fitted on those runs only and precision / recall / false-positive rate
+    are reported on the held-out runs (controls included); otherwise the frozen default detectors are used."""
+    from verify.onset import FAMILIES, calibrate, default_detectors, evaluate, load_runs, split_runs
     from verify.onset import predict as predict_run
 
-    held = load_runs(runs, group)
-    dets = default_detectors()
-    cal_ids: set[str] = set()
-    if calibrate_on:
-        cal = load_runs(calibrate_on, group, finished_only=True)
+    loaded = {r.id: r for r in load_runs(runs, group)}  # a file named twice counts once
+    all_runs = list(loaded.values())
+    dets, held_out, report = default_detectors(), all_runs, None
+    if calibration_seeds:
+        cal, held_out = split_runs([r for r in all_runs if r.finished], calibration_seeds)
+        if not cal or not held_out:
+            raise typer.BadParameter(f"need runs both with and without seeds {calibration_seeds}", param_hint="runs")
         dets = [calibrate(f, cal) for f in FAMILIES]
-        cal_ids = {r.id for r in cal}
-    outs = [predict_run(r, dets) for r in held]
-    held_out = [r for r in held if r.id not in cal_ids]  # evaluate() refuses calibration runs
-    report = evaluate(dets, held_out) if calibrate_on and held_out else None
+        report = evaluate(dets, held_out)  # evaluate() refuses calibration runs
+    outs = [predict_run(r, dets) for r in held_out]
     if as_json:
         typer.echo(json.dumps({"runs": outs, "evaluation": report}, indent=1, default=str))
     else:
