@@ -125,7 +125,7 @@ def tasks() -> None:
 @app.command()
 def inspect(
     trajectories: Annotated[list[Path], typer.Argument(help="Trajectory files (.jsonl or .jsonl.gz).")],
-    group: Annotated[str, typer.Option(help="Parameter group.")] = "all",
+    group: Annotated[str | None, typer.Option(help="Parameter group (default: all, else the first recorded).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Summarise trajectory files: grokking step, k*, R and g23; several files give a Markdown table."""

@@ -30,10 +30,17 @@ def _ratio(x: float | None) -> float:
 
 
 def summarise(
-    trajectory: str | os.PathLike[str] | Trajectory, group: str = "all", grok_definition: str | None = None
+    trajectory: str | os.PathLike[str] | Trajectory, group: str | None = None, grok_definition: str | None = None
 ) -> dict[str, Any]:
-    """Summary of one run: grokking step, k* (mode and share), R and g₂₃ before/at grokking, final accuracy."""
+    """Summary of one run: grokking step, k* (mode and share), R and g₂₃ before/at grokking, final accuracy.
+
+    ``group=None`` takes "all" when the run recorded it, else its first recorded group (the grokking workloads
+    may record only the attention weights).
+    """
     t = trajectory if isinstance(trajectory, Trajectory) else read_trajectory(trajectory)
+    if group is None:
+        recorded = t.groups()
+        group = "all" if "all" in recorded or not recorded else recorded[0]
     specs = [r for r in t.spectra(group) if "sigma" in r]
     if not specs:
         raise TrajectoryError(f"{t.path}: no spectrum records for group {group!r} (groups: {t.groups() or 'none'})")
@@ -72,7 +79,8 @@ def summarise(
         f"final test acc {_fmt(out['final_test_acc'])}",
         f"  group {group!r}: {len(specs)} windows, k* mode {kmode} ({100 * kcount / len(specs):.0f}% of windows)",
         f"  R mean before grokking {_fmt(out['R_pre_mean'])}, at grokking {_fmt(out['R_at_grok'])}",
-        f"  g23 peak before grokking {_fmt(g23_early)}, at grokking {_fmt(g23_at)}, decline {_fmt(decline)}x",
+        f"  g23 peak before grokking {_fmt(g23_early)}, at grokking {_fmt(g23_at)}, "
+        f"decline {_fmt(decline)}{'x' if decline else ''}",
     ]
     out["text"] = "\n".join(lines)
     return out
