@@ -298,10 +298,10 @@ def preset(name: str, task: str = "modular", **overrides: Any) -> RunConfig:
 
 
 def save_config(config: RunConfig, path: str | Path) -> Path:
-    """Write ``config`` as indented JSON (nested form); returns the path."""
-    path = Path(path)
-    path.write_text(config.model_dump_json(indent=2) + "\n")
-    return path
+    """Write ``config`` as indented JSON (nested form), atomically; returns the path."""
+    from numerics.atomic import atomic_write_text
+
+    return atomic_write_text(path, config.model_dump_json(indent=2) + "\n")
 
 
 def load_config(path: str | Path, task: str | None = None) -> RunConfig:

@@ -10,14 +10,15 @@ moves them to a device with :func:`to_device` and hands them back to the task.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any, Protocol, runtime_checkable
 
 import torch
 from pydantic import BaseModel
 from torch import Tensor, nn
 
-__all__ = ["Batch", "Task", "to_device"]
+__all__ = ["Batch", "Task", "eval_mode", "to_device"]
 
 Batch = Any
 
@@ -31,6 +32,17 @@ def to_device(batch: Batch, device: torch.device | str) -> Batch:
     if isinstance(batch, (tuple, list)):
         return type(batch)(to_device(v, device) for v in batch)
     return batch
+
+
+@contextmanager
+def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """``model.eval()`` inside the block; the previous train/eval mode is restored on exit, also on error."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
 
 
 @runtime_checkable

@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import Tensor, nn
 
+from verify.tasks.base import eval_mode
 from verify.tasks.layers import Attention
 
 __all__ = [
@@ -269,9 +270,7 @@ class DyckTask:
         """On a whole split: ``acc`` (per-token accuracy, the author's grokking metric), ``loss`` (token-mean CE),
         ``seq_acc`` (fraction of sequences right at every token). Eval mode; the previous mode is restored."""
         x, y = data[split]
-        was_training = model.training
-        model.eval()
-        try:
+        with eval_mode(model):
             device = next(model.parameters()).device
             loss_sum, correct, tokens, seq_ok = 0.0, 0, 0, 0
             for i in range(0, len(x), chunk):
@@ -284,8 +283,6 @@ class DyckTask:
                 correct += int(hit.sum())
                 tokens += int(mask.sum())
                 seq_ok += int((hit | ~mask).all(1).sum())
-        finally:
-            model.train(was_training)
         return {"acc": correct / tokens, "loss": loss_sum / tokens, "seq_acc": seq_ok / len(x)}
 
     def attention_weight_names(self, model: nn.Module) -> list[str]:

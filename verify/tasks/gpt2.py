@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import Tensor, nn
 
 from verify import corpus as lm_corpus
+from verify.tasks.base import eval_mode
 from verify.tasks.layers import Attention
 
 __all__ = [
@@ -323,18 +324,14 @@ class GPT2Task:
         windows, in eval mode (restored afterwards)."""
         x_all, y_all = data[split]["eval_x"], data[split]["eval_y"]
         device = next(model.parameters()).device
-        was_training = model.training
-        model.eval()
         total, correct, n = 0.0, 0, 0
-        try:
+        with eval_mode(model):
             for i in range(0, len(x_all), data["eval_batch_size"]):
                 x, y = x_all[i:i + data["eval_batch_size"]].to(device), y_all[i:i + data["eval_batch_size"]].to(device)
                 logits = model(x).float()
                 total += F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="sum").item()
                 correct += int((logits.argmax(-1) == y).sum())
                 n += y.numel()
-        finally:
-            model.train(was_training)
         loss = total / n
         return {"loss": loss, "acc": correct / n, "ppl": math.exp(min(loss, 50.0))}
 

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from torch import Tensor, nn
 
+from verify.tasks.base import eval_mode
 from verify.tasks.layers import Attention
 
 __all__ = [
@@ -285,13 +286,9 @@ class ModularTask:
         """``acc`` and mean cross-entropy ``loss`` on the whole split, in eval mode (the previous mode restored)."""
         device = next(model.parameters()).device
         x, y = (t.to(device) for t in data[split])
-        was_training = model.training
-        model.eval()
-        try:
+        with eval_mode(model):
             logits = model(x)
             return {"acc": (logits.argmax(-1) == y).float().mean().item(), "loss": F.cross_entropy(logits, y).item()}
-        finally:
-            model.train(was_training)
 
     def attention_weight_names(self, model: nn.Module) -> list[str]:
         return attention_weight_names(model)

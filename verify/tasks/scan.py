@@ -41,7 +41,9 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import Tensor, nn
 
-from verify.tasks.dyck import Attention, Block, attention_weight_names, init_attention, init_linear
+from verify.tasks.base import eval_mode
+from verify.tasks.dyck import Block, attention_weight_names, init_attention, init_linear
+from verify.tasks.layers import Attention
 
 __all__ = [
     "ACTIONS",
@@ -369,9 +371,7 @@ class ScanTask:
         """On a whole split: ``acc`` (teacher-forced exact match), ``greedy_acc`` (free-running greedy exact match;
         only if ``config.greedy``), ``tok_acc`` (teacher-forced per-token), ``loss`` (token-mean CE)."""
         part = data[split]
-        was_training = model.training
-        model.eval()
-        try:
+        with eval_mode(model):
             device = next(model.parameters()).device
             loss_sum, tok_ok, tokens, seq_ok, greedy_ok = 0.0, 0, 0, 0, 0
             for i in range(0, len(part["src"]), chunk):
@@ -389,8 +389,6 @@ class ScanTask:
                     want = tgt.masked_fill(~mask, PAD)
                     pred = F.pad(pred, (0, want.shape[1] - pred.shape[1]), value=PAD)
                     greedy_ok += int((pred == want).all(1).sum())
-        finally:
-            model.train(was_training)
         n = len(part["src"])
         out = {"acc": seq_ok / n, "tok_acc": tok_ok / tokens, "loss": loss_sum / tokens}
         if model.cfg.greedy:
