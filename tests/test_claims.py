@@ -66,3 +66,55 @@ def test_stored_runs_claims() -> None:
     for r in rows:
         assert r.verdict in VERDICTS and r.measured and r.reason
     assert "| claim |" in to_markdown(rows)
+
+
+# --- the provider registry (extension point) --------------------------------------------------------------------
+
+def _two_rows(runs_root: Path) -> list[ClaimRow]:
+    def draw(fig) -> None:
+        fig.add_subplot().plot([0, 1], [1, 0])
+
+    return [ClaimRow("planted A", "[S]", "—", "x", f"root {runs_root.name}", "PASS", "r", plot=draw),
+            ClaimRow("planted B", "[S]", "—", "x", "y", "FAIL", "r")]
+
+
+def test_provider_registry_plugs_in_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from verify import claims
+
+    monkeypatch.setattr(claims, "CLAIM_PROVIDERS", dict(claims.CLAIM_PROVIDERS))
+    claims.register_claims("planted", _two_rows)
+    claims.register_claims("no_args", lambda: [ClaimRow("planted C", "[S]", "—", "x", "y", "INCONCLUSIVE", "r")])
+    rows = claims.all_claims(tmp_path, only=["planted", "no_args"])
+    assert [r.claim for r in rows] == ["planted A", "planted B", "planted C"]
+    assert rows[0].measured == f"root {tmp_path.name}"  # the provider was given the run root
+    _md, js = write_claims(rows, tmp_path / "out")
+    data = json.loads(js.read_text())
+    assert data[0]["figure"] and "plot" not in data[0] and data[1]["figure"] is None
+    png = (tmp_path / "out" / data[0]["figure"]).read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 1000
+
+
+def test_broken_provider_is_a_named_row_or_raises_when_strict(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    from verify import claims
+
+    monkeypatch.setattr(claims, "CLAIM_PROVIDERS", dict(claims.CLAIM_PROVIDERS))
+    claims.register_claims("missing", "verify.no_such_module:claim_rows")
+    rows = claims.all_claims(tmp_path, only=["missing"])
+    assert len(rows) == 1 and rows[0].verdict == "INCONCLUSIVE" and "no_such_module" in rows[0].reason
+    with pytest.raises(ModuleNotFoundError):
+        claims.all_claims(tmp_path, only=["missing"], strict=True)
+    with pytest.raises(ValueError, match="unknown claims provider"):
+        claims.all_claims(tmp_path, only=["nope"])
+    with pytest.raises(ValueError, match="module:function"):
+        claims.register_claims("bad", "verify.li2")
+    claims.register_claims("wrong_type", lambda root: ["not a row"])
+    with pytest.raises(TypeError, match="not ClaimRow"):
+        claims.all_claims(tmp_path, only=["wrong_type"], strict=True)
+
+
+def test_all_claims_on_empty_root_is_inconclusive(tmp_path: Path) -> None:
+    from verify.claims import all_claims
+
+    rows = all_claims(tmp_path, strict=True)
+    assert rows and all(r.verdict == "INCONCLUSIVE" for r in rows)

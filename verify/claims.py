@@ -6,15 +6,28 @@ the runs cannot test (no Muon/SGD runs, no probes, no GPT-2) are INCONCLUSIVE wi
 
 Per-run numbers come from ``verify.summary.summarise`` (re-derived from the trajectory file) and the spectrum
 records; grokking runs = grokked with weight decay > 0, controls = the rest (``verify.onset.RunData``).
+
+Extension point: ``CLAIM_PROVIDERS`` maps a name to a row provider ``"module:function"`` (imported lazily). A
+provider is ``claim_rows(runs_root: Path) -> list[ClaimRow]`` (or ``claim_rows()``; it is given the stored-run root
+``verify/runs`` when it takes an argument) and reads its own stored runs under that root. ``all_claims`` runs every
+provider in order; ``spectral-edge claims`` prints that table. Plugging another module's rows in is one line::
+
+    register_claims("li2", "verify.li2:claim_rows")      # or one entry in CLAIM_PROVIDERS below
+
+A row may carry ``plot``, a callable drawing its figure on a ``matplotlib.figure.Figure``; ``write_claims`` then
+writes one PNG per such row and records its file name in the row's ``figure`` field (and JSON).
 """
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import json
 import os
+import re
 from collections import Counter
-from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +38,13 @@ from numerics.trajectory import read_trajectory
 from verify.onset import RunData, adiabatic_series
 from verify.summary import summarise
 
-__all__ = ["VERDICTS", "ClaimRow", "claims_table", "load_claim_runs", "to_markdown", "write_claims"]
+__all__ = ["CLAIM_PROVIDERS", "RUNS_ROOT", "VERDICTS", "ClaimRow", "all_claims", "claims_table", "load_claim_runs",
+           "register_claims", "spectral_claim_rows", "to_json", "to_markdown", "write_claims"]
 
 VERDICTS = ("PASS", "FAIL", "INCONCLUSIVE")
+
+#: The stored-run root every provider is given (``verify/runs``; one sub-directory per sweep).
+RUNS_ROOT = Path(__file__).resolve().parent / "runs"
 
 
 @dataclass
@@ -42,6 +59,10 @@ class ClaimRow:
     verdict: str
     reason: str
     details: dict[str, Any] = field(default_factory=dict)
+    #: File name of the row's figure, set by ``write_claims`` when ``plot`` is given.
+    figure: str | None = None
+    #: Draws the row's figure on a ``matplotlib.figure.Figure`` (not serialised).
+    plot: Callable[[Any], None] | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.verdict not in VERDICTS:
@@ -261,10 +282,7 @@ def claims_table(runs: Sequence[_Run], group: str = "attn") -> list[ClaimRow]:
                               "TS-51M AdamW k* = 2, Muon k* = 1", "needs Muon vs AdamW runs (all stored runs AdamW)"))
     rows.append(_inconclusive("AdamW backbone PC1 share 60–80% vs SGD 100%", "[P] 2602.23696", "—",
                               "AdamW 61.5% / k95 9; SGD 100% / 1", "needs SGD and AdamW runs of TinyStories/GPT-2"))
-    rows.append(_inconclusive("loss decomposition predicts ablation Δloss (Test 8)", "[P] loss_decomposition.py",
-                              "—", "correlation (not recovered)", "needs probe runs (G_j^tr, G_j^val) and ablations"))
-    rows.append(_inconclusive("gap flow: sign of predicted dg/dt vs measured", "[C] Thm 14.2", "v3",
-                              "sign agreement; corr(g, dg/dt) < 0", "needs probe records (h_j, G_j)"))
+    # The gap-flow and loss-decomposition rows need probe records: ``probe_claim_rows`` (provider "probes").
     if not any(r.data[group].defect for r in runs):
         rows.append(_inconclusive("commutator-defect onset leads grokking", "[P] 2602.16746", "—",
                                   "600–1600 steps lead", "no defect records in these runs"))
@@ -293,12 +311,113 @@ def to_json(rows: Sequence[ClaimRow]) -> str:
             return x.item()
         return x
 
-    return json.dumps([clean(asdict(r)) for r in rows], indent=1, allow_nan=True)
+    def as_dict(r: ClaimRow) -> dict[str, Any]:
+        d = asdict(replace(r, plot=None))
+        d.pop("plot")
+        return clean(d)
+
+    return json.dumps([as_dict(r) for r in rows], indent=1, allow_nan=True)
 
 
-def write_claims(rows: Sequence[ClaimRow], out_dir: str | os.PathLike[str]) -> tuple[Path, Path]:
-    """Write ``claims.md`` and ``claims.json`` atomically (``numerics.atomic``)."""
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:60] or "row"
+
+
+def write_claims(rows: Sequence[ClaimRow], out_dir: str | os.PathLike[str], *,
+                 figures: bool = True) -> tuple[Path, Path]:
+    """Write ``claims.md``, ``claims.json`` and, with ``figures``, one PNG per row that has a ``plot``
+    (``NN-<claim slug>.png``, named in the row's ``figure`` field), all atomically (``numerics.atomic``)."""
+    from verify.figures import claim_figure
+
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    if figures:
+        for i, r in enumerate(rows):
+            if r.plot is not None:
+                name = f"{i + 1:02d}-{_slug(r.claim)}.png"
+                claim_figure(r.plot, out / name, title=r.claim, verdict=r.verdict)
+                r.figure = name
     return atomic_write_text(out / "claims.md", to_markdown(rows)), atomic_write_text(out / "claims.json",
                                                                                        to_json(rows))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Row providers: the extension point.
+
+#: name → row provider ``"module:function"`` (lazy) or callable; ``all_claims`` runs them in this order.
+CLAIM_PROVIDERS: dict[str, str | Callable[..., list[ClaimRow]]] = {
+    "spectral": "verify.claims:spectral_claim_rows",
+    "probes": "verify.claims:probe_claim_rows",
+    # Other modules plug in with one line each, e.g.
+    # "li2": "verify.li2:claim_rows",
+    # "lch": "verify.lch:claim_rows",
+    # "modes": "verify.modes:claim_rows",
+    # "backbone": "verify.backbone:claim_rows",
+}
+
+
+def register_claims(name: str, provider: str | Callable[..., list[ClaimRow]]) -> None:
+    """Add (or replace) a row provider: ``provider`` is ``"module:function"`` or a callable (see module doc)."""
+    if isinstance(provider, str) and ":" not in provider:
+        raise ValueError(f"claims provider {name!r}: expected 'module:function', got {provider!r}")
+    CLAIM_PROVIDERS[name] = provider
+
+
+def _resolve(provider: str | Callable[..., list[ClaimRow]]) -> Callable[..., list[ClaimRow]]:
+    if callable(provider):
+        return provider
+    mod, _, fn = provider.partition(":")
+    return getattr(importlib.import_module(mod), fn)
+
+
+def _call_provider(fn: Callable[..., list[ClaimRow]], runs_root: Path) -> list[ClaimRow]:
+    params = [p for p in inspect.signature(fn).parameters.values()
+              if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    rows = list(fn(runs_root) if params else fn())
+    for r in rows:
+        if not isinstance(r, ClaimRow):
+            raise TypeError(f"claims provider {fn.__module__}.{fn.__qualname__} returned {type(r).__name__}, "
+                            "not ClaimRow")
+    return rows
+
+
+def all_claims(runs_root: str | os.PathLike[str] = RUNS_ROOT, *, only: Sequence[str] | None = None,
+               strict: bool = False) -> list[ClaimRow]:
+    """Every provider's rows (``CLAIM_PROVIDERS`` order), each given ``runs_root``; ``only`` selects providers.
+
+    A provider that cannot be imported or raises gives one INCONCLUSIVE row naming it and the error (so one
+    broken module never hides the others); with ``strict`` the error propagates instead.
+    """
+    root = Path(runs_root)
+    names = list(CLAIM_PROVIDERS) if only is None else list(only)
+    unknown = [n for n in names if n not in CLAIM_PROVIDERS]
+    if unknown:
+        raise ValueError(f"unknown claims provider(s) {unknown}; known: {list(CLAIM_PROVIDERS)}")
+    rows: list[ClaimRow] = []
+    for name in names:
+        try:
+            rows.extend(_call_provider(_resolve(CLAIM_PROVIDERS[name]), root))
+        except Exception as exc:
+            if strict:
+                raise
+            rows.append(ClaimRow(f"rows of provider {name!r}", str(CLAIM_PROVIDERS[name]), "—", "—",
+                                 "provider failed", "INCONCLUSIVE", f"{type(exc).__name__}: {exc}"))
+    return rows
+
+
+def spectral_claim_rows(runs_root: Path = RUNS_ROOT, group: str = "attn") -> list[ClaimRow]:
+    """The spectral rows (``claims_table``) on the stored mod-97 sweep ``runs_root/modular``."""
+    d = Path(runs_root) / "modular"
+    if not d.is_dir():
+        return [_inconclusive("spectral claims (k*, g₂₃, R, A, α, BBP)", "—", "—", "—", f"no stored runs in {d}")]
+    return claims_table(load_claim_runs([d]), group)
+
+
+def probe_claim_rows(runs_root: Path = RUNS_ROOT) -> list[ClaimRow]:
+    """Rows that need probe records (h_j, G_j, ablation Δloss): the stored probe sweep ``runs_root/probes``."""
+    return [
+        _inconclusive("gap flow: sign of predicted dg/dt vs measured", "[C] Thm 14.2", "v3",
+                      "sign agreement; corr(g, dg/dt) < 0", f"needs probe records (h_j, G_j) in {runs_root}/probes"),
+        _inconclusive("loss decomposition predicts ablation Δloss (Test 8)", "[P] loss_decomposition.py", "—",
+                      "correlation (not recovered)", f"needs probe runs with ablations in {runs_root}/probes"),
+    ]

@@ -176,18 +176,30 @@ def predict(
 
 @app.command()
 def claims(
-    runs: Annotated[list[Path] | None, typer.Argument(help="Trajectory files or directories.")] = None,
-    out: Annotated[Path | None, typer.Option(help="Write claims.md and claims.json here.")] = None,
-    group: Annotated[str, typer.Option(help="Parameter group.")] = "attn",
+    runs: Annotated[list[Path] | None, typer.Argument(
+        help="Trajectory files or directories: the spectral rows on these only (default: every provider's rows "
+        "on the stored runs).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Write claims.md, claims.json and one PNG per row here.")] = None,
+    group: Annotated[str, typer.Option(help="Parameter group (spectral rows on RUNS).")] = "attn",
+    only: Annotated[list[str] | None, typer.Option("--only", help="Row providers (verify.claims.CLAIM_PROVIDERS).")]
+    = None,
+    runs_root: Annotated[Path | None, typer.Option(help="Stored-run root given to the providers.")] = None,
 ) -> None:
-    """Check the quantitative claims of spectral-edge-math.md §4–§5 on stored runs (default verify/runs/modular)."""
-    from verify.claims import claims_table, load_claim_runs, to_markdown, write_claims
+    """Check the quantitative claims of spectral-edge-math.md §4–§5 on stored runs (every provider in
+    verify.claims.CLAIM_PROVIDERS, each on its runs under verify/runs/)."""
+    from verify.claims import RUNS_ROOT, all_claims, claims_table, load_claim_runs, to_markdown, write_claims
 
-    rows = claims_table(load_claim_runs(runs or [Path(__file__).parent / "runs" / "modular"]), group)
+    if runs:
+        rows = claims_table(load_claim_runs(runs), group)
+    else:
+        try:
+            rows = all_claims(runs_root or RUNS_ROOT, only=only)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--only") from exc
     typer.echo(to_markdown(rows))
     if out is not None:
         md, js = write_claims(rows, out)
-        typer.echo(f"wrote {md} and {js}")
+        typer.echo(f"wrote {md}, {js} and {sum(r.figure is not None for r in rows)} figures")
 
 
 @app.command()

@@ -1,10 +1,11 @@
-"""Figures of trajectories: accuracy and the spectral quantities against optimizer steps (``plot_runs``), and the
-phase portrait in the (spectral gap, commutator defect) plane (``phase_portrait``)."""
+"""Figures of trajectories: accuracy and the spectral quantities against optimizer steps (``plot_runs``), the
+phase portrait in the (spectral gap, commutator defect) plane (``phase_portrait``), and one figure per claims row
+(``claim_figure``, given the row's drawing callable)."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import matplotlib as mpl
@@ -16,7 +17,7 @@ from numerics.atomic import atomic_path
 from numerics.errors import TrajectoryError
 from numerics.trajectory import Trajectory
 
-__all__ = ["phase_points", "phase_portrait", "plot_runs"]
+__all__ = ["claim_figure", "phase_points", "phase_portrait", "plot_runs"]
 
 
 def plot_runs(runs: Mapping[str, Trajectory], path: str | os.PathLike[str], group: str = "attn") -> Path:
@@ -160,4 +161,18 @@ def phase_portrait(runs: Mapping[str, Trajectory], path: str | os.PathLike[str],
     fig.suptitle(f"phase portrait, group '{group}' (ring: first point; star: grokking step)")
     with atomic_path(path, suffix=".png") as tmp:
         fig.savefig(tmp, dpi=110, format="png")
+    return Path(path)
+
+
+def claim_figure(draw: Callable[[Figure], None], path: str | os.PathLike[str], *, title: str = "",
+                 verdict: str = "") -> Path:
+    """One claims row's figure: ``draw(fig)`` fills a bare 6.4 × 4.4 in ``Figure`` (it adds its own axes), the row's
+    claim and verdict become the title, and the PNG is written atomically to ``path``."""
+    fig = Figure(figsize=(6.4, 4.4), layout="constrained")
+    draw(fig)
+    if not fig.axes:
+        raise ValueError(f"claim figure {title!r}: the drawing callable added no axes")
+    fig.suptitle(f"{title} [{verdict}]" if verdict else title, fontsize=9)
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
     return Path(path)
