@@ -1,0 +1,297 @@
+"""Stored runs for the book's pages: load a run directory under ``verify/runs/`` and refuse missing or stale files.
+
+A page that plots a stored run must never draw a silently empty figure. Every failure raises
+``StoredRunError`` (a ``TrajectoryError``) whose message names the offending file and the exact command that
+regenerates it. A directory is checked against its manifest ``sweep.json`` (``verify.sweep`` writes it) when it
+has one:
+
+- *missing*: the directory, or a file listed in ``sweep.json``, does not exist;
+- *stale*: a trajectory file that ``sweep.json`` does not list, a file whose schema version is not the one this
+  package writes (``numerics.trajectory.SCHEMA_VERSION``), a run without an ``end`` record (unfinished), or a run
+  whose last step disagrees with the ``final_step`` that ``sweep.json`` recorded for it.
+
+The regeneration command is the sweep's own command line (``provenance.argv`` of ``sweep.json``, else of the
+trajectory header): a sweep skips finished runs, so re-running it rebuilds exactly the missing files; a stale
+file has to be deleted first, and the message says so.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import shlex
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from numerics.errors import TrajectoryError
+from numerics.trajectory import SCHEMA_VERSION, Trajectory, read_trajectory
+
+__all__ = [
+    "RUNS_ROOT",
+    "RunSet",
+    "StoredRunError",
+    "load_runs",
+    "regeneration_command",
+    "run_dir",
+    "run_files",
+    "stored",
+]
+
+#: Where the stored runs live (shipped with the package as package data).
+RUNS_ROOT: Path = Path(__file__).resolve().parent / "runs"
+
+#: Fallback commands for run directories whose files carry no command line of their own.
+_KNOWN_COMMANDS: dict[str, str] = {
+    "modular": "spectral-edge sweep modular --preset demo --set streams=plain --out verify/runs/modular --jobs 2",
+    "dyck": "spectral-edge sweep dyck --preset author --set max_steps=4000 --set monitor.every=50 "
+            "--set defect.every=100 --out verify/runs/dyck --jobs 2",
+}
+
+_SUFFIXES = (".jsonl.gz", ".jsonl")
+
+
+class StoredRunError(TrajectoryError):
+    """A stored run the book needs is missing or stale; the message names the file and the regenerating command."""
+
+
+def run_dir(name: str | os.PathLike[str]) -> Path:
+    """``verify/runs/<name>`` for a bare name, else the path itself."""
+    p = Path(name)
+    return p if p.is_absolute() or len(p.parts) > 1 else RUNS_ROOT / p
+
+
+def _display(path: Path) -> str:
+    """A path relative to the repository (``verify/runs/...``) when it lies under it, else as given."""
+    try:
+        return str(path.resolve().relative_to(RUNS_ROOT.parent.parent))
+    except ValueError:
+        return str(path)
+
+
+def _argv_command(argv: Sequence[str]) -> str:
+    """A recorded ``sys.argv`` as a command a reader can paste: the console script by its name."""
+    args = list(argv)
+    if args and Path(args[0]).name == "spectral-edge":
+        args[0] = "spectral-edge"
+    return " ".join(shlex.quote(a) for a in args)
+
+
+def _manifest(directory: Path) -> dict[str, Any] | None:
+    path = directory / "sweep.json"
+    if not path.exists():
+        return None
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise StoredRunError(f"{_display(path)} is not a readable sweep manifest ({exc}); regenerate the directory "
+                             f"with: {_KNOWN_COMMANDS.get(directory.name, 'the sweep that wrote it')}") from exc
+    if not isinstance(data, dict) or not isinstance(data.get("runs"), list):
+        raise StoredRunError(f"{_display(path)} has no 'runs' list; regenerate the directory with: "
+                             f"{_KNOWN_COMMANDS.get(directory.name, 'the sweep that wrote it')}")
+    return data
+
+
+def _trajectory_files(directory: Path) -> list[Path]:
+    return sorted(p for p in directory.iterdir() if p.is_file() and p.name.endswith(_SUFFIXES))
+
+
+def _first_header(directory: Path) -> dict[str, Any] | None:
+    """The header line of the first readable trajectory file (only line 1 is read)."""
+    for f in _trajectory_files(directory):
+        try:
+            opener = gzip.open if f.name.endswith(".gz") else open
+            with opener(f, "rt", encoding="utf-8") as fh:
+                header = json.loads(fh.readline())
+        except (OSError, EOFError, ValueError):
+            continue
+        if isinstance(header, dict):
+            return header
+    return None
+
+
+def regeneration_command(directory: str | os.PathLike[str]) -> str:
+    """The command that (re)writes the runs of ``directory``: the argv recorded in its ``sweep.json``, else in the
+    header of its first trajectory file, else the known command for ``verify/runs/<name>``.
+
+    Runs written before the seeding streams existed (their config has no ``streams`` key) seeded every generator
+    with the run seed; ``--set streams=plain`` repeats that (``verify.config``), so the command gets it appended.
+    """
+    d = run_dir(directory)
+    if d.is_dir():
+        manifest = _manifest(d)
+        header = _first_header(d) or {}
+        argv = ((manifest or {}).get("provenance") or {}).get("argv") or (header.get("provenance") or {}).get("argv")
+        if argv:
+            argv = list(argv)
+            config = (header.get("provenance") or {}).get("config")
+            if isinstance(config, dict) and "streams" not in config and "streams=plain" not in argv:
+                argv += ["--set", "streams=plain"]
+            return _argv_command(argv)
+    if d.name in _KNOWN_COMMANDS:
+        return _KNOWN_COMMANDS[d.name]
+    return f"the sweep or train command that writes {_display(d)} (see `spectral-edge sweep --help`)"
+
+
+def stored(name: str | os.PathLike[str]) -> bool:
+    """Whether ``verify/runs/<name>`` exists and holds at least one trajectory file (for optional chapters)."""
+    d = run_dir(name)
+    return d.is_dir() and bool(_trajectory_files(d))
+
+
+def run_files(name: str | os.PathLike[str]) -> list[Path]:
+    """The trajectory files of a run directory, checked against its ``sweep.json`` when it has one.
+
+    Raises ``StoredRunError`` for a missing or empty directory, a file listed in the manifest that is missing,
+    and a trajectory file the manifest does not list (stale: left over from another sweep).
+    """
+    d = run_dir(name)
+    cmd = regeneration_command(d)
+    if not d.is_dir():
+        raise StoredRunError(f"stored runs missing: directory {_display(d)} does not exist; regenerate with: {cmd}")
+    files = _trajectory_files(d)
+    manifest = _manifest(d)
+    if manifest is not None:
+        listed = [str(r.get("file")) for r in manifest["runs"]]
+        present = {f.name for f in files}
+        for name_ in listed:
+            if name_ not in present:
+                raise StoredRunError(f"stored run missing: {_display(d / name_)} (listed in "
+                                     f"{_display(d / 'sweep.json')}); regenerate with: {cmd}")
+        for f in files:
+            if f.name not in listed:
+                raise StoredRunError(f"stale stored run: {_display(f)} is not in the run list of "
+                                     f"{_display(d / 'sweep.json')}; delete it, or delete the directory and "
+                                     f"regenerate it with: {cmd}")
+        files = [d / n for n in listed]
+    if not files:
+        raise StoredRunError(f"stored runs missing: {_display(d)} holds no trajectory files; regenerate with: {cmd}")
+    return files
+
+
+@dataclass(frozen=True)
+class RunSet:
+    """The checked runs of one directory: trajectories by run id (file name without suffix), and provenance."""
+
+    directory: Path
+    runs: dict[str, Trajectory]
+    command: str
+    manifest: dict[str, Any] | None
+
+    @property
+    def paths(self) -> list[Path]:
+        return [t.path for t in self.runs.values()]
+
+    def __len__(self) -> int:
+        return len(self.runs)
+
+
+def _run_id(path: Path) -> str:
+    name = path.name
+    for s in _SUFFIXES:
+        name = name.removesuffix(s)
+    return name
+
+
+def load_runs(name: str | os.PathLike[str], *, finished: bool = True) -> RunSet:
+    """Read every run of ``verify/runs/<name>`` (or a directory path) and check it is current.
+
+    Beyond ``run_files``: each file must be readable with this package's schema version, finished (an ``end``
+    record) when ``finished``, and agree with its manifest entry's ``final_step``. Every failure raises
+    ``StoredRunError`` naming the file and the command that regenerates it.
+    """
+    d = run_dir(name)
+    files = run_files(d)
+    cmd = regeneration_command(d)
+    manifest = _manifest(d)
+    entries = {str(r.get("file")): r for r in (manifest or {}).get("runs", [])}
+    runs: dict[str, Trajectory] = {}
+    for f in files:
+        try:
+            t = read_trajectory(f)
+        except TrajectoryError as exc:
+            raise StoredRunError(f"stored run unreadable: {exc}; delete {_display(f)} and regenerate with: "
+                                 f"{cmd}") from exc
+        version = t.header.get("version")
+        if version != SCHEMA_VERSION:
+            raise StoredRunError(f"stale stored run: {_display(f)} has trajectory schema version {version!r}, this "
+                                 f"package writes {SCHEMA_VERSION}; delete it and regenerate with: {cmd}")
+        ends = t.of_type("end")
+        if finished and not ends:
+            raise StoredRunError(f"stale stored run: {_display(f)} has no 'end' record (the run did not finish); "
+                                 f"delete it and regenerate with: {cmd}")
+        expected = entries.get(f.name, {}).get("final_step")
+        if ends and expected is not None and int(ends[-1]["step"]) != int(expected):
+            raise StoredRunError(f"stale stored run: {_display(f)} ends at step {ends[-1]['step']} but "
+                                 f"{_display(d / 'sweep.json')} records final_step {expected}; delete it and "
+                                 f"regenerate with: {cmd}")
+        runs[_run_id(f)] = t
+    return RunSet(directory=d, runs=runs, command=cmd, manifest=manifest)
+
+
+# --- rendering helpers for the pages (plain Markdown strings; the pages wrap them in IPython.display.Markdown) ---
+
+
+#: How the book prints symbols whose sympy names are ASCII stand-ins (``hbar`` is h̄, not ħ).
+LATEX_NAMES: dict[str, str] = {
+    "hbar": r"\bar{h}",
+    "dbar": r"\bar{d}",
+    "DeltaG_F": r"\|\Delta G\|_F",
+    "Kdot": r"\|\dot K\|",
+    "gap_lambda": r"\mathrm{gap}_\lambda",
+    "Delta_s": r"\Delta s",
+    "G_tr": r"G^{\mathrm{tr}}",
+    "G_val": r"G^{\mathrm{val}}",
+    "G_eff": r"G^{\mathrm{eff}}",
+    "W_minus_1": r"(W-1)",
+    "sigma_W": r"\sigma_W",
+    "sigma_noise": r"\sigma_{\mathrm{noise}}",
+    "d_crit": r"d_{\mathrm{crit}}",
+    "R_BBP": r"R_{\mathrm{BBP}}",
+    "theta_j": r"\theta_j",
+    "lambda_lin": r"\lambda_{\mathrm{lin}}",
+}
+
+
+def latex(expr: Any) -> str:
+    """``sympy.latex`` of ``expr`` with the book's names for the ASCII stand-in symbols (``LATEX_NAMES``)."""
+    import sympy as sp
+
+    names = {s: LATEX_NAMES[s.name] for s in getattr(expr, "free_symbols", set()) if s.name in LATEX_NAMES}
+    return sp.latex(expr, symbol_names=names)
+
+
+def derivation_markdown(name: str) -> str:
+    """A registered derivation as MyST Markdown: statement (``Derivation.latex``), source, assumptions, and each step
+    with its residual after ``sympy.simplify`` (0 when the step holds). Raises ``DerivationError`` if a step fails,
+    so a page can never show a derivation that does not check."""
+    import theory  # noqa: F401 - registers every derivation
+    from theory.derivation import all_derivations
+
+    derivations = all_derivations()
+    if name not in derivations:
+        raise KeyError(f"unknown derivation {name!r}; registered: {', '.join(sorted(derivations))}")
+    d = derivations[name]
+    d.check()
+    lines = [f"**`{d.name}`** ({d.source})", "", "$$", latex(d.statement), "$$", ""]
+    if d.assumptions:
+        lines += [f"*Assumptions:* {d.assumptions}.", ""]
+    lines += ["| step | residual (lhs − rhs) after simplification |", "|---|---|"]
+    for step, res in zip(d.steps, d.residuals(), strict=True):
+        claim = step.claim.replace("|", "\\|")
+        lines.append(f"| {claim} | ${latex(res)}$ |")
+    if d.notes:
+        lines += ["", f"*Note:* {d.notes}."]
+    return "\n".join(lines)
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """A Markdown table; cells are str()-ed with '|' escaped."""
+    def cell(x: Any) -> str:
+        return str(x).replace("|", "\\|").replace("\n", " ")
+
+    out = ["| " + " | ".join(map(cell, header)) + " |", "|" + "---|" * len(header)]
+    out += ["| " + " | ".join(map(cell, r)) + " |" for r in rows]
+    return "\n".join(out)
