@@ -30,6 +30,7 @@ from verify.tasks import get_entry
 
 __all__ = [
     "STREAMS",
+    "BackboneConfig",
     "DefectConfig",
     "EarlyStop",
     "MonitorConfig",
@@ -111,6 +112,16 @@ class ProbeConfig(_Cadence):
     groups: list[str] | None = Field(None, description="monitor groups to probe; None: all of them")
 
 
+class BackboneConfig(_Cadence):
+    """Backbone PCA of cumulative displacements θ_t − θ_0 (``numerics.backbone``; author-experiments.md §5.3) every
+    ``every`` steps (0/None: off): one ``backbone`` record per group and checkpoint (its Gram row ⟨D_i, D_t⟩)."""
+
+    groups: list[Literal["trunk", "all", "attn"]] = Field(
+        default_factory=lambda: ["trunk"], min_length=1, description="trunk: Linear weights minus heads (the "
+        "author's); all: every trainable parameter; attn: the task's attention weights")
+    sketch_dim: int | None = Field(None, ge=1, description="None: exact (keeps every D_i); d: JL sketch of each D_i")
+
+
 class RunConfig(_Strict):
     """One training run: task (+ its config), optimiser, schedule, seeds, monitor, measurements, checkpoints.
 
@@ -153,6 +164,7 @@ class RunConfig(_Strict):
     monitor: MonitorConfig = Field(default_factory=MonitorConfig)
     defect: DefectConfig = Field(default_factory=DefectConfig)
     probes: ProbeConfig = Field(default_factory=ProbeConfig)
+    backbone: BackboneConfig = Field(default_factory=BackboneConfig)
     checkpoint_every: int | None = Field(None, ge=0, description="steps between checkpoints; 0 or None: off")
 
     @model_validator(mode="before")

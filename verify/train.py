@@ -74,6 +74,7 @@ class History:
     metrics: list[dict[str, float]] = field(default_factory=list)
     defect: list[dict[str, Any]] = field(default_factory=list)
     probes: list[dict[str, Any]] = field(default_factory=list)
+    backbone: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -111,6 +112,7 @@ class _Run:
     monitor: Any = None
     probe_groups: list[str] = field(default_factory=list)
     probe_batches: dict[str, Any] = field(default_factory=dict)
+    backbone: dict[str, Any] = field(default_factory=dict)  # group → numerics.backbone.BackboneTracker (θ_0 kept)
     step: int = 0
     grok_step: int | None = None
     streak: int = 0  # consecutive evals at or above early_stop.acc
@@ -197,6 +199,10 @@ def train(
     with _rng_fork(torch.device(device)):  # the caller's global RNG is restored on exit
         run = _build(cfg, torch.device(device), saved)
         run.monitor = monitor_factory(run.model, run.optimizer, cfg) if monitor_factory is not None else None
+        if cfg.backbone.every:  # θ_0 = the init (a resumed run's θ_0 comes from its checkpoint in _restore)
+            from verify.backbone import backbone_trackers
+
+            run.backbone = backbone_trackers(run.model, cfg)
         bar = tqdm(total=cfg.max_steps, initial=int(saved["step"]) if saved else 0, disable=not progress,
                    desc=run_label(cfg))
         try:
@@ -283,6 +289,9 @@ def _measure(run: _Run) -> bool:
             _defect(run)
         if cfg.probes.every and step % cfg.probes.every == 0:
             _probes(run)
+        if cfg.backbone.every and step % cfg.backbone.every == 0 and step > 0:
+            for group, tracker in run.backbone.items():  # cumulative displacement θ_t − θ_0 (numerics.backbone)
+                _record(run, "backbone", {"group": group, **tracker.capture(step)})
     return stop
 
 
@@ -367,6 +376,7 @@ def _checkpoint(run: _Run, path: Path, elapsed: float) -> None:
         optimizer=run.optimizer.state_dict(),
         rng={"batch": run.batch_gen.get_state(), "diag": run.diag_gen.get_state(), **_rng_state(run.device)},
         monitor=monitor.state_dict() if hasattr(monitor, "state_dict") else None,
+        backbone={g: t.state_dict() for g, t in run.backbone.items()},
         loop={"grok_step": run.grok_step, "streak": run.streak, "wall_s": run.wall_s + elapsed,
               "history": asdict(run.history)},
     )
@@ -384,6 +394,8 @@ def _restore(run: _Run, saved: dict[str, Any], path: Path) -> None:
     _set_rng_state(saved["rng"], run.device)
     if has_state:
         monitor.load_state_dict(saved["monitor"])  # writes a "resume" record
+    for group, tracker in run.backbone.items():
+        tracker.load_state_dict(saved["backbone"][group])
     s = saved["loop"]
     run.step, run.grok_step, run.streak = int(saved["step"]), s["grok_step"], int(s["streak"])
     run.wall_s, run.history = float(s["wall_s"]), History(**s["history"])
