@@ -6,6 +6,9 @@ Definitions (spec §1.5, tags [C] for h and G, [P] for the split):
   v_j). Computed by one Hessian-vector product (reverse over reverse: H v = ∇⟨∇L, v⟩), never forming H.
 - G_j = ⟨∇L, v_j⟩, the gradient projection (units: loss / θ). Train and val versions come from the same function
   on a fixed train batch and a fixed val batch (``fixed_batches``).
+- Ablation Δloss (spec §3.7 [P] ``loss_decomposition.py``, Test 8): ΔL_j = L(θ − c_j v_j) − L(θ) with
+  c_j = ⟨θ_g, v_j⟩, the loss change when direction v_j is projected out of the group's weights (units: loss);
+  to first order ΔL_j ≈ −c_j G_j (c_j in θ units).
 - AdamW split (spec §1.5, §6.16): PyTorch's AdamW first decays, θ ← θ(1 − ηω), then adds the Adam step, so one
   step splits exactly as Δθ = Δθ_grad + Δθ_wd with Δθ_wd = −ηω θ_prev.
 
@@ -13,12 +16,14 @@ Directions v are given in a group's flat coordinates of a ``numerics.layout.Para
 atom order, of the group's parameters (``layout.param_names(group)``) flattened — the coordinates in which
 ``RollingGram.right_vectors(group, k)`` returns v_j. A (k × P_g) array of directions gives k values at once.
 
-Side effects: none. The probes differentiate with ``torch.autograd.grad`` (so ``.grad`` is never accumulated;
-the previous ``.grad`` tensors are put back anyway), leave parameters untouched, and run the forward in eval mode
-by default (dropout off, BatchNorm statistics frozen) and restore every submodule's train/eval flag. Attention
-runs on the math SDPA kernel inside a probe (the fused kernels are not twice differentiable). Random draws
-for the batches come only from the generator passed in — the diagnostics stream (``verify.train.diag_generator``),
-never the training streams — so running probes does not change the training trajectory.
+Side effects: none. The ablation evaluates the loss at substituted parameters with ``torch.func.functional_call``
+(the model's own tensors are never written). The probes differentiate with ``torch.autograd.grad`` (so ``.grad``
+is never accumulated; the previous ``.grad`` tensors are put back anyway), leave parameters untouched, and run the
+forward in eval mode by default (dropout off, BatchNorm statistics frozen) and restore every submodule's
+train/eval flag. Attention runs on the math SDPA kernel inside a probe (the fused kernels are not twice
+differentiable). Random draws for the batches come only from the generator passed in — a diagnostics stream
+(``verify.train`` uses the ``probe`` sub-stream of the diagnostics seed), never the training streams — so running
+probes does not change the training trajectory.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.func import functional_call
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from numerics.errors import ShapeMismatchError, SpectralEdgeError
@@ -38,6 +44,7 @@ from numerics.layout import ParamLayout
 
 __all__ = [
     "LossFn",
+    "ablation_delta_loss",
     "adamw_split",
     "cross_entropy_loss",
     "curvature_and_gradient",
@@ -226,6 +233,55 @@ def _probe(model: nn.Module, loss_fn: LossFn, batch: Any, v: Tensor | np.ndarray
                 hv = torch.autograd.grad(gv, params, retain_graph=j + 1 < V.shape[0], allow_unused=True)
                 h[j] = _dot(list(hv), tangents).item()
     return h, G
+
+
+class _LossOf(nn.Module):
+    """``loss_fn(model, batch)`` as a module, so ``functional_call`` can substitute the model's parameters."""
+
+    def __init__(self, model: nn.Module, loss_fn: LossFn) -> None:
+        super().__init__()
+        self.model = model
+        self.loss_fn = loss_fn
+
+    def forward(self, batch: Any) -> Tensor:
+        return self.loss_fn(self.model, batch)
+
+
+def ablation_delta_loss(
+    model: nn.Module,
+    loss_fn: LossFn,
+    batch: Any,
+    v: Tensor | np.ndarray,
+    layout: ParamLayout,
+    group: str = "all",
+    *,
+    eval_mode: bool = True,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(ΔL, c) per direction: ΔL_j = L(θ − c_j v_j) − L(θ), c_j = ⟨θ_g, v_j⟩ (spec §3.7 [P], the author's Test 8
+    ablation: v_j projected out of the group's weights; v_j unit, as ``right_vectors`` returns them).
+
+    ``v``: (P_g,) or (k × P_g) in ``group``'s flat coordinates. One forward for L(θ) and one per direction, under
+    ``no_grad``, with the parameters substituted by ``functional_call`` (the model is never written; mode and
+    ``.grad`` restored as for the other probes). Units: ΔL in loss units, c in θ units; float64 arrays (k,).
+    First order: ΔL_j ≈ −c_j·G_j with G_j = ⟨∇L, v_j⟩ on the same batch (``gradient_projection``).
+    """
+    params = _group_params(model, layout, group)
+    names = layout.param_names(group)
+    V, _ = _directions(v, params)
+    wrapper = _LossOf(model, loss_fn)
+    dloss, coef = np.zeros(V.shape[0]), np.zeros(V.shape[0])
+    with _untouched(model, eval_mode), torch.no_grad():
+        base = wrapper(batch)
+        if base.dim() != 0:
+            raise ShapeMismatchError(f"loss_fn must return a scalar, got shape {tuple(base.shape)}")
+        for j in range(V.shape[0]):
+            tangents = _tangents(V[j], params)
+            c = _dot([p.detach() for p in params], tangents)
+            ablated = {f"model.{n}": (p.detach().double() - c * t.double()).to(p.dtype)
+                       for n, p, t in zip(names, params, tangents, strict=True)}
+            dloss[j] = (functional_call(wrapper, ablated, (batch,)).double() - base.double()).item()
+            coef[j] = c.item()
+    return dloss, coef
 
 
 # --- the AdamW split -----------------------------------------------------------------------------------------------

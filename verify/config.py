@@ -33,6 +33,7 @@ __all__ = [
     "BackboneConfig",
     "DefectConfig",
     "EarlyStop",
+    "LCHConfig",
     "MonitorConfig",
     "ProbeConfig",
     "RunConfig",
@@ -46,6 +47,10 @@ __all__ = [
 ]
 
 STREAMS = ("data", "init", "batch", "diag")
+#: Measurement sub-streams without a seed field of their own: stream → the seed field it derives from. ``probe``
+#: (the fixed probe batches) is independent of ``diag`` (commutator-defect pairs), so switching one measurement on
+#: never moves the other's draws.
+SUB_STREAMS = {"probe": "diag"}
 
 
 class _Strict(BaseModel):
@@ -75,8 +80,12 @@ class MonitorConfig(_Strict):
 
     window: int = Field(10, ge=2, description="W: number of updates δ in the rolling window")
     every: int = Field(100, ge=1, description="Δs: optimizer steps between snapshots; δ_t = θ_t − θ_{t−Δs}")
-    groups: list[Literal["all", "attn", "layers"]] = Field(default_factory=lambda: ["all", "attn"], min_length=1)
+    groups: list[Literal["all", "attn", "layers", "task"]] = Field(default_factory=lambda: ["all", "attn"],
+                                                                   min_length=1)
     kstar: str = Field("argmax", min_length=1, description="name of a registered k* variant (theory.kstar)")
+    storage_dtype: Literal["float32", "bfloat16", "float64"] = Field(
+        "float32", description="dtype of the stored updates and their dots; float64 when λ_3/λ_1 nears float32 "
+        "rounding (li2)")
 
     @field_validator("kstar")
     @classmethod
@@ -110,6 +119,8 @@ class ProbeConfig(_Cadence):
     k: int = Field(3, ge=1, description="number of directions v_1..v_k")
     batch_size: int | None = Field(None, ge=1, description="size of the fixed batches; None: the training batch size")
     groups: list[str] | None = Field(None, description="monitor groups to probe; None: all of them")
+    ablation: bool = Field(False, description="also ΔL_val when each v_j is projected out of the group's weights "
+                           "(numerics.probes.ablation_delta_loss; spec §3.7 Test 8)")
 
 
 class BackboneConfig(_Cadence):
@@ -122,6 +133,24 @@ class BackboneConfig(_Cadence):
     sketch_dim: int | None = Field(None, ge=1, description="None: exact (keeps every D_i); d: JL sketch of each D_i")
 
 
+class LCHConfig(_Cadence):
+    """Linear-Centroid coupling (``verify.lch``; spec §1.8, [P] 2604.25143) every ``every`` steps (0/None: off):
+    R_k = A(v_k)/median_j A(r_j) for the gradient-SED and the monitor's update-SED directions of ``group``, plus the
+    functional modes along the update-SED v₁ (``verify.modes``). Draws come from their own diagnostics stream."""
+
+    grad_every: int = Field(25, ge=1, description="steps between pushes of the fixed-batch gradient g(τ)")
+    window: int = Field(20, ge=2, description="W of the gradient window")
+    k: int = Field(3, ge=1, description="K: directions v_1..v_K per estimator")
+    n_random: int = Field(20, ge=1, description="Gaussian random directions of the baseline")
+    n_probe: int = Field(1024, ge=1, description="|X|: probe inputs of the centroids")
+    grad_batch: int = Field(512, ge=1, description="|B|: the fixed gradient batch (training split)")
+    eps_rel: float = Field(0.005, gt=0.0, description="ε = eps_rel·‖θ_group‖")
+    group: Literal["attn"] = "attn"
+    embedding: str = Field("tok_emb", min_length=1, description="module whose output is 'emb' in ∇_emb ℓ_y")
+    modes: Literal["off", "final", "all"] = Field("final", description="functional modes at the final / every "
+                                                  "measurement")
+
+
 class RunConfig(_Strict):
     """One training run: task (+ its config), optimiser, schedule, seeds, monitor, measurements, checkpoints.
 
@@ -131,11 +160,11 @@ class RunConfig(_Strict):
     task: str = Field("modular", description="registered workload name (verify.tasks)")
     task_config: Any = Field(None, description="the task's own config (validated by task.config_class)")
     # optimiser
-    optimizer: Literal["adamw", "sgd", "muon"] = "adamw"
+    optimizer: Literal["adamw", "adam", "sgd", "muon"] = "adamw"
     lr: float = Field(1e-3, gt=0.0)
-    weight_decay: float = Field(1.0, ge=0.0, description="decoupled (AdamW, Muon); L2 in the gradient (SGD)")
-    betas: tuple[float, float] = Field((0.9, 0.98), description="AdamW, and the AdamW part of muon")
-    eps: float = Field(1e-8, gt=0.0, description="AdamW epsilon")
+    weight_decay: float = Field(1.0, ge=0.0, description="decoupled (AdamW, Muon); L2 in the gradient (Adam, SGD)")
+    betas: tuple[float, float] = Field((0.9, 0.98), description="AdamW / Adam, and the AdamW part of muon")
+    eps: float = Field(1e-8, gt=0.0, description="AdamW / Adam epsilon")
     momentum: float | None = Field(None, ge=0.0, lt=1.0, description="SGD (default 0) and Muon (default 0.95)")
     muon_lr: float | None = Field(None, gt=0.0, description="Muon's lr for the matrices; None: lr")
     muon_adjust_lr: Literal["original", "match_rms_adamw"] = Field(
@@ -165,6 +194,7 @@ class RunConfig(_Strict):
     defect: DefectConfig = Field(default_factory=DefectConfig)
     probes: ProbeConfig = Field(default_factory=ProbeConfig)
     backbone: BackboneConfig = Field(default_factory=BackboneConfig)
+    lch: LCHConfig = Field(default_factory=LCHConfig)
     checkpoint_every: int | None = Field(None, ge=0, description="steps between checkpoints; 0 or None: off")
 
     @model_validator(mode="before")
@@ -207,6 +237,15 @@ class RunConfig(_Strict):
                        and "layers" not in self.monitor.groups]
             if unknown:
                 raise ValueError(f"probes.groups {unknown} are not monitor groups {self.monitor.groups}")
+        if self.lch.every is not None:
+            if self.lch.group not in self.monitor.groups:
+                raise ValueError(f"lch.group={self.lch.group!r} must be a monitor group (update-SED directions come "
+                                 f"from its window); monitor.groups = {self.monitor.groups}")
+            if self.lch.k > min(self.lch.window, self.monitor.window):
+                raise ValueError(f"lch.k={self.lch.k} exceeds a window (lch.window={self.lch.window}, "
+                                 f"monitor.window={self.monitor.window})")
+            if self.checkpoint_every is not None:
+                raise ValueError("lch measurements are not checkpointed: set checkpoint_every = 0 or lch.every = 0")
         if self.optimizer != "muon" and self.muon_lr is not None:
             raise ValueError(f"muon_lr is set but optimizer is {self.optimizer!r}")
         return self
@@ -221,11 +260,11 @@ class RunConfig(_Strict):
         return make_run_config(self.task, _merge(self.model_dump(), _route(self.task, overrides)))
 
     def seed(self, stream: str) -> int:
-        """The seed of ``stream`` (one of ``STREAMS``) as used for its generator."""
-        return stream_seed(getattr(self, f"{stream}_seed"), stream, self.streams)
+        """The seed of ``stream`` (one of ``STREAMS`` or ``SUB_STREAMS``) as used for its generator."""
+        return stream_seed(getattr(self, f"{SUB_STREAMS.get(stream, stream)}_seed"), stream, self.streams)
 
     def generator(self, stream: str) -> torch.Generator:
-        """A fresh CPU generator of ``stream`` (``data``, ``init``, ``batch``, ``diag``)."""
+        """A fresh CPU generator of ``stream`` (``data``, ``init``, ``batch``, ``diag``, ``probe``)."""
         return torch.Generator().manual_seed(self.seed(stream))
 
 
@@ -233,12 +272,13 @@ def stream_seed(seed: int, stream: str, scheme: str = "derived") -> int:
     """The generator seed of ``stream`` for the user-facing ``seed``.
 
     ``derived``: ``numpy.random.SeedSequence(seed, spawn_key=(i,))`` for the stream's index i in ``STREAMS`` (plus
-    ``global`` = 4, the global RNG of dropout-like ops), so equal seeds still give statistically independent
-    streams (the author's bug was one RNG shared by training and measurement, §1.4). ``plain``: ``seed`` itself.
+    ``global`` = 4, the global RNG of dropout-like ops, then ``SUB_STREAMS``), so equal seeds still give statistically
+    independent streams (the author's bug was one RNG shared by training and measurement, §1.4). ``plain``: ``seed``
+    itself (so ``probe`` then equals ``diag``, the probe batches of the time).
     """
     if scheme == "plain":
         return int(seed)
-    index = (*STREAMS, "global").index(stream)
+    index = (*STREAMS, "global", *SUB_STREAMS).index(stream)  # appended: existing streams keep their seeds
     state = np.random.SeedSequence(int(seed), spawn_key=(index,)).generate_state(2, np.uint32)
     return int((int(state[0]) << 32 | int(state[1])) & (2**63 - 1))
 

@@ -3,10 +3,10 @@
 Source: [P] grokking-integrability ``grok_sweep.py`` (AdamW, clipping, batches drawn with replacement, eval every
 100 steps, early stop at test acc ≥ 0.98 × 3), rewritten nanoGPT-style around the :class:`verify.tasks.base.Task`
 protocol, with four independent RNG streams (author-experiments.md §9; ``RunConfig.generator``): the data, the model
-init, the batch order and a diagnostics stream that only measurements read (commutator-defect batch pairs, the
-fixed probe batches). The global RNG is seeded from its own derived stream for tasks with dropout-like ops, and every
-measurement runs inside ``torch.random.fork_rng``, so the same seeds give the same trajectory at any measurement
-cadence, with or without a monitor.
+init, the batch order and a diagnostics stream that only measurements read (commutator-defect batch pairs; the
+fixed probe batches come from its sub-stream ``probe``). The global RNG is seeded from its own derived stream for
+tasks with dropout-like ops, and every measurement runs inside ``torch.random.fork_rng``, so the same seeds give the
+same trajectory at any measurement cadence, with or without a monitor.
 
 Per step s (s = completed optimizer steps; 0 = at init), in this order: the monitor's optimizer post-hook captures
 (inside ``optimizer.step``); then at the top of the loop the eval (every ``eval_every`` and at ``max_steps``), the
@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 
 from numerics.atomic import atomic_path, atomic_write_text
 from numerics.errors import SpectralEdgeError, WindowTooSmallError, ZeroWindowError
-from numerics.probes import curvature_and_gradient, gradient_projection
+from numerics.probes import ablation_delta_loss, curvature_and_gradient, gradient_projection
 from numerics.provenance import provenance
 from verify.checkpoint import load_checkpoint, save_checkpoint
 from verify.config import RunConfig, stream_seed
@@ -75,6 +75,7 @@ class History:
     defect: list[dict[str, Any]] = field(default_factory=list)
     probes: list[dict[str, Any]] = field(default_factory=list)
     backbone: list[dict[str, Any]] = field(default_factory=list)
+    lch: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -113,6 +114,7 @@ class _Run:
     probe_groups: list[str] = field(default_factory=list)
     probe_batches: dict[str, Any] = field(default_factory=dict)
     backbone: dict[str, Any] = field(default_factory=dict)  # group → numerics.backbone.BackboneTracker (θ_0 kept)
+    lch: Any = None  # verify.lch.LCHProbe (gradient window, probe set, its own diagnostics stream)
     step: int = 0
     grok_step: int | None = None
     streak: int = 0  # consecutive evals at or above early_stop.acc
@@ -208,6 +210,10 @@ def train(
         try:
             if cfg.probes.every:
                 _probe_setup(run)  # draws the fixed probe batches from the fresh diagnostics stream
+            if cfg.lch.every:  # LCH coupling (verify.lch); draws from its own stream, never diag_gen
+                from verify.lch import LCHProbe
+
+                run.lch = LCHProbe(cfg, run.model, run.task, run.data, run.monitor, run.device)
             if saved is not None:
                 _restore(run, saved, ckpt_path)  # type: ignore[arg-type]
             pending = saved is None  # measurements at run.step still to do (a checkpoint is written after them)
@@ -292,6 +298,10 @@ def _measure(run: _Run) -> bool:
         if cfg.backbone.every and step % cfg.backbone.every == 0 and step > 0:
             for group, tracker in run.backbone.items():  # cumulative displacement θ_t − θ_0 (numerics.backbone)
                 _record(run, "backbone", {"group": group, **tracker.capture(step)})
+        if run.lch is not None:
+            rec = run.lch.measure(run.model, step, final=stop)
+            if rec is not None:
+                _record(run, "lch", rec)
     return stop
 
 
@@ -345,9 +355,11 @@ def _probe_setup(run: _Run) -> None:
         raise SpectralEdgeError(f"probe groups {missing} are not monitor groups {list(monitor.layout.groups)}")
     size = cfg.probes.batch_size or cfg.batch_size
     val = "val" if "val" in run.data else "test"
+    # The probe sub-stream (verify.config.SUB_STREAMS), not diag_gen: probes on or off never move the defect pairs.
+    gen = cfg.generator("probe")
     # sample_batch draws from data["train"]; the val batch is drawn the same way from the val split
-    batches = {"train": run.task.sample_batch(run.data, size, run.diag_gen),
-               "val": run.task.sample_batch({**run.data, "train": run.data[val]}, size, run.diag_gen)}
+    batches = {"train": run.task.sample_batch(run.data, size, gen),
+               "val": run.task.sample_batch({**run.data, "train": run.data[val]}, size, gen)}
     run.probe_batches = {k: to_device(b, run.device) for k, b in batches.items()}
 
 
@@ -361,8 +373,12 @@ def _probes(run: _Run) -> None:
         h, g_train = curvature_and_gradient(run.model, run.task.loss, run.probe_batches["train"], v, monitor.layout,
                                             group)
         g_val = gradient_projection(run.model, run.task.loss, run.probe_batches["val"], v, monitor.layout, group)
-        _record(run, "probes", {"group": group, "k": k, "h": h.tolist(), "G_train": g_train.tolist(),
-                                "G_val": g_val.tolist()})
+        rec = {"group": group, "k": k, "h": h.tolist(), "G_train": g_train.tolist(), "G_val": g_val.tolist()}
+        if run.cfg.probes.ablation:  # Test 8: ΔL_val with v_j projected out of the group's weights
+            dloss, coef = ablation_delta_loss(run.model, run.task.loss, run.probe_batches["val"], v, monitor.layout,
+                                              group)
+            rec.update(dloss_ablate=dloss.tolist(), theta_proj=coef.tolist())
+        _record(run, "probes", rec)
 
 
 # --- checkpoints -----------------------------------------------------------------------------------------------
