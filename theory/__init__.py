@@ -14,6 +14,7 @@ from theory import dyson as _dyson  # noqa: F401 - registers the second-order pe
 from theory import gap_flow as _gap_flow  # noqa: F401 - registers the Thm 14.2 derivations
 from theory import hierarchy as _hierarchy  # noqa: F401 - registers the inverted-hierarchy derivation
 from theory import kstar as _kstar  # noqa: F401 - registers the k* variants
+from theory import li2 as _li2  # noqa: F401 - registers the Li2 weight-decay variants, Theorem-6 derivation
 from theory import loss_decomposition as _loss_decomposition  # noqa: F401 - registers the Test-8 derivations
 from theory import normal_form as _normal_form  # noqa: F401 - registers the Prop 14.4 normal-form derivations
 from theory import ntk as _ntk  # noqa: F401 - registers the Krylov-bound variants

@@ -2,6 +2,8 @@
 
 * ``adamw``: ``torch.optim.AdamW`` over every parameter (decoupled weight decay on all of them, as the author's
   ``grok_sweep.py``).
+* ``adam``: ``torch.optim.Adam`` (``weight_decay`` is the coupled L2 term ηθ added to the gradient before the
+  moments, as Tian's Li₂ setup; ``theory.li2``).
 * ``sgd``: ``torch.optim.SGD`` (momentum ``config.momentum`` or 0; ``weight_decay`` is PyTorch's L2 term in the
   gradient, not decoupled).
 * ``muon``: ``torch.optim.Muon`` (Newton–Schulz orthogonalised momentum; Jordan et al. 2024) on the weights of
@@ -107,6 +109,8 @@ def build_optimizer(model: nn.Module, cfg: RunConfig, no_decay: list[str] | None
     opt: torch.optim.Optimizer
     if cfg.optimizer == "adamw":
         opt = torch.optim.AdamW(_groups(params, skip), **adamw)
+    elif cfg.optimizer == "adam":  # weight decay as an L2 term in the gradient (Tian's Li2 setup)
+        opt = torch.optim.Adam(_groups(params, skip), **adamw)
     elif cfg.optimizer == "sgd":
         opt = torch.optim.SGD(_groups(params, skip), lr=cfg.lr, momentum=cfg.momentum or 0.0,
                               weight_decay=cfg.weight_decay)
@@ -116,7 +120,7 @@ def build_optimizer(model: nn.Module, cfg: RunConfig, no_decay: list[str] | None
                     momentum=0.95 if cfg.momentum is None else cfg.momentum, adjust_lr_fn=cfg.muon_adjust_lr)
         opt = MuonAdamW(matrices, _groups(rest, skip), muon=muon, adamw=adamw)  # type: ignore[arg-type]
     else:
-        raise ValueError(f"unknown optimizer {cfg.optimizer!r}; choose adamw, sgd or muon")
+        raise ValueError(f"unknown optimizer {cfg.optimizer!r}; choose adamw, adam, sgd or muon")
     for group in opt.param_groups:
         group["initial_lr"] = group["lr"]
     return opt

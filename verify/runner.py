@@ -40,7 +40,8 @@ __all__ = [
 
 def monitor_groups(model: nn.Module, names: Sequence[str], task: str = "modular") -> dict[str, Any]:
     """Group selectors by name: ``all`` (every trainable parameter), ``attn`` (the task's attention weights
-    W_Q, W_K, W_V, W_O, as the author's grokking experiments use), ``layers`` (one group per transformer layer)."""
+    W_Q, W_K, W_V, W_O, as the author's grokking experiments use), ``layers`` (one group per transformer layer),
+    ``task`` (the task's ``monitor_groups(model)``: name → parameter names)."""
     groups: dict[str, Any] = {}
     for name in names:
         if name == "all":
@@ -49,8 +50,10 @@ def monitor_groups(model: nn.Module, names: Sequence[str], task: str = "modular"
             groups["attn"] = get_task(task).attention_weight_names(model)
         elif name == "layers":
             groups.update(per_layer_groups(model))
+        elif name == "task":  # the task's own named groups (e.g. li2: the first-layer W only)
+            groups.update(get_task(task).monitor_groups(model))
         else:
-            raise SpectralEdgeError(f"unknown monitor group {name!r}; choose from all, attn, layers")
+            raise SpectralEdgeError(f"unknown monitor group {name!r}; choose from all, attn, layers, task")
     return groups
 
 
@@ -70,6 +73,7 @@ def spectral_monitor_factory(path: str | Path, device: str | torch.device = "cpu
             meta={"task": cfg.task, "grok_threshold": cfg.grok_threshold, "optimizer": cfg.optimizer,
                   "streams": cfg.streams},
             kstar=cfg.monitor.kstar,
+            storage_dtype=getattr(torch, cfg.monitor.storage_dtype),
             keep_records=False,
         )
 

@@ -1,0 +1,509 @@
+"""The Li₂ Stage-III lock-in detector (arXiv 2605.08119, the author's bridge to Tian's Li₂, arXiv 2509.21519):
+runs, detector, statistics and claims rows (issue 8, part 1).
+
+**Detector** [P] (spec §1.8): on the W = 20 rolling Gram of first-layer updates (one update per epoch, group
+``first_layer``), the eigenvalue ratio ρ(t) = λ₂/λ₃ (eigenvalue units, σ² of the updates: the bridge's "σ₂/σ₃"
+is λ_k(ΔᵀΔ), spec §1.3 / §7.3), its slope s(t) = [log ρ(t) − log ρ(t − 25)]/25 (log of max(ρ, 1e-6), as the
+bridge's ``analysis.py``) and the fire epoch = the first t ≥ 100 with s(t) > 0.04. Frozen thresholds from the
+paper: nothing here is fitted to our runs. Epoch t is the state after t full-batch steps; its window holds the
+updates δ_{t−w+1..t} (adaptive start w = min(20, t)), as the bridge logs it.
+
+**Statistics**: late-stage median ρ over epochs 200–400 (claimed ≈ 300 grok vs 1.31 control, 229×), median λ₂ and
+the λ₃ collapse after the fire (claimed: λ₂ ≈ 5e-3 stabilises while λ₃ falls ~100×), the detector's lag after
+test accuracy 0.5 and 0.99 (claimed: ~72 and ~35 epochs after, a lock-in, not an early warning), and Tian
+Theorem 6's meaningful statistic P[B_jl < 0 | cos(f̃_j, f̃_l) > 0] (``theory.li2.repulsion_statistic``), measured
+live at a few epochs by a monitor callback (the callback draws no random numbers: training is unchanged).
+
+**Runs**: :func:`run_li2` trains configs of the ``li2`` task with the one loop (``verify.train.train``) and the
+spectral monitor (``verify.runner.spectral_monitor_factory``, float64 storage), then slims each trajectory to what
+the detector and the claims need (λ per epoch, eval records, events) and stores it compressed
+(``verify/runs/li2/*.jsonl.gz``); finished runs are skipped. ``python -m verify.li2 --help``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from numerics.atomic import atomic_write_text
+from numerics.provenance import provenance
+from numerics.trajectory import Trajectory, compress_trajectory, read_trajectory
+from theory.li2 import repulsion_statistic
+from verify.claims import ClaimRow
+from verify.config import RunConfig, preset
+from verify.tasks.li2 import GROUP
+
+__all__ = [
+    "FIRE_THRESHOLD",
+    "LAG",
+    "T_MIN",
+    "Li2Run",
+    "claim_rows",
+    "eigen_ratio",
+    "fire_epoch",
+    "first_crossing",
+    "late_median",
+    "li2_configs",
+    "li2_monitor_factory",
+    "load_li2_runs",
+    "log_ratio",
+    "run_li2",
+    "slim_trajectory",
+    "slope_signal",
+]
+
+#: The bridge's frozen detector settings [P] (2605.08119; spec §1.8).
+LAG = 25
+FIRE_THRESHOLD = 0.04
+T_MIN = 100
+RATIO_FLOOR = 1e-6  # log(max(ρ, 1e-6)) [P analysis.py]
+LATE = (200, 400)  # late stage, epochs [P]
+#: The claims [P] (spec §5).
+CLAIMED_FIRE, CLAIMED_FIRE_TOL = 174, 1
+CLAIMED_LATE_GROK, CLAIMED_LATE_CTRL = 300.0, 1.31
+CLAIMED_LAG_05, CLAIMED_LAG_099 = 72, 35
+#: Epochs at which the Theorem-6 statistic is measured (the bridge's 50, 100, 175, 250, 300, plus the end).
+REPULSION_EPOCHS = (50, 100, 175, 250, 300, 400)
+#: Spectrum fields kept by :func:`slim_trajectory`.
+KEEP_SPECTRUM = ("type", "step", "group", "w", "lam", "kstar", "R", "g23")
+
+DEFAULT_OUT = Path(__file__).parent / "runs" / "li2"
+
+
+# --- the detector ------------------------------------------------------------------------------------------------
+
+
+def eigen_ratio(lam: Sequence[float] | np.ndarray) -> float:
+    """ρ = λ₂/λ₃ of one window (eigenvalues, descending); NaN when the window has < 3 eigenvalues or λ₂ = 0,
+    +inf when λ₃ = 0 < λ₂."""
+    lam = np.asarray(lam, dtype=float)
+    if lam.size < 3 or not np.all(np.isfinite(lam[:3])):
+        return float("nan")
+    if lam[1] <= 0:
+        return float("nan")
+    return float(lam[1] / lam[2]) if lam[2] > 0 else float("inf")
+
+
+def log_ratio(ratio: np.ndarray) -> np.ndarray:
+    """log max(ρ, 1e-6) (NaN stays NaN, +inf stays +inf)."""
+    r = np.asarray(ratio, dtype=float)
+    with np.errstate(invalid="ignore"):
+        return np.log(np.where(np.isnan(r), np.nan, np.maximum(r, RATIO_FLOOR)))
+
+
+def slope_signal(steps: Sequence[int] | np.ndarray, ratio: Sequence[float] | np.ndarray, lag: int = LAG) -> np.ndarray:
+    """s(t) = [log ρ(t) − log ρ(t − lag)]/lag at every step t whose partner t − lag is recorded (else NaN).
+
+    Steps are matched by value, not position, so a missing record gives NaN rather than a shifted difference.
+    """
+    steps = np.asarray(steps, dtype=np.int64)
+    if steps.shape != np.shape(ratio):
+        raise ValueError(f"steps {steps.shape} and ratio {np.shape(ratio)} differ in shape")
+    if lag < 1:
+        raise ValueError(f"lag must be ≥ 1, got {lag}")
+    x = log_ratio(np.asarray(ratio, dtype=float))
+    where = {int(s): i for i, s in enumerate(steps)}
+    out = np.full(x.shape, np.nan)
+    for i, s in enumerate(steps):
+        j = where.get(int(s) - lag)
+        if j is not None:
+            with np.errstate(invalid="ignore"):
+                out[i] = (x[i] - x[j]) / lag
+    return out
+
+
+def fire_epoch(steps: Sequence[int] | np.ndarray, ratio: Sequence[float] | np.ndarray, *,
+               threshold: float = FIRE_THRESHOLD, lag: int = LAG, t_min: int = T_MIN) -> int | None:
+    """The first step t ≥ ``t_min`` with s(t) > ``threshold`` (None: never fires)."""
+    steps = np.asarray(steps, dtype=np.int64)
+    s = slope_signal(steps, ratio, lag)
+    with np.errstate(invalid="ignore"):
+        hit = (steps >= t_min) & (s > threshold)
+    idx = np.flatnonzero(hit)
+    return int(steps[idx[0]]) if idx.size else None
+
+
+def late_median(steps: Sequence[int] | np.ndarray, values: Sequence[float] | np.ndarray,
+                lo: int = LATE[0], hi: int = LATE[1]) -> float:
+    """Median of ``values`` over steps lo ≤ t ≤ hi, NaNs ignored (NaN when none)."""
+    steps, v = np.asarray(steps), np.asarray(values, dtype=float)
+    sel = v[(steps >= lo) & (steps <= hi)]
+    sel = sel[~np.isnan(sel)]
+    return float(np.median(sel)) if sel.size else float("nan")
+
+
+def first_crossing(steps: Sequence[int] | np.ndarray, values: Sequence[float] | np.ndarray,
+                   level: float) -> int | None:
+    """First step with value ≥ ``level`` (None: never)."""
+    steps, v = np.asarray(steps), np.asarray(values, dtype=float)
+    with np.errstate(invalid="ignore"):
+        idx = np.flatnonzero(v >= level)
+    return int(steps[idx[0]]) if idx.size else None
+
+
+# --- runs ----------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Li2Run:
+    """One stored run, as the detector sees it."""
+
+    name: str
+    activation: str
+    weight_decay: float
+    seed: int
+    steps: np.ndarray  # epochs with a spectrum record (group first_layer)
+    lam: np.ndarray  # (n_steps, ≥ 3) eigenvalues, NaN-padded for w < 3
+    eval_steps: np.ndarray
+    test_acc: np.ndarray
+    train_acc: np.ndarray
+    repulsion: list[dict[str, Any]] = field(default_factory=list)
+    wall_s: float | None = None
+
+    @property
+    def ratio(self) -> np.ndarray:
+        return np.array([eigen_ratio(row) for row in self.lam])
+
+    @property
+    def kind(self) -> str:
+        """``grok`` (σ = x², η > 0), ``control`` (σ = x², η = 0), ``relu`` (ReLU, η > 0) or ``relu-control``."""
+        base = "relu" if self.activation == "relu" else ""
+        if self.weight_decay > 0:
+            return base or "grok"
+        return f"{base}-control" if base else "control"
+
+    def fire(self) -> int | None:
+        return fire_epoch(self.steps, self.ratio)
+
+    def late_ratio(self) -> float:
+        return late_median(self.steps, self.ratio)
+
+    def acc_epoch(self, level: float) -> int | None:
+        return first_crossing(self.eval_steps, self.test_acc, level)
+
+    @classmethod
+    def from_trajectory(cls, t: Trajectory) -> Li2Run:
+        cfg = t.provenance.get("config", {})
+        tc = cfg.get("task_config") or {}
+        if cfg.get("task") != "li2":
+            raise ValueError(f"{t.path} is not a li2 run (task {cfg.get('task')!r})")
+        spectra = [r for r in t.of_type("spectrum", GROUP) if "lam" in r]
+        width = max((len(r["lam"]) for r in spectra), default=3)
+        lam = np.full((len(spectra), max(width, 3)), np.nan)
+        for i, r in enumerate(spectra):
+            lam[i, : len(r["lam"])] = r["lam"]
+        evals = t.evals()
+        end = t.of_type("end")
+        return cls(
+            name=t.path.name.removesuffix(".gz").removesuffix(".jsonl"),
+            activation=tc.get("activation", "square"), weight_decay=float(cfg.get("weight_decay", 0.0)),
+            seed=int(cfg.get("init_seed", 0)), steps=np.array([r["step"] for r in spectra], dtype=np.int64),
+            lam=lam, eval_steps=np.array([r["step"] for r in evals], dtype=np.int64),
+            test_acc=np.array([r.get("test_acc", np.nan) for r in evals], dtype=float),
+            train_acc=np.array([r.get("train_acc", np.nan) for r in evals], dtype=float),
+            repulsion=t.of_type("li2_repulsion"), wall_s=(end[-1].get("wall_s") if end else None))
+
+
+def load_li2_runs(paths: Iterable[str | Path] = (DEFAULT_OUT,)) -> list[Li2Run]:
+    """Finished li2 runs from files or directories (``*.jsonl.gz`` / ``*.jsonl``), other tasks' files skipped."""
+    out = []
+    for p in map(Path, paths):
+        files = sorted([*p.glob("*.jsonl.gz"), *p.glob("*.jsonl")]) if p.is_dir() else [p]
+        for f in files:
+            t = read_trajectory(f)
+            if t.provenance.get("config", {}).get("task") != "li2" or not t.of_type("end"):
+                continue
+            out.append(Li2Run.from_trajectory(t))
+    return out
+
+
+def _centred_hidden(model: nn.Module, x: torch.Tensor) -> np.ndarray:
+    """F̃ = F − mean_i F_i (n×K, float64), F = σ(XW) on the training inputs."""
+    with torch.no_grad():
+        F = model.hidden(x.to(next(model.parameters()).device)).double()  # type: ignore[operator]
+        return (F - F.mean(dim=0, keepdim=True)).cpu().numpy()
+
+
+def li2_monitor_factory(path: str | Path, device: str = "cpu", repulsion_epochs: Sequence[int] = (),
+                        top_pairs: int = 200) -> Any:
+    """``verify.runner.spectral_monitor_factory`` plus a callback that writes an ``li2_repulsion`` event (Tian
+    Theorem 6's statistic, ``theory.li2.repulsion_statistic`` with η = the weight decay) at ``repulsion_epochs``.
+
+    The training inputs come from the config's data stream (the same split the loop trains on); the callback only
+    reads the parameters.
+    """
+    from verify.runner import spectral_monitor_factory
+    from verify.tasks import get_task
+
+    make = spectral_monitor_factory(path, device)
+    wanted = {int(e) for e in repulsion_epochs}
+
+    def factory(model: nn.Module, optimizer: torch.optim.Optimizer, cfg: RunConfig) -> Any:
+        monitor = make(model, optimizer, cfg)
+        if not wanted:
+            return monitor
+        x_train = get_task(cfg.task).make_data(cfg.task_config, cfg.generator("data"))["train"][0]
+        eta = float(cfg.weight_decay)
+
+        def on_record(rec: dict[str, Any]) -> None:
+            if rec.get("group") != GROUP or rec["step"] not in wanted:
+                return
+            t0 = time.perf_counter()
+            stat = repulsion_statistic(_centred_hidden(model, x_train), eta, top_pairs)
+            monitor.event("li2_repulsion", rec["step"], eta=eta, top_pairs=stat.top_pairs,
+                          top_positive=stat.top_positive, top_negative_B=stat.top_negative_B,
+                          all_positive=stat.all_positive, all_negative_B=stat.all_negative_B,
+                          p_top=stat.p_top, p_all=stat.p_all, seconds=round(time.perf_counter() - t0, 2))
+
+        monitor.callbacks.append(on_record)
+        return monitor
+
+    return factory
+
+
+def slim_trajectory(path: str | Path) -> Path:
+    """Rewrite a trajectory (atomically) keeping the header, the ``first_layer`` spectra reduced to
+    ``KEEP_SPECTRUM`` (λ per epoch, k*, R, g₂₃), and every other record; the Gram matrices and α variants go."""
+    p = Path(path)
+    read_trajectory(p)  # never rewrite a corrupt file
+    lines = p.read_text().splitlines()
+    out = [lines[0]]
+    for line in lines[1:]:
+        if not line.strip():
+            continue
+        rec = json.loads(line)
+        if rec.get("type") == "spectrum":
+            rec = {k: rec[k] for k in KEEP_SPECTRUM if k in rec}
+        out.append(json.dumps(rec))
+    atomic_write_text(p, "\n".join(out) + "\n")
+    return p
+
+
+def li2_configs(kind: str, seeds: Sequence[int], **overrides: Any) -> list[RunConfig]:
+    """Configs of the stored conditions: ``grok`` (preset paper, η = 2e-4), ``control`` (η = 0), ``relu``
+    (ReLU, η = 2e-4), or any preset name of the task; one per seed."""
+    name = {"grok": "paper"}.get(kind, kind)
+    base = preset(name, "li2", **overrides)
+    return [base.with_seed(s) for s in seeds]
+
+
+def run_li2(cfgs: Sequence[RunConfig], out: str | Path = DEFAULT_OUT, *, repulsion_seeds: Sequence[int] = (),
+            repulsion_epochs: Sequence[int] = REPULSION_EPOCHS, progress: bool = True,
+            log: Any = print) -> list[dict[str, Any]]:
+    """Train each config (one at a time, skipping finished ``.jsonl.gz``), slim and compress its trajectory; the
+    Theorem-6 statistic is measured for seeds in ``repulsion_seeds`` with η > 0. Updates ``out/manifest.json``."""
+    from verify.runner import run_name
+    from verify.train import train
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    manifest_path = out / "manifest.json"
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {"runs": {}}
+    rows = []
+    for cfg in cfgs:
+        name = run_name(cfg)
+        plain = out / f"{name}.jsonl"
+        gz = plain.with_name(plain.name + ".gz")
+        if gz.exists():
+            log(f"{gz.name}: already stored")
+            continue
+        plain.unlink(missing_ok=True)  # a killed run restarts from epoch 0 (400 epochs: cheaper than checkpoints)
+        epochs = repulsion_epochs if cfg.init_seed in set(repulsion_seeds) and cfg.weight_decay > 0 else ()
+        result = train(cfg, monitor_factory=li2_monitor_factory(plain, "cpu", epochs), progress=progress)
+        slim_trajectory(plain)
+        compress_trajectory(plain)
+        row = {"file": gz.name, "grok_step": result.grok_step, "final_step": result.final_step,
+               "wall_s": round(result.wall_s, 1), "torch_threads": torch.get_num_threads()}
+        manifest["runs"][gz.name] = row
+        manifest["provenance"] = provenance({"driver": "verify.li2.run_li2"})
+        atomic_write_text(manifest_path, json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+        log(f"{gz.name}: grok step {result.grok_step}, {result.wall_s:.1f} s")
+        rows.append(row)
+    return rows
+
+
+# --- claims ------------------------------------------------------------------------------------------------------
+
+
+def _fmt(x: float | None, spec: str = ".3g") -> str:
+    return "—" if x is None or (isinstance(x, float) and not np.isfinite(x)) else format(x, spec)
+
+
+def _miqr(values: Sequence[float | None]) -> tuple[str, list[float]]:
+    a = np.asarray([v for v in values if v is not None and np.isfinite(v)], dtype=float)
+    if not a.size:
+        return "n/a", []
+    q = np.percentile(a, [25, 50, 75])
+    return f"{q[1]:.4g} [IQR {q[0]:.4g}, {q[2]:.4g}] (n={a.size})", a.tolist()
+
+
+def claim_rows(paths: Iterable[str | Path] = (DEFAULT_OUT,), runs: Sequence[Li2Run] | None = None) -> list[ClaimRow]:
+    """The Li₂ rows of the claims table (spec §5), measured on the stored runs (or ``runs``)."""
+    runs = list(runs) if runs is not None else load_li2_runs(paths)
+    src, ver = "[P] 2605.08119 (Li₂ bridge; spec §5)", "2605.08119"
+    by = {k: [r for r in runs if r.kind == k] for k in ("grok", "control", "relu")}
+    grok, ctrl, relu = by["grok"], by["control"], by["relu"]
+    rows: list[ClaimRow] = []
+    if not grok:
+        return [ClaimRow("Li₂ lock-in detector", src, ver, "15/15 fire", "no stored li2 grokking runs",
+                         "INCONCLUSIVE", "train them: python -m verify.li2 run")]
+    fires = {r.name: r.fire() for r in runs}
+    g_f = [fires[r.name] for r in grok]
+    c_f = [fires[r.name] for r in ctrl]
+    r_f = [fires[r.name] for r in relu]
+    n_g, n_c = sum(f is not None for f in g_f), sum(f is not None for f in c_f)
+
+    # 1. 15/15 vs 0/15.
+    ok = n_g == len(grok) and (not ctrl or n_c == 0)
+    rows.append(ClaimRow(
+        "λ₂/λ₃ slope detector fires in every grokking run and in no control (σ = x², η = 2e-4 vs 0)", src, ver,
+        "15/15 grok, 0/15 control",
+        f"{n_g}/{len(grok)} grok, {n_c}/{len(ctrl)} control",
+        "PASS" if ok and ctrl else ("INCONCLUSIVE" if not ctrl else "FAIL"),
+        "frozen detector s(t) > 0.04 at t ≥ 100, lag 25, W = 20; PASS needs all grok runs and no control to fire",
+        {"fire_grok": g_f, "fire_control": c_f}))
+
+    # 2. epoch 174 ± 1.
+    txt, vals = _miqr(g_f)
+    med = float(np.median(vals)) if vals else None
+    within = med is not None and abs(med - CLAIMED_FIRE) <= CLAIMED_FIRE_TOL
+    rows.append(ClaimRow(
+        "fire epoch of the grokking runs", src, ver, "174 ± 1 (IQR [173, 174])", f"median {txt}",
+        "PASS" if within else ("INCONCLUSIVE" if med is None else "FAIL"),
+        "PASS needs the median fire epoch within 174 ± 1", {"fire_grok": g_f}))
+
+    # 3. late-stage median λ₂/λ₃.
+    lg = [r.late_ratio() for r in grok]
+    lc = [r.late_ratio() for r in ctrl]
+    mg = float(np.nanmedian(lg)) if lg else float("nan")
+    mc = float(np.nanmedian(lc)) if lc else float("nan")
+    sep = mg / mc if np.isfinite(mc) and mc > 0 else float("nan")
+    ok = np.isfinite(sep) and sep >= 10 and min(lg) > max(lc)
+    rows.append(ClaimRow(
+        "late-stage (epochs 200–400) median λ₂/λ₃, grok vs control (eigenvalue units)", src, ver,
+        "≈ 300 vs 1.31 (229×)",
+        f"{_fmt(mg)} vs {_fmt(mc)} ({_fmt(sep)}×); grok range {_fmt(min(lg))}–{_fmt(max(lg))}, control "
+        f"{_fmt(min(lc)) if lc else '—'}–{_fmt(max(lc)) if lc else '—'}",
+        "PASS" if ok else ("INCONCLUSIVE" if not lc else "FAIL"),
+        "PASS needs a ≥ 10× separation of the medians with every grok run above every control (the order of "
+        "magnitude, not the exact 229×)", {"late_grok": lg, "late_control": lc}))
+
+    # 4. λ₂ stabilises, λ₃ collapses.
+    l2, l3drop = [], []
+    for r in grok:
+        f = fires[r.name]
+        late = (r.steps >= LATE[0]) & (r.steps <= LATE[1])
+        if f is None or not late.any():
+            continue
+        l2.append(float(np.nanmedian(r.lam[late, 1])))
+        pre = (r.steps >= f - 2 * LAG) & (r.steps < f - LAG)
+        if pre.any():
+            l3drop.append(float(np.nanmedian(r.lam[pre, 2]) / np.nanmedian(r.lam[late, 2])))
+    t2, _ = _miqr(l2)
+    t3, _ = _miqr(l3drop)
+    ok = bool(l3drop) and float(np.median(l3drop)) >= 10
+    rows.append(ClaimRow(
+        "rank-2 mechanism: λ₂ stabilises while λ₃ collapses", src, ver, "λ₂ ≈ 5e-3; λ₃ falls ~100×",
+        f"late median λ₂ {t2}; λ₃ drop (epochs [fire−50, fire−25) → 200–400) {t3}",
+        "PASS" if ok else ("INCONCLUSIVE" if not l3drop else "FAIL"),
+        "PASS needs a median λ₃ drop ≥ 10× (the λ₂ level depends on the update scale; reported, not scored)",
+        {"lam2_late": l2, "lam3_drop": l3drop}))
+
+    # 5. ReLU 0/15.
+    if relu:
+        n_r = sum(f is not None for f in r_f)
+        rows.append(ClaimRow(
+            "ReLU: the detector does not fire (rank-1, not rank-2 spectrum)", src, ver, "0/15",
+            f"{n_r}/{len(relu)} fire; late median λ₂/λ₃ {_miqr([r.late_ratio() for r in relu])[0]}; grokked "
+            f"(test acc ≥ 0.95) {sum(r.acc_epoch(0.95) is not None for r in relu)}/{len(relu)}",
+            "PASS" if n_r == 0 else "FAIL", "PASS needs no ReLU run to fire", {"fire_relu": r_f}))
+    else:
+        rows.append(ClaimRow("ReLU: the detector does not fire", src, ver, "0/15", "no ReLU runs", "INCONCLUSIVE",
+                             "no stored ReLU runs"))
+
+    # 6. timing against test accuracy 0.5 and 0.99.
+    lag05 = [fires[r.name] - r.acc_epoch(0.5) for r in grok if fires[r.name] is not None and r.acc_epoch(0.5)
+             is not None]
+    lag99 = [fires[r.name] - r.acc_epoch(0.99) for r in grok if fires[r.name] is not None and r.acc_epoch(0.99)
+             is not None]
+    a05, _ = _miqr([r.acc_epoch(0.5) for r in grok])
+    a99, _ = _miqr([r.acc_epoch(0.99) for r in grok])
+    l05, _ = _miqr(lag05)
+    l99, _ = _miqr(lag99)
+    lagging = bool(lag05) and bool(lag99) and min(lag05) > 0 and float(np.median(lag99)) > 0
+    rows.append(ClaimRow(
+        "the detector lags generalisation (lock-in, not early warning)", src, ver,
+        "fires ~72 epochs after test acc 0.5 (median epoch 102) and ~35 after test acc 0.99",
+        f"test acc 0.5 at epoch {a05}, 0.99 at {a99}; fire − t(0.5) = {l05}; fire − t(0.99) = {l99}",
+        "PASS" if lagging else ("INCONCLUSIVE" if not lag05 else "FAIL"),
+        "PASS needs every fire after test acc 0.5 and the median fire after test acc 0.99",
+        {"lag_05": lag05, "lag_099": lag99}))
+
+    # 7. Theorem 6: the identity is a theorem; the meaningful statistic.
+    recs = [(rec["step"], rec) for r in grok for rec in r.repulsion]
+    if recs:
+        per_epoch: dict[int, list[dict[str, Any]]] = {}
+        for step, rec in recs:
+            per_epoch.setdefault(int(step), []).append(rec)
+        parts = []
+        pooled = {}
+        for step in sorted(per_epoch):
+            rs = per_epoch[step]
+            pos, neg = sum(x["top_positive"] for x in rs), sum(x["top_negative_B"] for x in rs)
+            pall, nall = sum(x["all_positive"] for x in rs), sum(x["all_negative_B"] for x in rs)
+            pooled[step] = {"p_top": neg / pos if pos else None, "p_all": nall / pall if pall else None,
+                            "runs": len(rs)}
+            parts.append(f"ep {step}: {_fmt(pooled[step]['p_top'], '.3f')} (all cos>0 pairs "
+                         f"{_fmt(pooled[step]['p_all'], '.3f')})")
+        rows.append(ClaimRow(
+            "Theorem 6 'sign-match' → the meaningful statistic P[B_jl < 0 | cos(f̃_j, f̃_l) > 0] (top-200 pairs)",
+            "[P] 2605.08119; [R] spec §6.18, §7.8", ver,
+            "sign-match 0.83 → 0.975 (ep 175) → 0.995 (ep 300); the sign identity itself holds exactly",
+            f"{'; '.join(parts)} (n={len({r.name for r in grok if r.repulsion})} runs, pooled)",
+            "INCONCLUSIVE",
+            "the sign-match is an algebraic identity (catalogue entry li2.theorem6_sign, 0 violations), so it "
+            "cannot be confirmed by data; the conditional fraction is reported, not scored", {"per_epoch": pooled}))
+    return rows
+
+
+# --- command line -------------------------------------------------------------------------------------------------
+
+
+def _seeds(text: str) -> list[int]:
+    out: list[int] = []
+    for part in text.split(","):
+        lo, _, hi = part.partition("-")
+        out += list(range(int(lo), int(hi) + 1)) if hi else [int(lo)]
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m verify.li2", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run", help="train and store runs (one at a time)")
+    r.add_argument("--kind", choices=["grok", "control", "relu", "tiny"], required=True)
+    r.add_argument("--seeds", type=_seeds, default=list(range(15)), help="e.g. 0-14 or 0,3,5")
+    r.add_argument("--repulsion-seeds", type=_seeds, default=[], help="seeds that measure the Theorem-6 statistic")
+    r.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    c = sub.add_parser("claims", help="print the Li₂ claims rows")
+    c.add_argument("paths", nargs="*", type=Path, default=[DEFAULT_OUT])
+    args = parser.parse_args(argv)
+    if args.cmd == "run":
+        torch.set_num_threads(1)
+        run_li2(li2_configs(args.kind, args.seeds), args.out, repulsion_seeds=args.repulsion_seeds, progress=False)
+    else:
+        for row in claim_rows(args.paths):
+            print(f"[{row.verdict}] {row.claim}\n    claimed: {row.claimed}\n    measured: {row.measured}")
+
+
+if __name__ == "__main__":
+    main()
