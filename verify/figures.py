@@ -5,7 +5,7 @@ phase portrait in the (spectral gap, commutator defect) plane (``phase_portrait`
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import matplotlib as mpl
@@ -17,7 +17,8 @@ from numerics.atomic import atomic_path
 from numerics.errors import TrajectoryError
 from numerics.trajectory import Trajectory
 
-__all__ = ["claim_figure", "phase_points", "phase_portrait", "plot_runs"]
+__all__ = ["claim_figure", "draw_bars", "draw_box", "draw_hist", "draw_scatter", "phase_points", "phase_portrait",
+           "plot_runs"]
 
 
 def plot_runs(runs: Mapping[str, Trajectory], path: str | os.PathLike[str], group: str = "attn") -> Path:
@@ -176,3 +177,89 @@ def claim_figure(draw: Callable[[Figure], None], path: str | os.PathLike[str], *
     with atomic_path(path, suffix=".png") as tmp:
         fig.savefig(tmp, dpi=100, format="png")
     return Path(path)
+
+
+# --- drawing callables for claims rows (each adds its own axes to a bare Figure) -----------------------------------
+
+
+def _finite(x: Sequence[float] | np.ndarray) -> np.ndarray:
+    a = np.asarray([np.nan if v is None else v for v in x], dtype=float)
+    return a[np.isfinite(a)]
+
+
+def _symlog_threshold(*xs: np.ndarray) -> float:
+    """Linear range of a symlog axis: the 5th percentile of the non-zero magnitudes (so most points are logged)."""
+    a = np.abs(np.concatenate([x[np.isfinite(x)] for x in xs]))
+    a = a[a > 0]
+    return float(np.percentile(a, 5)) if len(a) else 1.0
+
+
+def draw_scatter(fig: Figure, x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray, *,
+                 groups: Sequence[str] | None = None, xlabel: str = "", ylabel: str = "",
+                 quadrants: bool = False) -> None:
+    """y against x, one colour per distinct ``groups`` label; symlog axes when the values span decades of both
+    signs; ``quadrants``: lines at 0 (sign agreement = points in the first and third quadrants)."""
+    xa, ya = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    ax = fig.add_subplot()
+    labels = list(groups) if groups is not None else [""] * len(xa)
+    for name in sorted(set(labels)):
+        m = np.asarray([g == name for g in labels], dtype=bool)
+        ax.scatter(xa[m], ya[m], s=12, alpha=0.6, label=name or None)
+    for a, setter in ((xa, ax.set_xscale), (ya, ax.set_yscale)):
+        f = a[np.isfinite(a)]
+        if len(f) and (f.min() < 0 < f.max() or _log_helps(np.abs(f[f != 0]))):
+            setter("symlog", linthresh=_symlog_threshold(a))
+    if quadrants:
+        ax.axhline(0, color="k", lw=0.8)
+        ax.axvline(0, color="k", lw=0.8)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if any(labels):
+        ax.legend(fontsize=7)
+
+
+def draw_box(fig: Figure, data: Mapping[str, Sequence[float]], *, ylabel: str = "", log: bool = False,
+             hlines: Sequence[float] = ()) -> None:
+    """One box (with the points jittered on top) per label; ``hlines`` mark claimed thresholds."""
+    ax = fig.add_subplot()
+    vals = [_finite(v) for v in data.values()]
+    ax.boxplot(vals, showfliers=False)
+    ax.set_xticks(range(1, len(vals) + 1), list(data), fontsize=8)
+    rng = np.random.default_rng(0)  # jitter only: fixed, so the figure is reproducible
+    for i, v in enumerate(vals, start=1):
+        ax.scatter(i + 0.08 * rng.standard_normal(len(v)), v, s=10, alpha=0.6)
+    if log and all(len(v) and np.all(v > 0) for v in vals):
+        ax.set_yscale("log")
+    for h in hlines:
+        ax.axhline(h, color="k", ls="--", lw=0.8)
+    ax.set_ylabel(ylabel)
+
+
+def draw_hist(fig: Figure, values: Sequence[float], *, xlabel: str = "", log: bool = False,
+              vlines: Sequence[float] = (), discrete: bool = False) -> None:
+    """Histogram (integer bins for ``discrete``; log-spaced bins for ``log``); ``vlines`` mark thresholds."""
+    ax = fig.add_subplot()
+    v = _finite(values)
+    if discrete:
+        bins = np.arange(v.min() - 0.5, v.max() + 1.5) if len(v) else 10
+    elif log and len(v) and np.all(v > 0) and v.max() > v.min():
+        bins = np.geomspace(v.min(), v.max(), 30)
+        ax.set_xscale("log")
+    else:
+        bins = 30
+    ax.hist(v, bins=bins)
+    for x in vlines:
+        ax.axvline(x, color="k", ls="--", lw=0.8)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("count")
+
+
+def draw_bars(fig: Figure, labels: Sequence[str], means: Sequence[float], errors: Sequence[float] | None = None, *,
+              ylabel: str = "", log: bool = False) -> None:
+    """Bars with optional error bars (e.g. the α ordering: mean ± sd over runs)."""
+    ax = fig.add_subplot()
+    ax.bar(range(len(labels)), means, yerr=errors, capsize=4)
+    ax.set_xticks(range(len(labels)), list(labels), fontsize=8)
+    if log and all(m > 0 for m in means):
+        ax.set_yscale("log")
+    ax.set_ylabel(ylabel)
