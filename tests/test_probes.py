@@ -17,6 +17,7 @@ from numerics.errors import ShapeMismatchError, SpectralEdgeError
 from numerics.gram import RollingGram
 from numerics.layout import ParamLayout, attention_selector
 from numerics.probes import (
+    ablation_delta_loss,
     adamw_split,
     cross_entropy_loss,
     curvature_and_gradient,
@@ -284,3 +285,103 @@ def test_split_fractions_hand_cases() -> None:
     assert split_fractions(e1, -3 * e1, e1) == (0.25, 0.75)
     fg, fw = split_fractions(e1, e2, torch.tensor([0.0, 0.0, 1.0]))
     assert np.isnan(fg) and np.isnan(fw)
+
+
+# --- ablation Δloss (Test 8) ----------------------------------------------------------------------------------------
+
+
+def brute_force_ablation(model: nn.Module, layout: ParamLayout, group: str, batch: tuple[Tensor, Tensor],
+                         v: Tensor) -> tuple[float, float]:
+    """Δloss and c by writing θ − ⟨θ, v⟩v into a deep copy of the model (eval mode)."""
+    clone = copy.deepcopy(model).eval()
+    params = dict(clone.named_parameters())
+    names = layout.param_names(group)
+    flat = torch.cat([params[n].detach().reshape(-1) for n in names])
+    c = float(flat @ v)
+    new, offset = flat - c * v, 0
+    with torch.no_grad():
+        base = cross_entropy_loss(clone, batch).item()
+        for n in names:
+            k = params[n].numel()
+            params[n].copy_(new[offset: offset + k].view(params[n].shape))
+            offset += k
+        return cross_entropy_loss(clone, batch).item() - base, c
+
+
+@pytest.mark.parametrize("group", ["all", "w", "last"])
+def test_ablation_delta_loss_matches_writing_the_projected_weights(group: str) -> None:
+    model, batch = tiny_model(), tiny_batch()
+    layout = tiny_layout(model)
+    V = torch.randn(3, layout.group_dims()[group], generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    V = V / V.norm(dim=1, keepdim=True)
+    before = {k: t.clone() for k, t in model.state_dict().items()}
+    model.train()
+    dloss, coef = ablation_delta_loss(model, cross_entropy_loss, batch, V, layout, group)
+    assert model.training and all(torch.equal(before[k], t) for k, t in model.state_dict().items())
+    for j in range(3):
+        want_dl, want_c = brute_force_ablation(model, layout, group, batch, V[j])
+        assert coef[j] == pytest.approx(want_c, rel=1e-12, abs=1e-12)
+        assert dloss[j] == pytest.approx(want_dl, rel=1e-9, abs=1e-12)
+
+
+def test_ablation_is_first_order_minus_c_times_gradient_projection() -> None:
+    """For a direction nearly orthogonal to θ (small c), ΔL = −c·G + O(c²)."""
+    model, batch = tiny_model(), tiny_batch()
+    layout = tiny_layout(model)
+    theta = torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+    r = torch.randn(layout.P, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    u = theta / theta.norm()
+    r = r - (r @ u) * u
+    errors = []
+    for eps in (1e-2, 1e-3):
+        v = (r / r.norm() + eps * u)
+        v = v / v.norm()
+        dl, c = ablation_delta_loss(model, cross_entropy_loss, batch, v, layout, "all")
+        G = gradient_projection(model, cross_entropy_loss, batch, v, layout, "all")
+        errors.append(abs(dl[0] + c[0] * G) / abs(c[0] * G))
+    assert errors[1] < 0.2 * errors[0]  # the relative error of the first-order term shrinks with c
+
+
+def test_ablation_shape_error() -> None:
+    model = tiny_model()
+    with pytest.raises(ShapeMismatchError, match="directions"):
+        ablation_delta_loss(model, cross_entropy_loss, tiny_batch(), torch.ones(2, 5), tiny_layout(model), "all")
+
+
+def _probe_cfg(**probes: object) -> RunConfig:
+    return preset("tiny", p=23, d_model=32, max_steps=60, eval_every=20).with_overrides(
+        monitor={"window": 4, "every": 5, "groups": ["attn"]}, **({"probes": probes} if probes else {}))
+
+
+def test_probe_config_runs_record_ablations_and_leave_training_and_defect_unchanged() -> None:
+    from verify.runner import spectral_monitor_factory
+
+    def run(cfg: RunConfig, tmp: str) -> tuple:
+        res = train(cfg, progress=False, monitor_factory=spectral_monitor_factory(tmp))
+        return res, res.history
+
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        defect = {"every": 20, "pairs": 2, "batch_size": 16}
+        plain, hp = run(_probe_cfg().with_overrides(defect=defect), f"{d}/a.jsonl")
+        probed, hq = run(_probe_cfg(every=10, k=3, ablation=True, batch_size=32).with_overrides(defect=defect),
+                         f"{d}/b.jsonl")
+    sa, sb = plain.model.state_dict(), probed.model.state_dict()
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    assert (hp.steps, hp.test_loss, hp.train_loss) == (hq.steps, hq.test_loss, hq.train_loss)
+    assert hp.defect == hq.defect  # the probe batches come from their own stream, not the defect pairs'
+    assert hq.probes and all(len(r["dloss_ablate"]) == 3 and len(r["theta_proj"]) == 3 for r in hq.probes)
+    assert np.all(np.isfinite([x for r in hq.probes for x in r["dloss_ablate"]]))
+
+
+def test_probe_stream_is_a_sub_stream_of_the_diagnostics_seed() -> None:
+    from verify.config import STREAMS, stream_seed
+
+    cfg = _probe_cfg().with_seed(7)
+    seeds = {s: cfg.seed(s) for s in (*STREAMS, "probe")}
+    assert len(set(seeds.values())) == 5  # independent of every other stream
+    assert cfg.with_overrides(diag_seed=8).seed("probe") != seeds["probe"]  # follows the diagnostics seed
+    assert cfg.with_overrides(init_seed=8).seed("probe") == seeds["probe"]
+    assert [stream_seed(7, s) for s in STREAMS] == [seeds[s] for s in STREAMS]  # existing streams kept
+    assert cfg.with_overrides(streams="plain").seed("probe") == 7
