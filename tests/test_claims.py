@@ -6,6 +6,7 @@ import json
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tests.test_onset import write_run
@@ -118,3 +119,167 @@ def test_all_claims_on_empty_root_is_inconclusive(tmp_path: Path) -> None:
 
     rows = all_claims(tmp_path, strict=True)
     assert rows and all(r.verdict == "INCONCLUSIVE" for r in rows)
+
+
+# --- probe rows: gap flow (Thm 14.2) and the loss decomposition (Test 8) on planted probe runs --------------------
+
+LR, EVERY, W = 1e-3, 100, 8
+
+
+def thm_14_2_twin(d: list[float], h: list[float], G: list[float], eta: float, omega: float, w: int) -> float:
+    """Thm 14.2 typed out from spec §3.4 (k* = 1): −η(h₁−h₂)d̄ − η(h̄+ω)g + ηW(G₁²/d₁ − G₂²/d₂)."""
+    d1, d2, h1, h2, G1, G2 = d[0], d[1], h[0], h[1], G[0], G[1]
+    return (-eta * (h1 - h2) * (d1 + d2) / 2 - eta * ((h1 + h2) / 2 + omega) * (d1 - d2)
+            + eta * w * (G1 ** 2 / d1 - G2 ** 2 / d2))
+
+
+def write_probe_run(path: Path, *, seed: int, gap: str = "agree", ablation: str = "agree", wd: float = 1.0,
+                    n: int = 24) -> Path:
+    """A planted probe run (k* = 1): σ₁ moves by +rate ('agree') or −rate ('oppose') per checkpoint, with rate the
+    twin of Thm 14.2 and G₁ alternating so that the predicted sign alternates; 'base_rate': G₁ small (the
+    prediction is always negative) and the gap shrinks at 4 of every 5 checkpoints, grows at the fifth.
+    Ablation Δloss = +importance·(1 + noise) ('agree') or its negative ('oppose')."""
+    from numerics.stability import alpha_half_from_gram
+    from numerics.trajectory import TrajectoryWriter
+
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((W, 30))
+    gram = (X @ X.T).tolist()
+    alpha = alpha_half_from_gram(np.asarray(gram))
+    sigma = [10.0, 2.0, 1.0, 0.5]
+    cfg = {"task_config": {"op": "add"}, "lr": LR, "weight_decay": wd}
+    with TrajectoryWriter(path, provenance={"config": cfg, "seeds": {"init_seed": seed}},
+                          meta={"every": EVERY, "task": "modular"}) as w:
+        for i in range(n):
+            s = (i + 1) * EVERY
+            h = [0.1, 0.05, 0.02, 0.01]
+            G = [4.0 if i % 2 and gap != "base_rate" else 0.1, 0.1, 0.05 * rng.standard_normal(), 0.01]
+            Gv = list(rng.standard_normal(4))
+            w.write("spectrum", s, group="attn", sigma=list(sigma), kstar=1, w=W, gram=gram, gram_extended=False)
+            w.write("eval", s, train_acc=1.0, test_acc=1.0 if i > n // 2 else 0.0)
+            imp = [alpha[j] * G[j] * Gv[j] for j in range(4)]
+            sign = 1.0 if ablation == "agree" else -1.0
+            dl = [sign * x * (1 + 0.1 * rng.standard_normal()) for x in imp]
+            w.write("probe", s, group="attn", k=4, h=h, G_train=G, G_val=Gv, dloss_ablate=dl,
+                    theta_proj=list(rng.standard_normal(4)))
+            rate = thm_14_2_twin(sigma, h, G, LR * EVERY, wd, W)
+            step_g = {"agree": rate, "oppose": -rate, "base_rate": abs(rate) * (1 if i % 5 == 4 else -1)}[gap]
+            sigma = [sigma[0] + step_g, *sigma[1:]]
+        w.write("end", n * EVERY)
+    return path
+
+
+def probe_rows(tmp_path: Path, **kw: object) -> dict[str, ClaimRow]:
+    from verify.claims import probe_claim_rows
+
+    for seed in (42, 137, 2024):
+        write_probe_run(tmp_path / "probes" / f"modular-add-p97-wd1-s{seed}.jsonl", seed=seed, **kw)
+    rows = probe_claim_rows(tmp_path)
+    return {"gap": _row(rows, "gap flow"), "dec": _row(rows, "loss decomposition")}
+
+
+def test_gap_flow_pairs_use_the_next_window_and_the_compiled_theorem(tmp_path: Path) -> None:
+    from numerics.trajectory import read_trajectory
+    from verify.claims import gap_flow_pairs
+
+    t = read_trajectory(write_probe_run(tmp_path / "r.jsonl", seed=1, n=6))
+    pairs = gap_flow_pairs(t)
+    assert len(pairs["step"]) == 5  # the last probe has no next window
+    sig = [r["sigma"] for r in t.spectra("attn")]
+    probes = t.of_type("probe", "attn")
+    for i in range(5):
+        want = thm_14_2_twin(sig[i], probes[i]["h"], probes[i]["G_train"], LR * EVERY, 1.0, W)
+        assert pairs["predicted"][i] == pytest.approx(want, rel=1e-12)
+        assert pairs["measured"][i] == pytest.approx((sig[i + 1][0] - sig[i + 1][1]) - (sig[i][0] - sig[i][1]))
+
+
+def test_probe_rows_pass_on_agreeing_plants(tmp_path: Path) -> None:
+    rows = probe_rows(tmp_path)
+    assert rows["gap"].verdict == "PASS", rows["gap"].measured
+    assert rows["gap"].details["agree"] == rows["gap"].details["n_pairs"] == 3 * 23
+    assert rows["dec"].verdict == "PASS", rows["dec"].measured
+    assert rows["dec"].details["spearman"] > 0.9
+
+
+def test_probe_rows_fail_on_opposing_plants(tmp_path: Path) -> None:
+    rows = probe_rows(tmp_path, gap="oppose", ablation="oppose")
+    assert rows["gap"].verdict == "FAIL" and rows["gap"].details["agree"] == 0
+    assert rows["dec"].verdict == "FAIL" and rows["dec"].details["spearman"] < -0.9
+
+
+def test_gap_flow_base_rate_alone_cannot_pass(tmp_path: Path) -> None:
+    """Always-negative predictions agree with a gap that mostly shrinks (80%: the Wilson interval is above 0.5), but
+    the balanced accuracy of a constant-sign predictor is 0.5: FAIL."""
+    rows = probe_rows(tmp_path, gap="base_rate")
+    d = rows["gap"].details
+    assert d["wilson95"][0] > 0.5 and d["balanced"] == pytest.approx(0.5)
+    assert rows["gap"].verdict == "FAIL"
+
+
+def test_probe_rows_without_probe_runs_are_inconclusive(tmp_path: Path) -> None:
+    from verify.claims import probe_claim_rows
+
+    rows = probe_claim_rows(tmp_path)
+    assert [r.verdict for r in rows] == ["INCONCLUSIVE", "INCONCLUSIVE"]
+    write_probe_run(tmp_path / "probes" / "short-s1.jsonl", seed=1, n=4)  # 3 pairs, 16 points < MIN_PROBE_PAIRS
+    assert all(r.verdict == "INCONCLUSIVE" for r in probe_claim_rows(tmp_path))
+
+
+def test_probe_rows_bad_input(tmp_path: Path) -> None:
+    from numerics.errors import TrajectoryError
+    from verify.claims import load_probe_runs
+
+    with pytest.raises(TrajectoryError, match="no such"):
+        load_probe_runs([tmp_path / "missing"])
+    foreign = tmp_path / "foreign.jsonl"
+    foreign.write_text('{"hello": 1}\n')
+    with pytest.raises(TrajectoryError):
+        load_probe_runs([foreign])
+    good = write_probe_run(tmp_path / "good.jsonl", seed=3)
+    cut = tmp_path / "cut.jsonl"
+    cut.write_bytes(good.read_bytes()[: len(good.read_bytes()) // 2])  # truncated mid-run: no end record
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert load_probe_runs([cut]) == []  # an unfinished run is left out, not half-read
+    noconf = tmp_path / "noconf.jsonl"
+    from numerics.trajectory import TrajectoryWriter
+
+    with TrajectoryWriter(noconf, meta={"every": 100}) as w:
+        w.write("probe", 100, group="attn", k=2, h=[0.1, 0.1], G_train=[0.0, 0.0], G_val=[0.0, 0.0])
+        w.write("end", 100)
+    with pytest.raises(TrajectoryError, match=r"config\.lr"):
+        load_probe_runs([noconf])
+
+
+def test_wilson_interval_against_its_definition() -> None:
+    """The Wilson interval is {p : |k/n − p| ≤ z·√(p(1−p)/n)}: check the endpoints on a fine grid."""
+    from verify.claims import wilson_interval
+
+    grid = np.linspace(0, 1, 200_001)
+    for k, n in ((0, 10), (7, 10), (33, 33), (412, 700)):
+        inside = grid[np.abs(k / n - grid) <= 1.96 * np.sqrt(grid * (1 - grid) / n)]
+        lo, hi = wilson_interval(k, n)
+        assert lo == pytest.approx(inside.min(), abs=2e-5) and hi == pytest.approx(inside.max(), abs=2e-5)
+    with pytest.raises(ValueError):
+        wilson_interval(0, 0)
+
+
+def test_probe_row_figures_are_pngs(tmp_path: Path) -> None:
+    rows = list(probe_rows(tmp_path).values())
+    _md, js = write_claims(rows, tmp_path / "out")
+    for row in json.loads(js.read_text()):
+        png = (tmp_path / "out" / row["figure"]).read_bytes()
+        assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
+
+
+def test_synthetic_spectral_rows_have_figures(tmp_path: Path) -> None:
+    for seed in (42, 137):
+        write_run(tmp_path / f"grok-s{seed}.jsonl", seed=seed)
+        write_run(tmp_path / f"ctrl-s{seed}.jsonl", seed=seed, wd=0.0, decline_at=None, grok_at=None)
+    rows = claims_table(load_claim_runs([tmp_path]))
+    _md, js = write_claims(rows, tmp_path / "out")
+    data = json.loads(js.read_text())
+    measured = [r for r in data if r["verdict"] != "INCONCLUSIVE"]
+    assert measured and all(r["figure"] for r in measured)
+    for r in measured:
+        assert (tmp_path / "out" / r["figure"]).read_bytes()[:4] == b"\x89PNG"

@@ -653,7 +653,8 @@ def gap_flow_row(runs: Sequence[ProbeRun]) -> ClaimRow:
     PASS needs both: the sign agreement's 95 % Wilson interval above 0.5, and the balanced sign accuracy (mean of
     the agreement on growing and on shrinking gaps; 0.5 for a predictor of constant sign, so a base rate of
     shrinking gaps cannot pass by itself) with its 95 % run-bootstrap interval above 0.5. FAIL otherwise;
-    INCONCLUSIVE below ``MIN_PROBE_PAIRS`` pairs or with a single measured sign.
+    INCONCLUSIVE below ``MIN_PROBE_PAIRS`` pairs, or when the agreement is above chance but only one measured sign
+    occurs.
     """
     from verify.figures import draw_scatter
 
@@ -686,10 +687,12 @@ def gap_flow_row(runs: Sequence[ProbeRun]) -> ClaimRow:
     rho = _spearman(p, m)
     corr_g = _spearman(_gap_arrays(runs, "g")[ok], m)
     drive, damp = _gap_arrays(runs, "gradient_driving")[ok], _gap_arrays(runs, "damping")[ok]
-    if not np.isfinite(bal):
-        verdict, why = "INCONCLUSIVE", "only one measured sign of Δg: the balanced accuracy is undefined; "
+    if lo <= 0.5:
+        verdict, why = "FAIL", ""  # not above chance, whatever the base rate
+    elif not np.isfinite(bal):
+        verdict, why = "INCONCLUSIVE", "only one measured sign of Δg: skill beyond the base rate is untestable; "
     else:
-        verdict, why = ("PASS" if lo > 0.5 and b_lo > 0.5 else "FAIL"), ""
+        verdict, why = ("PASS" if b_lo > 0.5 else "FAIL"), ""
     wd = np.concatenate([np.full(len(r.gap["predicted"]), r.weight_decay) for r in runs])[ok]
 
     def plot(fig: Any) -> None:
