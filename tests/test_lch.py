@@ -253,6 +253,7 @@ def test_live_tiny_run_records_lch_and_leaves_training_unchanged(tmp_path):
         assert len(r["R_grad"]) == 3 and len(r["R_update"]) == 3 and len(r["A_rand"]) == 3
         assert all(x > 0 and math.isfinite(x) for x in r["R_grad"] + r["R_update"])
     assert "modes" in recs[-1] and "modes" not in recs[0]
+    assert len(recs[-1]["modes_v"]) == 2 and "modes_centred" in recs[-1]
     lines = [json.loads(s) for s in (tmp_path / "on.jsonl").read_text().splitlines()[1:]]
     assert sum(r["type"] == "lch" for r in lines) == 2
 
@@ -298,3 +299,18 @@ def test_claim_rows_pass_fail_and_inconclusive(tmp_path):
 def test_peak_is_the_max_over_measurements_and_directions():
     recs = [{"R_grad": [3.0, 9.0]}, {"R_grad": None}, {"R_grad": [7.0, 1.0]}]
     assert peak_R(recs, "grad") == 9.0 and peak_R([{"R_update": None}], "update") is None
+
+
+def test_centred_directions_match_the_svd_of_the_centred_window():
+    from numerics.gram import RollingGram
+    from verify.lch import centred_directions
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(6, 40)) + 3.0 * rng.normal(size=40)  # a common drift that centring removes
+    gram = RollingGram(4, 40)
+    for row in X:
+        gram.push(torch.as_tensor(row, dtype=torch.float32))
+    V = centred_directions(gram, "all", 2).double().numpy()
+    Xw = X[-4:] - X[-4:].mean(axis=0)
+    Vt = np.linalg.svd(Xw, full_matrices=False)[2][:2]
+    assert np.allclose(np.abs(np.sum(V * Vt, axis=1)), 1.0, atol=1e-5)

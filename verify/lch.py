@@ -55,8 +55,10 @@ from numerics.layout import ParamLayout
 __all__ = [
     "CLAIMED_GRADIENT_RANGE",
     "CLAIMED_UPDATE_RANGE",
+    "LCH_RUNS",
     "GradientWindow",
     "LCHProbe",
+    "centred_directions",
     "centroid_response",
     "centroids",
     "claim_rows",
@@ -64,6 +66,7 @@ __all__ = [
     "lch_generator",
     "lch_seed",
     "load_lch_runs",
+    "peak_R",
     "unit_directions",
 ]
 
@@ -316,8 +319,32 @@ class LCHProbe:
         if V_upd is not None and (lc.modes == "all" or (lc.modes == "final" and final)):
             from verify.modes import mode_record
 
-            rec["modes"] = mode_record(model, self.cfg.task_config, self.names, V_upd[0], rec["eps"])
+            def modes(v: Tensor) -> dict[str, Any]:
+                return mode_record(model, self.cfg.task_config, self.names, v, rec["eps"])
+
+            rec["modes"] = modes(V_upd[0])  # the default: v₁ of the monitor's (uncentred) update window
+            rec["modes_v"] = [modes(v) for v in V_upd[1:]]  # v₂ … v_K
+            try:  # [P] the functional-modes scripts' window_svd: v₁ of the column-centred update window
+                rec["modes_centred"] = modes(centred_directions(self.monitor.gram, lc.group, 1)[0])
+            except (WindowTooSmallError, ZeroWindowError):
+                pass
         return rec
+
+
+def centred_directions(gram: RollingGram, group: str, k: int) -> Tensor:
+    """Top-k right singular vectors (k × P_group) of the column-centred window X − 1x̄ᵀ ([P] the functional-modes
+    scripts' ``window_svd``: ``X -= X.mean(0)`` before the SVD). Its Gram C G C (C = I − 11ᵀ/w) comes from the
+    streaming Gram; only the final product Xᵀ(Cu_j)/σ_j reads the stored window."""
+    from numerics.spectrum import right_vectors, spectrum_from_gram
+
+    w = gram.w
+    if w < 2:
+        raise WindowTooSmallError(f"a centred window needs w ≥ 2 updates, got w = {w}")
+    C = np.eye(w) - np.full((w, w), 1.0 / w)
+    spec = spectrum_from_gram(C @ gram.gram(group) @ C, P=gram.group_dims()[group])
+    X = gram.window(group)
+    Xc = X - X.mean(dim=0, keepdim=True)
+    return right_vectors(Xc, spec, k).T.contiguous()
 
 
 # --- stored runs and claims ---------------------------------------------------------------------------------------
