@@ -3,10 +3,14 @@ tensors, the author's model counts, masking, causality, greedy decoding and a ti
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 from pydantic import ValidationError
 
+from numerics.trajectory import read_trajectory
+from verify.config import RunConfig
 from verify.tasks.base import Task
 from verify.tasks.scan import (
     ACT_VOCAB,
@@ -312,3 +316,37 @@ def test_tiny_preset_trains() -> None:
     metrics = SCAN.evaluate(model, data, "test")
     assert set(metrics) == {"acc", "greedy_acc", "tok_acc", "loss"}
     assert metrics["tok_acc"] > 0.3 and metrics["loss"] < losses[0]
+
+
+# --- the stored CPU runs (verify/runs/scan/, preset "cpu") -----------------------------------------------------
+
+STORED = sorted((Path(__file__).resolve().parents[1] / "verify" / "runs" / "scan").glob("*.jsonl.gz"))
+
+
+def test_stored_runs_are_the_cpu_grid() -> None:
+    """3 seeds × weight decay 1 / 0 of the cpu preset, each finished, W = 5 over the self + cross attention weights."""
+    names = {p.name for p in STORED}
+    want = {f"scan-d64-l1x1-wd{wd}-s{s}.jsonl.gz" for wd in (1, 0) for s in (42, 137, 2024)}
+    assert want <= names, f"missing stored SCAN runs: {sorted(want - names)}"
+    for path in STORED:
+        t = read_trajectory(path)
+        assert t.of_type("end") and t.meta["window"] == 5
+        cfg = RunConfig.model_validate(t.provenance["config"])
+        model = SCAN.build_model(cfg.task_config, torch.Generator().manual_seed(0), "cpu")
+        attn = t.meta["groups"]["attn"]
+        # brute force: every q/k/v/o weight of encoder self-, decoder self- and decoder cross-attention
+        want_names = [n for n, _ in model.named_parameters()
+                      if n.endswith(".weight") and any(f"{a}.{x}_proj" in n for a in ("attn", "self_attn", "cross_attn")
+                                                       for x in "qkvo")]
+        assert attn["params"] == want_names and any("cross_attn" in n for n in want_names)
+        assert attn["P"] == sum(dict(model.named_parameters())[n].numel() for n in want_names)
+
+
+@pytest.mark.parametrize("path", STORED, ids=lambda p: p.name)
+def test_stored_greedy_equals_teacher_forced_exact_match(path: Path) -> None:
+    """Greedy decoding reproduces the target iff every teacher-forced argmax is right (each greedy step then sees
+    the true prefix): the two exact-match rates must agree at every recorded eval, train and test."""
+    evals = read_trajectory(path).evals()
+    assert evals and all("test_greedy_acc" in e and "test_acc" in e for e in evals)
+    for e in evals:
+        assert e["test_greedy_acc"] == e["test_acc"] and e["train_greedy_acc"] == e["train_acc"]

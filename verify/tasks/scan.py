@@ -415,6 +415,9 @@ PRESETS: dict[str, dict[str, Any]] = {
     # teacher-forced test exact match 0.62 (wd 1) vs 0.50 (wd 0, train 0.98) after 2,000 steps; it does not grok
     # within a CI minute, so the qualitative check for SCAN needs the author preset on a GPU.
     "tiny": {"n_train": 1024, "n_test": 200, "n_enc_layers": 1, "n_dec_layers": 1, "d_model": 64, "d_ff": 128},
+    # The stored CPU runs (verify/runs/scan/): the tiny model, 1,500 steps (≈ 0.12 s/step single-threaded, so six
+    # runs fit ≈ 20 CPU-minutes); see RECOMMENDED["cpu"] and verify/runs/scan/README.md.
+    "cpu": {"n_train": 1024, "n_test": 200, "n_enc_layers": 1, "n_dec_layers": 1, "d_model": 64, "d_ff": 128},
 }
 
 # Run settings for the harness, named as in verify.config; not validated here. [P] scan/grok_sweep.py: AdamW, batch
@@ -441,5 +444,13 @@ RECOMMENDED: dict[str, dict[str, Any]] = {
         "optimizer": "adamw", "lr": 1e-3, "betas": (0.9, 0.98), "weight_decay": 1.0, "batch_size": 64,
         "grad_clip": 1.0, "max_steps": 3000, "eval_every": 250, "grok_threshold": 0.95,
         "early_stop": {"acc": 0.98, "patience": 5}, "monitor": {"window": 5, "every": 50, "groups": ["attn"]},
+    },
+    # Stored CPU runs: the tiny settings capped at 1,500 steps, eval every 250; Gram group = self + cross attention
+    # weights (W = 5, Δs = 50) plus all parameters.
+    "cpu": {
+        "optimizer": "adamw", "lr": 1e-3, "betas": (0.9, 0.98), "weight_decay": 1.0, "batch_size": 64,
+        "grad_clip": 1.0, "max_steps": 1500, "eval_every": 250, "grok_threshold": 0.95,
+        "early_stop": {"acc": 0.98, "patience": 5},
+        "monitor": {"window": 5, "every": 50, "groups": ["attn", "all"]},
     },
 }
