@@ -26,7 +26,8 @@ from verify.onset import (
 
 
 def write_run(path: Path, *, wd: float = 1.0, seed: int = 42, decline_at: int | None = 1500,
-              grok_at: int | None = 2500, steps: int = 4000, every: int = 100, op: str = "add") -> Path:
+              grok_at: int | None = 2500, steps: int = 4000, every: int = 100, op: str = "add",
+              task: str = "synthetic") -> Path:
     """A synthetic run: g23 drops 50× at ``decline_at`` (None: flat), test acc jumps to 1 at ``grok_at``.
 
     R rises from 1.2 to 2.0 and g from 0.5 to 2.0 at ``decline_at``; ‖ΔG‖ is 0.1·g² except for a 10× burst over
@@ -35,7 +36,7 @@ def write_run(path: Path, *, wd: float = 1.0, seed: int = 42, decline_at: int | 
     cfg = {"op": op, "lr": 1e-3, "weight_decay": wd}
     rng = np.random.default_rng(seed)
     with TrajectoryWriter(path, provenance={"config": cfg, "seeds": {"init_seed": seed}},
-                          meta={"every": every, "task": "synthetic"}) as w:
+                          meta={"every": every, "task": task}) as w:
         for s in range(every, steps + 1, every):
             late = decline_at is not None and s >= decline_at
             g23 = (0.2 if late else 10.0) * (1 + 0.05 * rng.standard_normal())
@@ -146,3 +147,35 @@ def test_load_runs_directory_and_unfinished(tmp_path: Path) -> None:
     p.write_text("\n".join(p.read_text().splitlines()[:-1]) + "\n")  # drop the end record: still running
     assert {r.id for r in load_runs([tmp_path])} == {"a-s42", "b-s42"}
     assert [r.id for r in load_runs([tmp_path], finished_only=True)] == ["a-s42"]
+
+
+def test_report_per_signal_task_and_workload_in_json_and_text(tmp_path: Path) -> None:
+    """Held-out report: per signal, per task (workload-op) and per workload, controls included, text and JSON."""
+    import dataclasses
+    import json
+
+    from verify.onset import DefectDetector
+
+    specs = {"add-grok-s137": {"op": "add"}, "add-ctrl-s137": {"op": "add", "wd": 0.0, "grok_at": None},
+             "mul-grok-s137": {"op": "mul", "decline_at": None},  # no decline: a g23 miss
+             "dyck-grok-s137": {"task": "dyck", "op": "x"}, "dyck-ctrl-s137": {"task": "dyck", "op": "x", "wd": 0.0,
+                                                                              "decline_at": None, "grok_at": None}}
+    runs = [RunData.from_trajectory(write_run(tmp_path / f"{k}.jsonl", seed=137, **v)) for k, v in specs.items()]
+    # one run measured the commutator defect (a spike at step 1000); the others did not
+    spike = [{"step": s, "D": 100.0 if s >= 1000 else 1.0} for s in range(100, 4001, 100)]
+    runs[0] = dataclasses.replace(runs[0], defect=spike)
+    rep = evaluate([G23Decline(frac=0.1, sustain=2), DefectDetector(factor=10.0, floor=20.0)], runs)
+    g23 = rep["signals"]["g23"]
+    assert (g23["tp"], g23["fn"], g23["fp"], g23["tn"]) == (2, 1, 1, 1)
+    assert set(g23["per_task"]) == {"synthetic-add", "synthetic-mul", "dyck-x"}
+    assert set(g23["per_workload"]) == {"synthetic", "dyck"}
+    assert g23["per_task"]["synthetic-add"]["fp"] == 1 and g23["per_task"]["synthetic-mul"]["fn"] == 1
+    assert g23["per_workload"]["dyck"]["controls"] == 1 and g23["per_workload"]["synthetic"]["positives"] == 2
+    assert sorted(g23["leads"]) == [900, 900] and g23["lead_iqr"] == [900.0, 900.0]
+    defect = rep["signals"]["defect"]
+    assert defect["positives"] + defect["controls"] == 1 and len(defect["unscored"]) == 4  # measured runs only
+    assert defect["tp"] == 1 and defect["lead_median"] == 2500 - 1000
+    text = rep["text"]
+    for needle in ("task synthetic-add", "task dyck-x", "workload dyck", "workload synthetic", "range 900–900"):
+        assert needle in text
+    json.dumps(rep)  # JSON-able

@@ -148,6 +148,9 @@ def predict(
         typer.Option("--calibration-seeds", help="Fit thresholds on the runs of these seeds; report on the others."),
     ] = None,
     group: Annotated[str, typer.Option(help="Parameter group.")] = "attn",
+    grok_definition: Annotated[str | None, typer.Option(
+        help="Grokking-step definition (registry quantity grok_step, e.g. first>=0.99: the author's Dyck/SCAN "
+        "lead times); default first>=0.95.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Predict the grokking onset from spectral signals (g23 decline, gap opening, A, defect). With
@@ -156,7 +159,7 @@ def predict(
     from verify.onset import FAMILIES, calibrate, default_detectors, evaluate, load_runs, split_runs
     from verify.onset import predict as predict_run
 
-    loaded = {r.id: r for r in load_runs(runs, group)}  # a file named twice counts once
+    loaded = {r.id: r for r in load_runs(runs, group, grok_definition=grok_definition)}  # a file named twice once
     all_runs = list(loaded.values())
     dets, held_out, report = default_detectors(), all_runs, None
     if calibration_seeds:

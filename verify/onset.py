@@ -419,7 +419,8 @@ def _rates(outs: list[tuple[str, int | None]]) -> dict[str, Any]:
 
 
 def evaluate(detectors: Sequence[Detector], runs: Sequence[RunData]) -> dict[str, Any]:
-    """Held-out report per signal (and per task): precision, recall, false-positive rate, lead median and IQR.
+    """Held-out report per signal, per task (modular: per operation) and per workload: precision, recall,
+    false-positive rate, lead median, IQR and range, and every lead (``leads``).
 
     Raises ``SplitError`` if any run was in a detector's calibration split. Positives: grokked with weight decay;
     controls: everything else. Counts: tp (fired before grokking), late (fired at/after grokking: a miss), fn,
@@ -431,14 +432,22 @@ def evaluate(detectors: Sequence[Detector], runs: Sequence[RunData]) -> dict[str
             raise SplitError(f"{d.signal} detector was calibrated on {leaked}; evaluate on held-out runs only")
     report: dict[str, Any] = {"runs": [r.id for r in runs], "signals": {}}
     for d in detectors:
-        outs = [_outcome(d, r) for r in runs]
+        # The defect signal is scored only on runs that measured the defect (a run without defect records is
+        # neither a miss nor a true negative of it).
+        scored = [r for r in runs if r.defect] if d.signal == "defect" else list(runs)
+        outs = [_outcome(d, r) for r in scored]
         per_task: dict[str, list[tuple[str, int | None]]] = {}
-        for r, o in zip(runs, outs, strict=True):
+        per_workload: dict[str, list[tuple[str, int | None]]] = {}
+        for r, o in zip(scored, outs, strict=True):
             per_task.setdefault(r.task, []).append(o)
+            per_workload.setdefault(r.task.split("-")[0], []).append(o)  # "modular-add" → "modular"
         entry = {"params": _params(d), "calibrated_on": sorted(d.calibrated_on), **_rates(outs),
-                 "per_task": {t: _rates(o) for t, o in sorted(per_task.items())}}
-        if d.signal == "defect" and not any(r.defect for r in runs):
-            entry["note"] = "no defect records in these runs"
+                 "per_task": {t: _rates(o) for t, o in sorted(per_task.items())},
+                 "per_workload": {t: _rates(o) for t, o in sorted(per_workload.items())}}
+        if len(scored) < len(runs):
+            entry["note"] = (f"scored on the {len(scored)} runs with defect records; {len(runs) - len(scored)} "
+                             "without are left out")
+            entry["unscored"] = sorted(r.id for r in runs if not r.defect)
         report["signals"][d.signal] = entry
     report["text"] = format_evaluation(report)
     return report
@@ -448,16 +457,27 @@ def _f(x: Any, spec: str = ".2f") -> str:
     return "n/a" if x is None else format(x, spec)
 
 
+def _rate_line(label: str, e: Mapping[str, Any]) -> str:
+    iqr = "" if e["lead_iqr"] is None else f" [{e['lead_iqr'][0]:.0f}, {e['lead_iqr'][1]:.0f}]"
+    span = f" range {min(e['leads']):.0f}–{max(e['leads']):.0f}" if e.get("leads") else ""
+    return (f"{label:<52} {_f(e['precision']):>5} {_f(e['recall']):>5} {_f(e['fpr']):>5}  "
+            f"{e['tp']:>2}/{e['late']}/{e['fn']:<2}{'':>5} {e['fp']:>2}/{e['tn']:<2}{'':>2} "
+            f"{_f(e['lead_median'], '.0f')}{iqr}{span}")
+
+
 def format_evaluation(report: Mapping[str, Any]) -> str:
-    """Plain-text table of an ``evaluate`` report."""
+    """Plain-text table of an ``evaluate`` report: one line per signal, then one per workload and per task
+    (controls included: their firings are the fp column)."""
     lines = [f"held-out runs: {len(report['runs'])}",
-             f"{'signal':<10} {'params':<40} {'prec':>5} {'rec':>5} {'FPR':>5}  tp/late/fn  fp/tn  lead med [IQR]"]
+             f"{'signal / workload / task':<52} {'prec':>5} {'rec':>5} {'FPR':>5}  tp/late/fn  fp/tn  "
+             "lead med [IQR] range"]
     for sig, e in report["signals"].items():
-        iqr = "" if e["lead_iqr"] is None else f" [{e['lead_iqr'][0]:.0f}, {e['lead_iqr'][1]:.0f}]"
         params = json.dumps(e["params"], separators=(",", ":"))
-        lines.append(f"{sig:<10} {params:<40} {_f(e['precision']):>5} {_f(e['recall']):>5} {_f(e['fpr']):>5}  "
-                     f"{e['tp']}/{e['late']}/{e['fn']}{'':>6} {e['fp']}/{e['tn']}{'':>3} "
-                     f"{_f(e['lead_median'], '.0f')}{iqr}" + (f"  ({e['note']})" if e.get("note") else ""))
+        lines.append(_rate_line(f"{sig} {params}", e) + (f"  ({e['note']})" if e.get("note") else ""))
+        subs = [*(("workload", k, v) for k, v in e.get("per_workload", {}).items()
+                  if len(e.get("per_workload", {})) > 1),
+                *(("task", k, v) for k, v in e.get("per_task", {}).items())]
+        lines.extend(_rate_line(f"  {kind} {name}", v) for kind, name, v in subs)
     return "\n".join(lines)
 
 
