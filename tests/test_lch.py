@@ -289,11 +289,19 @@ def test_claim_rows_pass_fail_and_inconclusive(tmp_path):
         for s in (1, 2, 3):
             _store(tmp_path, op, s, [50.0, 150.0 + s], [2.0, 5.0])
     rows = claim_rows(tmp_path)
-    assert [r.verdict for r in rows] == ["PASS", "PASS", "PASS"]
+    assert [r.verdict for r in rows] == ["PASS", "PASS", "PASS", "INCONCLUSIVE"]
     _store(tmp_path, "sub", 1, [20.0, 25.0], [30.0, 12.0])  # gradient peak 25 < 100 and < update peak 30 > 9
     rows = claim_rows(tmp_path)
-    assert [r.verdict for r in rows] == ["FAIL", "FAIL", "FAIL"]
+    assert [r.verdict for r in rows] == ["FAIL", "FAIL", "FAIL", "INCONCLUSIVE"]
     assert "sub 25" in rows[0].reason and "sub 30" in rows[1].reason
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    fig = Figure()
+    rows[0].plot(fig)  # draws without error on the planted runs
+    assert len(fig.axes) == 2
 
 
 def test_peak_is_the_max_over_measurements_and_directions():

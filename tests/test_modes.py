@@ -229,10 +229,18 @@ def test_mode_claims_pass_fail_and_inconclusive(tmp_path):
     for s in (1, 2, 3):
         _store(tmp_path, "add", s, 0.8, 0.1)
         _store(tmp_path, "mul", s, 0.1, 0.7)
-    assert [r.verdict for r in claim_rows(tmp_path)] == ["PASS", "PASS", "PASS"]
+    assert [r.verdict for r in claim_rows(tmp_path)] == ["PASS", "PASS", "PASS", "INCONCLUSIVE"]
     for s in (4, 5, 6, 7):
         _store(tmp_path, "add", s, 0.2, 0.1)
         _store(tmp_path, "mul", s, 0.3, 0.4)
     rows = claim_rows(tmp_path)
-    assert [r.verdict for r in rows] == ["FAIL", "FAIL", "FAIL"]
+    assert [r.verdict for r in rows] == ["FAIL", "FAIL", "FAIL", "INCONCLUSIVE"]
     assert "0.2" in rows[0].measured
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    fig = Figure()
+    rows[0].plot(fig)
+    assert len(fig.axes) == 1
