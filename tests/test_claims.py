@@ -283,3 +283,25 @@ def test_synthetic_spectral_rows_have_figures(tmp_path: Path) -> None:
     assert measured and all(r["figure"] for r in measured)
     for r in measured:
         assert (tmp_path / "out" / r["figure"]).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_cli_claims_writes_a_png_per_row_from_the_run_root(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from verify.cli import app
+
+    root = tmp_path / "runs"
+    for seed in (42, 137, 2024):
+        write_run(root / "modular" / f"grok-s{seed}.jsonl", seed=seed)
+        write_run(root / "modular" / f"ctrl-s{seed}.jsonl", seed=seed, wd=0.0, decline_at=None, grok_at=None)
+        write_probe_run(root / "probes" / f"modular-add-p97-wd1-s{seed}.jsonl", seed=seed)
+    runner = CliRunner()
+    res = runner.invoke(app, ["claims", "--runs-root", str(root), "--only", "spectral", "--only", "probes",
+                              "--out", str(tmp_path / "out")])
+    assert res.exit_code == 0, res.output
+    data = json.loads((tmp_path / "out" / "claims.json").read_text())
+    assert _row([ClaimRow(**{k: v for k, v in r.items()}) for r in data], "gap flow").verdict == "PASS"
+    figures = [r["figure"] for r in data if r["figure"]]
+    assert len(figures) >= 8 and all((tmp_path / "out" / f).stat().st_size > 1000 for f in figures)
+    bad = runner.invoke(app, ["claims", "--runs-root", str(root), "--only", "nope"])
+    assert bad.exit_code != 0 and "unknown claims provider" in bad.output
