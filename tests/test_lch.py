@@ -322,3 +322,11 @@ def test_centred_directions_match_the_svd_of_the_centred_window():
     Xw = X[-4:] - X[-4:].mean(axis=0)
     Vt = np.linalg.svd(Xw, full_matrices=False)[2][:2]
     assert np.allclose(np.abs(np.sum(V * Vt, axis=1)), 1.0, atol=1e-5)
+
+
+def test_lch_without_the_spectral_monitor_is_an_error():
+    from verify.train import train
+
+    cfg = _tiny(max_steps=10, lch={"every": 5, "window": 5, "n_probe": 8, "n_random": 2, "grad_batch": 8})
+    with pytest.raises(SpectralEdgeError, match="spectral monitor"):
+        train(cfg, progress=False)
