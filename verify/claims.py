@@ -705,10 +705,12 @@ def gap_flow_row(runs: Sequence[ProbeRun]) -> ClaimRow:
         f"sign agreement {k}/{n} = {k / n:.2f} (95% Wilson [{lo:.2f}, {hi:.2f}]); balanced sign accuracy {bal:.2f} "
         f"(95% run bootstrap [{b_lo:.2f}, {b_hi:.2f}], {len(runs)} runs); measured Δg < 0 in {100 * shrink:.0f}%, "
         f"predicted ġ < 0 in {100 * float(np.mean(p < 0)):.0f}%; Spearman(pred, meas) {rho:.2f}; "
-        f"Spearman(g, Δg) {corr_g:.2f}",
+        f"Spearman(g, Δg) {corr_g:.2f}; agreement per condition (mean ± sd over seeds) "
+        + "; ".join(f"{c}: {v}" for c, v in _per_condition(runs, agreement).items()),
         verdict,
         why + "criterion: Wilson 95% interval of the sign agreement above 0.5 and the run-bootstrap 95% interval of "
-        "the balanced sign accuracy above 0.5 (a constant-sign predictor scores 0.5); predicted = Thm 14.2 from σ_j "
+        "the balanced sign accuracy above 0.5 (agreement against 0.5 alone is no test: a predictor independent of "
+        "the measurement agrees at the base rate, and its balanced accuracy is 0.5); predicted = Thm 14.2 from σ_j "
         "(window), h_j, G_j^tr (probes), η = lr·Δs, ω = wd, W = w; measured = forward difference of "
         "g = σ_{k*} − σ_{k*+1} at the same k*; |gradient driving| > |damping| in "
         f"{100 * float(np.mean(np.abs(drive) > np.abs(damp))):.0f}% of checkpoints",
@@ -764,7 +766,8 @@ def decomposition_row(runs: Sequence[ProbeRun]) -> ClaimRow:
         f"Spearman {rho:.2f}, Pearson {r_p:.2f} (n={n} points); per-run Spearman {m_run:.2f} (95% t "
         f"[{lo_run:.2f}, {hi_run:.2f}], n={len(runs)} runs); ranking of the directions within a checkpoint: mean "
         f"Spearman {within_m:.2f} over {int(np.isfinite(within).sum())} checkpoints; first-order twin "
-        f"−c_j·G_j^val vs Δloss: Spearman {rho_fo:.2f}",
+        f"−c_j·G_j^val vs Δloss: Spearman {rho_fo:.2f}; per-run Spearman per condition (mean ± sd over seeds) "
+        + "; ".join(f"{c}: {v}" for c, v in _per_condition(runs, run_rho).items()),
         verdict,
         "criterion: pooled Spearman > 0 and the per-run Spearman's 95% t interval above 0; α = α-half from the "
         "stored window Gram, G^tr/G^val on fixed train/val batches, Δloss = L_val(θ − ⟨θ, v_j⟩v_j) − L_val(θ) "
