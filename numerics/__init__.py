@@ -5,6 +5,7 @@ variants of ``theory.kstar``.
 """
 
 from numerics import stability as _stability  # noqa: F401 - registers the α_j variants
+from numerics.backbone import BackboneTracker, backbone_from_gram
 from numerics.errors import (
     NonFiniteUpdateError,
     ShapeMismatchError,
@@ -21,6 +22,7 @@ from numerics.spectrum import Spectrum, right_vectors, spectrum_from_gram, spect
 from numerics.trajectory import Trajectory, TrajectoryWriter, read_trajectory
 
 __all__ = [
+    "BackboneTracker",
     "JLSketch",
     "NonFiniteUpdateError",
     "ParamLayout",
@@ -35,6 +37,7 @@ __all__ = [
     "WindowTooSmallError",
     "ZeroWindowError",
     "attention_selector",
+    "backbone_from_gram",
     "per_layer_groups",
     "read_trajectory",
     "right_vectors",
