@@ -6,7 +6,9 @@ STAMP := $(VENV)/.installed
 # torch first and pinned: pip takes the local CPU build; an unpinned torch pulls a multi-GB CUDA build.
 TORCH_PIN := torch==2.13.0
 
-.PHONY: venv demo test lint bench clean
+BOOK_STAMP := $(VENV)/.book-installed
+
+.PHONY: venv demo test lint bench clean book chromium
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -17,10 +19,25 @@ $(STAMP): pyproject.toml Makefile
 
 venv: $(STAMP)
 
+# The book extra (Jupyter Book 1.x, ipykernel) on top of the dev install.
+$(BOOK_STAMP): $(STAMP)
+	$(BIN)/python -m pip install -q -e ".[dev,book]"
+	touch $(BOOK_STAMP)
+
+# Debian's headless Chromium for tests/test_book.py (math rendered, screenshots); installed only when missing.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+		{ apt-get update -q && apt-get install -y -q --no-install-recommends chromium fonts-dejavu-core; }
+
+# The executable book: every page executed, warnings are errors; HTML in book/_build/html (works offline).
+book: $(BOOK_STAMP)
+	OMP_NUM_THREADS=1 $(BIN)/jb build book -W --keep-going
+
 demo: $(STAMP)
 	$(BIN)/spectral-edge demo --out out/demo
 
-test: $(STAMP)
+# The suite includes tests/test_book.py, which builds the book and opens its pages in headless Chromium.
+test: $(STAMP) $(BOOK_STAMP) chromium
 	$(BIN)/ruff check theory numerics verify tests benchmarks
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 

@@ -33,11 +33,17 @@ __all__ = [
     "RUNS_ROOT",
     "RunSet",
     "StoredRunError",
+    "derivation_markdown",
+    "escape_markdown",
+    "latex",
     "load_runs",
+    "markdown_table",
     "regeneration_command",
     "run_dir",
     "run_files",
+    "runs_with",
     "stored",
+    "stored_dirs",
 ]
 
 #: Where the stored runs live (shipped with the package as package data).
@@ -50,7 +56,8 @@ _KNOWN_COMMANDS: dict[str, str] = {
             "--set defect.every=100 --out verify/runs/dyck --jobs 2",
 }
 
-_SUFFIXES = (".jsonl.gz", ".jsonl")
+#: Stored (finished, committed) runs are compressed; a plain ``.jsonl`` is a run still being written (git-ignored).
+_SUFFIXES = (".jsonl.gz",)
 
 
 class StoredRunError(TrajectoryError):
@@ -136,9 +143,31 @@ def regeneration_command(directory: str | os.PathLike[str]) -> str:
 
 
 def stored(name: str | os.PathLike[str]) -> bool:
-    """Whether ``verify/runs/<name>`` exists and holds at least one trajectory file (for optional chapters)."""
+    """Whether ``verify/runs/<name>`` exists and holds at least one stored (compressed) trajectory file."""
     d = run_dir(name)
     return d.is_dir() and bool(_trajectory_files(d))
+
+
+def stored_dirs() -> list[str]:
+    """Names of the run directories under ``RUNS_ROOT`` that hold stored runs."""
+    return sorted(p.name for p in RUNS_ROOT.iterdir() if p.is_dir() and stored(p.name)) if RUNS_ROOT.is_dir() else []
+
+
+def runs_with(record_type: str) -> tuple[dict[str, Trajectory], list[str]]:
+    """Every stored run, in any directory, that has records of ``record_type`` (e.g. ``"probe"``), and one line
+    per directory that could not be used (missing or stale files, with the message) so a page can print it."""
+    found: dict[str, Trajectory] = {}
+    skipped: list[str] = []
+    for d in stored_dirs():
+        try:
+            runset = load_runs(d)
+        except StoredRunError as exc:
+            skipped.append(f"{d}: {exc}")
+            continue
+        for rid, t in runset.runs.items():
+            if t.of_type(record_type):
+                found[f"{d}/{rid}"] = t
+    return found, skipped
 
 
 def run_files(name: str | os.PathLike[str]) -> list[Path]:
@@ -287,11 +316,76 @@ def derivation_markdown(name: str) -> str:
     return "\n".join(lines)
 
 
+def escape_markdown(text: Any) -> str:
+    """Plain text safe inside Markdown: ``*``, ``_``, ``$``, backticks, ``<`` and ``[`` are escaped (``k* ≤ 3 …
+    k*`` must not turn into emphasis, a ``$`` must not open math)."""
+    out = str(text)
+    for ch in ("\\", "*", "_", "$", "`", "<", "["):
+        out = out.replace(ch, "\\" + ch)
+    return out
+
+
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    """A Markdown table; cells are str()-ed with '|' escaped."""
+    """A Markdown table; cells are str()-ed with '|' escaped (escape free text with ``escape_markdown`` first)."""
     def cell(x: Any) -> str:
         return str(x).replace("|", "\\|").replace("\n", " ")
 
     out = ["| " + " | ".join(map(cell, header)) + " |", "|" + "---|" * len(header)]
     out += ["| " + " | ".join(map(cell, r)) + " |" for r in rows]
     return "\n".join(out)
+
+
+# --- onset prediction on a run set (the workload chapters) ---------------------------------------------------------
+
+
+def _cell(x: Any) -> str:
+    return "—" if x is None else (f"{x:.3g}" if isinstance(x, float) else str(x))
+
+
+def onset_markdown(runs: Sequence[Any], detectors: Sequence[Any] | None = None) -> str:
+    """Per run, predicted vs observed onset with frozen detectors (``verify.onset.predict``): one table row per run
+    with its kind (positive / control), observed grokking step, and per signal the step it fired at and the lead
+    (observed − predicted; a control that fires is a false positive)."""
+    from verify.onset import default_detectors, predict
+
+    dets = list(detectors) if detectors is not None else default_detectors()
+    header = ["run", "kind", "observed grok step", *[f"{d.signal}: fired (lead)" for d in dets]]
+    rows = []
+    for r in sorted(runs, key=lambda r: r.id):
+        p = predict(r, dets)
+        kind = "positive" if not p["control"] else ("control (wd 0)" if not (r.weight_decay or 0) > 0
+                                                    else "control (no grok)")
+        cells = []
+        for s in p["signals"]:
+            if not s["fired"]:
+                cells.append("no" if not s["note"] else f"no ({s['note']})")
+            elif p["control"]:
+                cells.append(f"{s['predicted_step']} (**false positive**)")
+            else:
+                cells.append(f"{s['predicted_step']} ({s['lead']})" if s["lead"] > 0
+                             else f"{s['predicted_step']} (late: {s['lead']})")
+        rows.append([r.id, kind, _cell(r.grok_step), *cells])
+    return markdown_table(header, rows)
+
+
+def heldout_markdown(runs: Sequence[Any], calibration_seeds: Sequence[int] = (42,)) -> tuple[str, dict[str, Any]]:
+    """Calibrate every detector family on the runs of ``calibration_seeds`` and score them on the other seeds only
+    (``verify.onset.calibrate`` / ``evaluate``; the same split as ``spectral-edge predict --calibration-seeds``).
+    Returns a Markdown table and the ``evaluate`` report. Raises ``StoredRunError`` when a split is empty."""
+    from verify.onset import FAMILIES, calibrate, evaluate, split_runs
+
+    cal, held = split_runs(list(runs), calibration_seeds)
+    if not cal or not held:
+        raise StoredRunError(f"cannot split {len(runs)} runs by calibration seeds {list(calibration_seeds)}: "
+                             f"{len(cal)} calibration, {len(held)} held-out")
+    families = [f for f in FAMILIES if f != "defect" or any(r.defect for r in cal)]
+    dets = [calibrate(f, cal) for f in families]
+    report = evaluate(dets, held)
+    rows = []
+    for sig, e in report["signals"].items():
+        params = ", ".join(f"{k}={v}" for k, v in e["params"].items())
+        rows.append([sig, params, _cell(e["precision"]), _cell(e["recall"]), _cell(e["fpr"]),
+                     f"{e['tp']}/{e['late']}/{e['fn']}", f"{e['fp']}/{e['tn']}", _cell(e["lead_median"])])
+    table = markdown_table(["signal", "fitted on seeds " + ", ".join(map(str, calibration_seeds)), "precision",
+                            "recall", "false-positive rate", "tp/late/fn", "fp/tn", "median lead"], rows)
+    return table, report

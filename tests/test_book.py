@@ -1,0 +1,372 @@
+"""The executable book (issue 7): it builds with every page executed, math renders, figures load, links resolve.
+
+``test_book_builds_and_renders`` runs ``jb build book -W --keep-going`` (warnings are errors, every page executed),
+checks the built HTML statically (every ``<img>`` is a decodable PNG/SVG file, every internal link and anchor
+exists) and opens every page in headless Chromium after MathJax ran (``--dump-dom``): math must be rendered
+(``mjx-container`` elements, no raw ``$$``, ``\\(`` or ``\\[`` left in the text). Two screenshots are saved under
+``book/_build/screenshots/`` as build artifacts. The checkers are unit-tested on pages built to fail them, and a
+one-page book that reads a missing stored run must fail its build with a message naming the file and the command.
+
+Needs the ``book`` extra (``pip install -e .[book]``) and Debian's ``chromium``; ``make test`` installs both.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import ClassVar
+from urllib.parse import unquote, urlparse
+
+import pytest
+
+from numerics.trajectory import SCHEMA, SCHEMA_VERSION
+from verify.book_data import StoredRunError, load_runs, regeneration_command, run_files
+
+ROOT = Path(__file__).resolve().parents[1]
+BOOK = ROOT / "book"
+HTML = BOOK / "_build" / "html"
+SCREENSHOTS = BOOK / "_build" / "screenshots"
+#: The issue's budget for the whole build (execution included) on 2 cores; checked when the machine is not
+#: overloaded by other work (load average ≤ 2 × cores), reported otherwise.
+BUILD_BUDGET_S = 300.0
+SCREENSHOT_PAGES = ("spectral_edge", "claims")
+
+
+# --- the checkers ----------------------------------------------------------------------------------------------
+
+
+class _Page(HTMLParser):
+    """Collects images, links, ids, math containers and the visible text outside code/script/rendered math."""
+
+    _SKIP: ClassVar[set[str]] = {"script", "style", "pre", "code", "mjx-container", "textarea", "noscript"}
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.images: list[str] = []
+        self.links: list[str] = []
+        self.ids: set[str] = set()
+        self.mjx = 0
+        self.static_math = 0
+        self.text: list[str] = []
+        self._skip_depth = 0
+        self._stack: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        if a.get("id"):
+            self.ids.add(str(a["id"]))
+        if tag == "img" and a.get("src"):
+            self.images.append(str(a["src"]))
+        if tag == "a" and a.get("href"):
+            self.links.append(str(a["href"]))
+        if tag == "mjx-container":
+            self.mjx += 1
+        if "math" in (a.get("class") or "").split():
+            self.static_math += 1
+        if tag in ("img", "br", "hr", "meta", "link", "input", "source", "col", "area", "base", "wbr"):
+            return  # void elements: no end tag
+        self._stack.append(tag)
+        if tag in self._SKIP:
+            self._skip_depth += 1
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag not in self._stack:
+            return
+        while self._stack:
+            top = self._stack.pop()
+            if top in self._SKIP:
+                self._skip_depth -= 1
+            if top == tag:
+                break
+
+    def handle_data(self, data: str) -> None:
+        if self._skip_depth == 0:
+            self.text.append(data)
+
+
+def parse_page(html: str) -> _Page:
+    p = _Page()
+    p.feed(html)
+    p.close()
+    return p
+
+
+_RAW_MATH = re.compile(r"\$\$|\\\(|\\\)|\\\[|\\\]|\\begin\{")
+
+
+def math_problems(rendered_html: str, *, expect_math: bool) -> list[str]:
+    """Problems of a page's DOM *after* MathJax ran: raw TeX delimiters left in the visible text, or no rendered
+    math at all on a page whose source has math."""
+    p = parse_page(rendered_html)
+    problems = []
+    text = " ".join(p.text)
+    for m in _RAW_MATH.finditer(text):
+        lo = max(0, m.start() - 40)
+        problems.append(f"raw TeX {m.group()!r} in the text: …{text[lo:m.end() + 40]}…")
+    if expect_math and p.mjx == 0:
+        problems.append("the page has math but no rendered mjx-container (MathJax did not run)")
+    return problems
+
+
+def _image_ok(path: Path) -> bool:
+    """A non-empty PNG/SVG/JPEG/GIF file whose header matches its kind."""
+    if not path.is_file() or path.stat().st_size == 0:
+        return False
+    head = path.read_bytes()[:16]
+    return (head.startswith(b"\x89PNG\r\n\x1a\n") or head.startswith(b"\xff\xd8") or head.startswith(b"GIF8")
+            or (path.suffix == ".svg" and b"<svg" in path.read_bytes()[:4096]))
+
+
+def static_problems(html_dir: Path, page: Path) -> list[str]:
+    """Broken images and broken internal links (file or #anchor) of one built page."""
+    p = parse_page(page.read_text(encoding="utf-8"))
+    problems = []
+    for src in p.images:
+        u = urlparse(src)
+        if u.scheme in ("http", "https"):
+            problems.append(f"image loaded from the network: {src}")
+            continue
+        if u.scheme == "data":
+            continue
+        target = (page.parent / unquote(u.path)).resolve()
+        if not _image_ok(target):
+            problems.append(f"image {src} does not load ({target} missing, empty or not an image)")
+    for href in p.links:
+        u = urlparse(href)
+        if u.scheme in ("http", "https", "mailto", "javascript") or href.startswith("//"):
+            continue
+        target = page if not u.path else (page.parent / unquote(u.path)).resolve()
+        if not target.exists():
+            problems.append(f"broken link {href}: {target} does not exist")
+            continue
+        if u.fragment and target.suffix == ".html":
+            ids = parse_page(target.read_text(encoding="utf-8")).ids if target != page else p.ids
+            if unquote(u.fragment) not in ids:
+                problems.append(f"broken anchor {href}: no id {u.fragment!r} in {target.name}")
+    return problems
+
+
+# --- headless Chromium -----------------------------------------------------------------------------------------
+
+
+def chromium() -> str:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        exe = shutil.which(name)
+        if exe:
+            return exe
+    pytest.fail("headless Chromium is missing: `make test` installs it (apt-get install -y chromium), or run "
+                "`apt-get update && apt-get install -y --no-install-recommends chromium fonts-dejavu-core`")
+
+
+def _chromium(args: list[str], url: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    with tempfile.TemporaryDirectory(prefix="book-chromium-") as profile:
+        cmd = [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+               "--disable-background-networking", "--disable-component-update", "--disable-sync",
+               f"--user-data-dir={profile}", "--virtual-time-budget=10000", *args, url]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def rendered_dom(page: Path) -> str:
+    out = _chromium(["--dump-dom"], page.as_uri())
+    assert out.returncode == 0 and out.stdout.strip(), f"chromium could not open {page}: {out.stderr[-2000:]}"
+    return out.stdout
+
+
+def screenshot(page: Path, png: Path) -> Path:
+    png.parent.mkdir(parents=True, exist_ok=True)
+    png.unlink(missing_ok=True)
+    out = _chromium(["--window-size=1280,1600", f"--screenshot={png}"], page.as_uri())
+    assert png.is_file() and png.stat().st_size > 10_000, f"no screenshot of {page}: {out.stderr[-2000:]}"
+    return png
+
+
+# --- building --------------------------------------------------------------------------------------------------
+
+
+def jb() -> list[str]:
+    exe = Path(sys.executable).parent / "jb"
+    if not exe.exists():
+        pytest.fail("jupyter-book is missing: `make test` installs the book extra (pip install -e '.[book]')")
+    return [str(exe)]
+
+
+def build(book: Path, timeout: float = 1200) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYDEVD_DISABLE_FILE_VALIDATION": "1"}
+    return subprocess.run([*jb(), "build", str(book), "-W", "--keep-going"], capture_output=True, text=True,
+                          timeout=timeout, env=env, check=False, cwd=ROOT)
+
+
+def toc_pages(book: Path) -> list[str]:
+    """Page names of ``_toc.yml`` (root and every ``file:`` entry)."""
+    text = (book / "_toc.yml").read_text()
+    return re.findall(r"^root:\s*(\S+)", text, re.M) + re.findall(r"-\s*file:\s*(\S+)", text)
+
+
+# --- the checkers can fail -------------------------------------------------------------------------------------
+
+
+def test_math_checker_flags_raw_tex() -> None:
+    raw = "<html><body><p>the gap $$g = \\sigma_1 - \\sigma_2$$ opens</p></body></html>"
+    assert math_problems(raw, expect_math=True)
+    inline = "<html><body><p>where \\(k^*\\) is</p><mjx-container>x</mjx-container></body></html>"
+    assert any("\\(" in p for p in math_problems(inline, expect_math=True))
+    unrendered = '<html><body><span class="math">x</span></body></html>'
+    assert math_problems(unrendered, expect_math=True)
+    ok = ("<html><body><p>k</p><mjx-container><mjx-math>\\(</mjx-math></mjx-container><pre>$$ in code</pre>"
+          "</body></html>")
+    assert math_problems(ok, expect_math=True) == []
+
+
+def test_static_checker_flags_broken_links_and_images(tmp_path: Path) -> None:
+    png = tmp_path / "ok.png"
+    png.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 64)
+    (tmp_path / "empty.png").write_bytes(b"")
+    (tmp_path / "other.html").write_text('<html><body><h1 id="here">x</h1></body></html>')
+    page = tmp_path / "page.html"
+    page.write_text('<html><body><img src="ok.png"><a href="other.html#here">ok</a><a href="#top" id="top">t</a>'
+                    '<a href="https://example.org">external</a></body></html>')
+    assert static_problems(tmp_path, page) == []
+    bad = tmp_path / "bad.html"
+    bad.write_text('<html><body><img src="missing.png"><img src="empty.png"><img src="https://cdn/x.png">'
+                   '<a href="nowhere.html">x</a><a href="other.html#gone">y</a></body></html>')
+    problems = static_problems(tmp_path, bad)
+    assert len(problems) == 5, problems
+    assert any("missing.png" in p for p in problems) and any("nowhere.html" in p for p in problems)
+    assert any("gone" in p for p in problems) and any("network" in p for p in problems)
+
+
+# --- stored-run loading: missing and stale files are named with their command --------------------------------
+
+
+def _write_run(path: Path, *, version: int = SCHEMA_VERSION, end: int | None = 200) -> None:
+    header = {"schema": SCHEMA, "version": version,
+              "provenance": {"config": {"lr": 1e-3, "streams": "derived"},
+                             "argv": [".venv/bin/spectral-edge", "sweep", "modular", "--preset", "tiny"]},
+              "meta": {"window": 3, "every": 10}}
+    lines = [header, {"type": "spectrum", "step": 100, "group": "all", "sigma": [2.0, 1.0], "kstar": 1}]
+    if end is not None:
+        lines.append({"type": "end", "step": end})
+    path.write_bytes(gzip.compress(("\n".join(json.dumps(x) for x in lines) + "\n").encode()))
+
+
+def _sweep(d: Path, files: dict[str, int]) -> None:
+    manifest = {"provenance": {"argv": [".venv/bin/spectral-edge", "sweep", "modular", "--preset", "tiny", "--out",
+                                        str(d)]},
+                "runs": [{"file": f, "final_step": s} for f, s in files.items()]}
+    (d / "sweep.json").write_text(json.dumps(manifest))
+
+
+def test_missing_and_stale_runs_name_the_file_and_the_command(tmp_path: Path) -> None:
+    d = tmp_path / "runs"
+    with pytest.raises(StoredRunError, match=r"does not exist.*regenerate with"):
+        run_files(d)
+    d.mkdir()
+    _write_run(d / "a.jsonl.gz")
+    _sweep(d, {"a.jsonl.gz": 200})
+    assert len(load_runs(d)) == 1
+    cmd = regeneration_command(d)
+    assert cmd.startswith("spectral-edge sweep modular --preset tiny")
+    # listed in sweep.json but missing
+    _sweep(d, {"a.jsonl.gz": 200, "b.jsonl.gz": 200})
+    with pytest.raises(StoredRunError, match=r"b\.jsonl\.gz.*regenerate with: spectral-edge sweep modular"):
+        load_runs(d)
+    # present but not listed
+    _sweep(d, {})
+    with pytest.raises(StoredRunError, match=r"stale.*a\.jsonl\.gz.*not in the run list"):
+        load_runs(d)
+    # final step disagrees with the manifest
+    _sweep(d, {"a.jsonl.gz": 300})
+    with pytest.raises(StoredRunError, match=r"a\.jsonl\.gz ends at step 200 but .*final_step 300"):
+        load_runs(d)
+    # unfinished run
+    _write_run(d / "a.jsonl.gz", end=None)
+    _sweep(d, {"a.jsonl.gz": 200})
+    with pytest.raises(StoredRunError, match=r"a\.jsonl\.gz has no 'end' record"):
+        load_runs(d)
+    # older schema version (read_trajectory itself refuses newer ones)
+    _write_run(d / "a.jsonl.gz", version=0)
+    with pytest.raises(StoredRunError, match=r"schema version 0.*delete it and regenerate"):
+        load_runs(d)
+    # corrupt file
+    (d / "a.jsonl.gz").write_bytes(b"not gzip")
+    with pytest.raises(StoredRunError, match=r"a\.jsonl\.gz.*regenerate with"):
+        load_runs(d)
+
+
+_PAGE = """---
+jupytext:
+  text_representation:
+    format_name: myst
+kernelspec:
+  name: python3
+  display_name: Python 3
+---
+
+# Needs a stored run
+
+```{{code-cell}} ipython3
+from verify.book_data import load_runs
+load_runs({directory!r})
+```
+"""
+
+
+def test_book_build_fails_naming_a_missing_run(tmp_path: Path) -> None:
+    """A page that reads a missing stored run fails the build, and the error names the file and the command."""
+    book = tmp_path / "book"
+    book.mkdir()
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    _write_run(runs / "a.jsonl.gz")
+    _sweep(runs, {"a.jsonl.gz": 200, "gone.jsonl.gz": 200})
+    (book / "_config.yml").write_text("title: t\nexecute:\n  execute_notebooks: force\n  timeout: 120\n")
+    (book / "_toc.yml").write_text("format: jb-book\nroot: page\n")
+    (book / "page.md").write_text(_PAGE.format(directory=str(runs)))
+    out = build(book, timeout=600)
+    assert out.returncode != 0, "the build must fail when a stored run is missing"
+    reports = "".join(p.read_text(errors="replace") for p in (book / "_build" / "html" / "reports").glob("*.log"))
+    text = re.sub(r"\x1b\[[0-9;]*m", "", out.stdout + out.stderr + reports)
+    assert "gone.jsonl.gz" in text and "regenerate with: spectral-edge sweep modular --preset tiny" in text, \
+        text[-3000:]
+
+
+# --- the book ----------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_book_builds_and_renders() -> None:
+    shutil.rmtree(BOOK / "_build", ignore_errors=True)
+    t0 = time.perf_counter()
+    out = build(BOOK)
+    wall = time.perf_counter() - t0
+    log = re.sub(r"\x1b\[[0-9;]*m", "", out.stdout + out.stderr)
+    warnings = [line for line in log.splitlines() if "WARNING" in line and "TCP without encryption" not in line]
+    assert out.returncode == 0 and not warnings, "book build failed:\n" + "\n".join(warnings) + log[-4000:]
+    load = os.getloadavg()[0] / (os.cpu_count() or 1)
+    print(f"book build: {wall:.0f} s (budget {BUILD_BUDGET_S:.0f} s), load average per core {load:.1f}")
+    if load <= 2.0:
+        assert wall < BUILD_BUDGET_S, f"book build took {wall:.0f} s, over the {BUILD_BUDGET_S:.0f} s budget"
+
+    pages = toc_pages(BOOK)
+    assert len(pages) >= 16
+    problems: dict[str, list[str]] = {}
+    for name in pages:
+        page = HTML / f"{name}.html"
+        assert page.is_file(), f"page {name} was not built"
+        static = parse_page(page.read_text(encoding="utf-8"))
+        found = static_problems(HTML, page)
+        found += math_problems(rendered_dom(page), expect_math=static.static_math > 0)
+        if found:
+            problems[name] = found
+    assert not problems, json.dumps(problems, indent=1, ensure_ascii=False)
+    for name in SCREENSHOT_PAGES:
+        screenshot(HTML / f"{name}.html", SCREENSHOTS / f"{name}.png")
