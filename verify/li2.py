@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,6 +57,7 @@ __all__ = [
     "li2_monitor_factory",
     "load_li2_runs",
     "log_ratio",
+    "plot_li2",
     "run_li2",
     "slim_trajectory",
     "slope_signal",
@@ -74,7 +76,7 @@ CLAIMED_LAG_05, CLAIMED_LAG_099 = 72, 35
 #: Epochs at which the Theorem-6 statistic is measured (the bridge's 50, 100, 175, 250, 300, plus the end).
 REPULSION_EPOCHS = (50, 100, 175, 250, 300, 400)
 #: Spectrum fields kept by :func:`slim_trajectory`.
-KEEP_SPECTRUM = ("type", "step", "group", "w", "lam", "kstar", "R", "g23")
+KEEP_SPECTRUM = ("type", "step", "group", "w", "sigma", "lam", "kstar", "R", "g23")
 
 DEFAULT_OUT = Path(__file__).parent / "runs" / "li2"
 
@@ -214,10 +216,11 @@ class Li2Run:
 
 
 def load_li2_runs(paths: Iterable[str | Path] = (DEFAULT_OUT,)) -> list[Li2Run]:
-    """Finished li2 runs from files or directories (``*.jsonl.gz`` / ``*.jsonl``), other tasks' files skipped."""
+    """Finished li2 runs from files or directories (a directory: its stored ``*.jsonl.gz``; a plain ``.jsonl`` there
+    is a run still being written), other tasks' files skipped."""
     out = []
     for p in map(Path, paths):
-        files = sorted([*p.glob("*.jsonl.gz"), *p.glob("*.jsonl")]) if p.is_dir() else [p]
+        files = sorted(p.glob("*.jsonl.gz")) if p.is_dir() else [p]
         for f in files:
             t = read_trajectory(f)
             if t.provenance.get("config", {}).get("task") != "li2" or not t.of_type("end"):
@@ -346,9 +349,27 @@ def _miqr(values: Sequence[float | None]) -> tuple[str, list[float]]:
     return f"{q[1]:.4g} [IQR {q[0]:.4g}, {q[2]:.4g}] (n={a.size})", a.tolist()
 
 
-def claim_rows(paths: Iterable[str | Path] = (DEFAULT_OUT,), runs: Sequence[Li2Run] | None = None) -> list[ClaimRow]:
-    """The Li₂ rows of the claims table (spec §5), measured on the stored runs (or ``runs``)."""
-    runs = list(runs) if runs is not None else load_li2_runs(paths)
+def _plot(name: str, *args: Any, **kw: Any) -> Any:
+    """A row's ``plot``: ``verify.figures.<name>(fig, *args, **kw)``, imported when drawn."""
+    def plot(fig: Any) -> None:
+        from verify import figures
+
+        getattr(figures, name)(fig, *args, **kw)
+
+    return plot
+
+
+def claim_rows(runs_root: str | Path | None = None, *, runs: Sequence[Li2Run] | None = None) -> list[ClaimRow]:
+    """The Li₂ rows of the claims table (spec §5) on the stored runs: ``runs_root`` is the stored-run root
+    (``verify/runs``: its ``li2/`` is read) or a directory of li2 runs; default ``verify/runs/li2``; or ``runs``.
+
+    A ``verify.claims`` row provider (``register_claims("li2", "verify.li2:claim_rows")``).
+    """
+    if runs is None:
+        root = Path(runs_root) if runs_root is not None else DEFAULT_OUT
+        root = root / "li2" if (root / "li2").is_dir() else root
+        runs = load_li2_runs([root]) if root.is_dir() else []
+    runs = list(runs)
     src, ver = "[P] 2605.08119 (Li₂ bridge; spec §5)", "2605.08119"
     by = {k: [r for r in runs if r.kind == k] for k in ("grok", "control", "relu")}
     grok, ctrl, relu = by["grok"], by["control"], by["relu"]
@@ -370,7 +391,10 @@ def claim_rows(paths: Iterable[str | Path] = (DEFAULT_OUT,), runs: Sequence[Li2R
         f"{n_g}/{len(grok)} grok, {n_c}/{len(ctrl)} control",
         "PASS" if ok and ctrl else ("INCONCLUSIVE" if not ctrl else "FAIL"),
         "frozen detector s(t) > 0.04 at t ≥ 100, lag 25, W = 20; PASS needs all grok runs and no control to fire",
-        {"fire_grok": g_f, "fire_control": c_f}))
+        {"fire_grok": g_f, "fire_control": c_f},
+        plot=_plot("draw_bars", ["grok (x², η=2e-4)", "control (x², η=0)", "ReLU (η=2e-4)"],
+                   [n_g / len(grok), n_c / len(ctrl) if ctrl else 0.0,
+                    sum(f is not None for f in r_f) / len(relu) if relu else 0.0], ylabel="fraction of runs fired")))
 
     # 2. epoch 174 ± 1.
     txt, vals = _miqr(g_f)
@@ -379,7 +403,8 @@ def claim_rows(paths: Iterable[str | Path] = (DEFAULT_OUT,), runs: Sequence[Li2R
     rows.append(ClaimRow(
         "fire epoch of the grokking runs", src, ver, "174 ± 1 (IQR [173, 174])", f"median {txt}",
         "PASS" if within else ("INCONCLUSIVE" if med is None else "FAIL"),
-        "PASS needs the median fire epoch within 174 ± 1", {"fire_grok": g_f}))
+        "PASS needs the median fire epoch within 174 ± 1", {"fire_grok": g_f},
+        plot=_plot("draw_hist", vals, discrete=True, vlines=[CLAIMED_FIRE], xlabel="fire epoch (grokking runs)")))
 
     # 3. late-stage median λ₂/λ₃.
     lg = [r.late_ratio() for r in grok]
@@ -395,7 +420,10 @@ def claim_rows(paths: Iterable[str | Path] = (DEFAULT_OUT,), runs: Sequence[Li2R
         f"{_fmt(min(lc)) if lc else '—'}–{_fmt(max(lc)) if lc else '—'}",
         "PASS" if ok else ("INCONCLUSIVE" if not lc else "FAIL"),
         "PASS needs a ≥ 10× separation of the medians with every grok run above every control (the order of "
-        "magnitude, not the exact 229×)", {"late_grok": lg, "late_control": lc}))
+        "magnitude, not the exact 229×)", {"late_grok": lg, "late_control": lc},
+        plot=_plot("draw_box", {k: v for k, v in {"grok": lg, "control": lc, "ReLU": [r.late_ratio() for r in relu]}
+                                .items() if v}, log=True,
+                   hlines=[CLAIMED_LATE_GROK, CLAIMED_LATE_CTRL], ylabel="median λ₂/λ₃, epochs 200–400")))
 
     # 4. λ₂ stabilises, λ₃ collapses.
     l2, l3drop = [], []
@@ -446,7 +474,9 @@ def claim_rows(paths: Iterable[str | Path] = (DEFAULT_OUT,), runs: Sequence[Li2R
         f"test acc 0.5 at epoch {a05}, 0.99 at {a99}; fire − t(0.5) = {l05}; fire − t(0.99) = {l99}",
         "PASS" if lagging else ("INCONCLUSIVE" if not lag05 else "FAIL"),
         "PASS needs every fire after test acc 0.5 and the median fire after test acc 0.99",
-        {"lag_05": lag05, "lag_099": lag99}))
+        {"lag_05": lag05, "lag_099": lag99},
+        plot=_plot("draw_box", {"fire − t(acc 0.5)": lag05, "fire − t(acc 0.99)": lag99},
+                   hlines=[CLAIMED_LAG_05, CLAIMED_LAG_099, 0.0], ylabel="epochs")))
 
     # 7. Theorem 6: the identity is a theorem; the meaningful statistic.
     recs = [(rec["step"], rec) for r in grok for rec in r.repulsion]
@@ -475,6 +505,69 @@ def claim_rows(paths: Iterable[str | Path] = (DEFAULT_OUT,), runs: Sequence[Li2R
     return rows
 
 
+# --- figure ------------------------------------------------------------------------------------------------------
+
+
+def _band(runs: Sequence[Li2Run], key: str, epochs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(25%, 50%, 75%) across runs of ``key`` per epoch: ``ratio``, ``slope`` or ``test_acc`` (NaN where absent;
+    test accuracy, evaluated every few epochs, is interpolated)."""
+    rows = []
+    for r in runs:
+        if key == "test_acc":
+            rows.append(np.interp(epochs, r.eval_steps, r.test_acc, left=np.nan, right=np.nan))
+            continue
+        v = r.ratio if key == "ratio" else slope_signal(r.steps, r.ratio)
+        at = {int(s): float(x) for s, x in zip(r.steps, v, strict=True)}
+        rows.append(np.array([at.get(int(e), np.nan) for e in epochs]))
+    a = np.asarray(rows, dtype=float)
+    with warnings.catch_warnings():  # all-NaN epochs (before the window has 3 updates) give NaN quietly
+        warnings.simplefilter("ignore", RuntimeWarning)
+        lo, med, hi = (np.nanpercentile(a, q, axis=0) for q in (25, 50, 75))
+    return lo, med, hi
+
+
+def plot_li2(runs: Sequence[Li2Run], path: str | Path) -> Path:
+    """Three panels against epochs, median and IQR across seeds per condition: λ₂/λ₃ (log), its slope s(t) with
+    the 0.04 threshold and t ≥ 100, and test accuracy; fire epochs of the grokking runs marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from numerics.atomic import atomic_path
+
+    epochs = np.arange(0, 401)
+    fig, axes = plt.subplots(3, 1, figsize=(7.5, 8.5), sharex=True)
+    colours = {"grok": "C0", "control": "C1", "relu": "C2"}
+    labels = {"grok": "x², η = 2e-4", "control": "x², η = 0 (control)", "relu": "ReLU, η = 2e-4"}
+    for kind, colour in colours.items():
+        rs = [r for r in runs if r.kind == kind]
+        if not rs:
+            continue
+        for ax, key in zip(axes, ("ratio", "slope", "test_acc"), strict=True):
+            lo, med, hi = _band(rs, key, epochs)
+            ax.plot(epochs, med, color=colour, lw=1.4, label=f"{labels[kind]} (n={len(rs)})")
+            ax.fill_between(epochs, lo, hi, color=colour, alpha=0.2, lw=0)
+    fires = [r.fire() for r in runs if r.kind == "grok"]
+    for f in {f for f in fires if f is not None}:
+        for ax in axes:
+            ax.axvline(f, color="C0", ls=":", lw=0.6)
+    axes[0].set_yscale("log")
+    axes[0].set_ylabel("λ₂/λ₃ (W = 20)")
+    axes[0].legend(fontsize=8)
+    axes[1].axhline(FIRE_THRESHOLD, color="k", ls="--", lw=0.8)
+    axes[1].axvline(T_MIN, color="k", ls=":", lw=0.8)
+    axes[1].set_ylabel("s(t), lag 25")
+    axes[2].set_ylabel("test accuracy")
+    axes[2].set_xlabel("epoch (full-batch Adam steps)")
+    fig.tight_layout()
+    path = Path(path)
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    return path
+
+
 # --- command line -------------------------------------------------------------------------------------------------
 
 
@@ -495,13 +588,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     r.add_argument("--repulsion-seeds", type=_seeds, default=[], help="seeds that measure the Theorem-6 statistic")
     r.add_argument("--out", type=Path, default=DEFAULT_OUT)
     c = sub.add_parser("claims", help="print the Li₂ claims rows")
-    c.add_argument("paths", nargs="*", type=Path, default=[DEFAULT_OUT])
+    c.add_argument("paths", nargs="*", type=Path, default=[DEFAULT_OUT], help="run files or directories")
     args = parser.parse_args(argv)
     if args.cmd == "run":
         torch.set_num_threads(1)
         run_li2(li2_configs(args.kind, args.seeds), args.out, repulsion_seeds=args.repulsion_seeds, progress=False)
     else:
-        for row in claim_rows(args.paths):
+        for row in claim_rows(runs=load_li2_runs(args.paths)):
             print(f"[{row.verdict}] {row.claim}\n    claimed: {row.claimed}\n    measured: {row.measured}")
 
 
