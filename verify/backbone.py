@@ -108,6 +108,26 @@ def three_phase(R: Sequence[float]) -> dict[str, Any]:
 # --- rows ---------------------------------------------------------------------------------------------------------
 
 
+def _lines(series: dict[str, tuple[Sequence[float], Sequence[float]]], *, xlabel: str, ylabel: str,
+           hlines: Sequence[float] = (), log: bool = False) -> Any:
+    """A row's ``plot``: one line per run on a matplotlib Figure."""
+
+    def plot(fig: Any) -> None:
+        ax = fig.add_subplot(1, 1, 1)
+        for name, (x, y) in series.items():
+            ax.plot(x, y, marker=".", label=name)
+        for h in hlines:
+            ax.axhline(h, color="grey", ls="--", lw=0.8)
+        if log:
+            ax.set_yscale("log")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.legend(fontsize=7)
+
+    return plot
+
+
+
 def _runs(d: Path) -> list[Trajectory]:
     files = sorted([*d.glob("*.jsonl.gz"), *d.glob("*.jsonl")]) if d.is_dir() else []
     out = []
@@ -150,6 +170,9 @@ def claim_rows(runs_root: str | os.PathLike[str] = RUNS_ROOT) -> list[ClaimRow]:
             bb[_name(t)] = (_optimiser(t), backbone_of(t, "trunk"))
     adamw = {n: s for n, (o, s) in bb.items() if o == "adamw"}
     sgd = {n: s for n, (o, s) in bb.items() if o == "sgd"}
+    steps_of = {_name(t): [r["step"] for r in t.of_type("backbone", "trunk")] for t in gpt2 + grok}
+    fraction_plot = _lines({f"{n} ({o})": (steps_of[n], s.fraction) for n, (o, s) in bb.items()}, xlabel="step",
+                           ylabel="backbone fraction a(t)²/‖θ_t − θ_0‖² (trunk)")
     detail = {n: {"optimizer": o, "pc1_share": s.pc1_share, "k95": s.k95, "n_checkpoints": s.n,
                   "rotation_early_late": s.rotation, "mean_fraction": float(np.mean(s.fraction))}
               for n, (o, s) in bb.items()}
@@ -162,7 +185,7 @@ def claim_rows(runs_root: str | os.PathLike[str] = RUNS_ROOT) -> list[ClaimRow]:
             "; ".join(f"{n}: PC1 {_pct(s.pc1_share)}, k95 {s.k95}" for n, s in adamw.items()),
             "PASS" if all(ok) else "FAIL",
             f"PASS iff every AdamW run's PC1 share ∈ [0.60, 0.80]; {sum(ok)}/{len(ok)} runs in range",
-            {"runs": {n: detail[n] for n in adamw}}))
+            {"runs": {n: detail[n] for n in adamw}}, plot=fraction_plot))
     else:
         rows.append(ClaimRow(claim, src, "backbone paper", "PC1 60–80%", "no AdamW run with backbone records",
                              "INCONCLUSIVE", f"no backbone records under {root}/gpt2 or {root}/backbone"))
@@ -175,7 +198,7 @@ def claim_rows(runs_root: str | os.PathLike[str] = RUNS_ROOT) -> list[ClaimRow]:
             + (f"; AdamW on the same setup: {', '.join(_pct(s.pc1_share) for n, s in adamw.items() if 'gpt2' in n)}"
                if any("gpt2" in n for n in adamw) else ""),
             "PASS" if all(ok) else "FAIL", f"PASS iff PC1 share ≥ {SGD_PC1} (⇔ k95 = 1) on every SGD run",
-            {"runs": {n: detail[n] for n in sgd}}))
+            {"runs": {n: detail[n] for n in sgd}}, plot=fraction_plot))
     else:
         rows.append(ClaimRow(claim, src, "backbone paper", "PC1 = 100%, k95 = 1", "no SGD run with backbone records",
                              "INCONCLUSIVE", f"no SGD backbone records under {root}/gpt2"))
@@ -189,6 +212,9 @@ def claim_rows(runs_root: str | os.PathLike[str] = RUNS_ROOT) -> list[ClaimRow]:
     src = "[A] abstract v1; spec §3.2, §4.2 #2 (TS-51M)"
     if "muon" in by_opt and "adamw" in by_opt:
         info = {}
+        kplot = _lines({_name(t): ([r["step"] for r in t.spectra("all") if "sigma" in r],
+                                   [r["kstar"] for r in t.spectra("all") if "sigma" in r])
+                        for ts in by_opt.values() for t in ts}, xlabel="step", ylabel="k* (all parameters, W = 10)")
         for opt, ts in by_opt.items():
             for t in ts:
                 mode, share, counts = kstar_mode(t, "all")
@@ -205,7 +231,7 @@ def claim_rows(runs_root: str | os.PathLike[str] = RUNS_ROOT) -> list[ClaimRow]:
             claim, src, "v1", "Muon k* = 1, AdamW k* = 2", measured + f"; val-loss spread {_pct(spread)}",
             "PASS" if ok else "FAIL",
             "PASS iff Muon's modal k* = 1, AdamW's = 2 and final val losses within 10% (GPT-2 CPU config, "
-            "all parameters, W = 10; the claim is for TS-51M)", {"runs": info}))
+            "all parameters, W = 10; the claim is for TS-51M)", {"runs": info}, plot=kplot))
     else:
         rows.append(ClaimRow(claim, src, "v1", "Muon k* = 1, AdamW k* = 2", "no Muon and AdamW GPT-2 runs",
                              "INCONCLUSIVE", f"needs Muon and AdamW runs under {root}/gpt2"))
@@ -216,10 +242,11 @@ def claim_rows(runs_root: str | os.PathLike[str] = RUNS_ROOT) -> list[ClaimRow]:
     claim = "three-phase R(t): rise → plateau → collapse"
     src = "[C] draft Prop 8.1; SED (collapse: σ₂/σ₃ < 1.20 after the peak)"
     if gpt2:
-        res = {}
+        res, curves = {}, {}
         for t in gpt2:
             specs = [r for r in t.spectra("all") if "sigma" in r]
             if specs:
+                curves[_name(t)] = ([r["step"] for r in specs], [np.nan if r["R"] is None else r["R"] for r in specs])
                 res[_name(t)] = {"optimizer": _optimiser(t), **three_phase([r["R"] for r in specs]),
                                  "n_windows": len(specs)}
         held = [v["holds"] for v in res.values()]
@@ -233,7 +260,8 @@ def claim_rows(runs_root: str | os.PathLike[str] = RUNS_ROOT) -> list[ClaimRow]:
             "PASS" if held and all(held) else "FAIL",
             "PASS iff every GPT-2 run shows rise (peak after the first window, ≥ 1.2× it), a plateau (≥ 2 "
             "consecutive windows within 20% of the peak) and a collapse (a later window with R < 1.20); the claim "
-            "is for 10k-step TS-51M runs, ours are short CPU runs", {"runs": res}))
+            "is for 10k-step TS-51M runs, ours are short CPU runs", {"runs": res},
+            plot=_lines(curves, xlabel="step", ylabel="R = σ_k*/σ_k*+1 (all parameters)", hlines=[COLLAPSE])))
     else:
         rows.append(ClaimRow(claim, src, "draft", "rise, plateau, collapse", "no GPT-2 runs", "INCONCLUSIVE",
                              f"no stored runs under {root}/gpt2"))
