@@ -79,14 +79,20 @@ def _display(path: Path) -> str:
 
 
 def _argv_command(argv: Sequence[str]) -> str:
-    """A recorded ``sys.argv`` as a command a reader can paste: the console script by its name."""
+    """A recorded ``sys.argv`` as a command a reader can paste: the console script by its name, a module of this
+    repository run as a script (``/…/verify/li2.py``) as ``python -m verify.li2``."""
     args = list(argv)
     if args and Path(args[0]).name == "spectral-edge":
         args[0] = "spectral-edge"
+    elif args and args[0].endswith(".py"):
+        path = Path(args[0])
+        if path.parent.name in ("verify", "numerics", "theory", "benchmarks"):
+            args[0:1] = ["python", "-m", f"{path.parent.name}.{path.stem}"]
     return " ".join(shlex.quote(a) for a in args)
 
 
 def _manifest(directory: Path) -> dict[str, Any] | None:
+    """``sweep.json`` (the run list the directory is checked against), or None."""
     path = directory / "sweep.json"
     if not path.exists():
         return None
@@ -99,6 +105,16 @@ def _manifest(directory: Path) -> dict[str, Any] | None:
         raise StoredRunError(f"{_display(path)} has no 'runs' list; regenerate the directory with: "
                              f"{_KNOWN_COMMANDS.get(directory.name, 'the sweep that wrote it')}")
     return data
+
+
+def _driver_argv(directory: Path) -> list[str] | None:
+    """The argv in ``manifest.json`` (written by drivers other than the sweep, e.g. ``python -m verify.li2``)."""
+    path = directory / "manifest.json"
+    try:
+        argv = json.loads(path.read_text()).get("provenance", {}).get("argv") if path.exists() else None
+    except (OSError, ValueError, AttributeError):
+        return None
+    return list(argv) if isinstance(argv, list) and argv else None
 
 
 def _trajectory_files(directory: Path) -> list[Path]:
@@ -130,7 +146,8 @@ def regeneration_command(directory: str | os.PathLike[str]) -> str:
     if d.is_dir():
         manifest = _manifest(d)
         header = _first_header(d) or {}
-        argv = ((manifest or {}).get("provenance") or {}).get("argv") or (header.get("provenance") or {}).get("argv")
+        argv = ((manifest or {}).get("provenance") or {}).get("argv") or _driver_argv(d) \
+            or (header.get("provenance") or {}).get("argv")
         if argv:
             argv = list(argv)
             config = (header.get("provenance") or {}).get("config")
