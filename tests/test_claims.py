@@ -305,3 +305,19 @@ def test_cli_claims_writes_a_png_per_row_from_the_run_root(tmp_path: Path) -> No
     assert len(figures) >= 8 and all((tmp_path / "out" / f).stat().st_size > 1000 for f in figures)
     bad = runner.invoke(app, ["claims", "--runs-root", str(root), "--only", "nope"])
     assert bad.exit_code != 0 and "unknown claims provider" in bad.output
+
+
+@pytest.mark.parametrize("defect_at, verdict", [(1500, "PASS"), (3000, "FAIL")])
+def test_defect_onset_row_on_planted_dyck_runs(tmp_path: Path, defect_at: int, verdict: str) -> None:
+    """Spike 1000 steps before grokking (PASS) or 500 after it (FAIL); flat controls never fire."""
+    from verify.claims import onset_claim_rows
+
+    for seed in (42, 137, 2024):
+        write_run(tmp_path / "dyck" / f"dyck-wd1-s{seed}.jsonl", seed=seed, task="dyck", defect_at=defect_at)
+        write_run(tmp_path / "dyck" / f"dyck-wd0-s{seed}.jsonl", seed=seed, task="dyck", wd=0.0, grok_at=None,
+                  decline_at=None, defect=True)
+    (row,) = onset_claim_rows(tmp_path)
+    assert row.verdict == verdict, row.measured
+    assert row.details["leads"]["dyck-wd1-s42"] == 2500 - defect_at
+    assert not any(row.details["controls_fired"].values())
+    assert onset_claim_rows(tmp_path / "empty")[0].verdict == "INCONCLUSIVE"

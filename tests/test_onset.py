@@ -27,8 +27,9 @@ from verify.onset import (
 
 def write_run(path: Path, *, wd: float = 1.0, seed: int = 42, decline_at: int | None = 1500,
               grok_at: int | None = 2500, steps: int = 4000, every: int = 100, op: str = "add",
-              task: str = "synthetic") -> Path:
-    """A synthetic run: g23 drops 50× at ``decline_at`` (None: flat), test acc jumps to 1 at ``grok_at``.
+              task: str = "synthetic", defect_at: int | None = None, defect: bool = False) -> Path:
+    """A synthetic run: g23 drops 50× at ``decline_at`` (None: flat), test acc jumps to 1 at ``grok_at``; with
+    ``defect_at`` (or ``defect``) also ``defect`` records, D = 1 jumping to 100 at ``defect_at``.
 
     R rises from 1.2 to 2.0 and g from 0.5 to 2.0 at ``decline_at``; ‖ΔG‖ is 0.1·g² except for a 10× burst over
     the three windows before ``decline_at`` + 300, so A = ‖ΔG‖/(η·Δs·g²) is 1 (η·Δs = 0.1) and 10 in the burst.
@@ -48,6 +49,8 @@ def write_run(path: Path, *, wd: float = 1.0, seed: int = 42, decline_at: int | 
                         dG_norm=dG)
             acc = 1.0 if grok_at is not None and s >= grok_at else 0.02
             w.write("eval", s, train_acc=1.0, test_acc=acc)
+            if defect_at is not None or defect:  # defect D: 1, then 100 from ``defect_at`` on
+                w.write("defect", s, D=100.0 if defect_at is not None and s >= defect_at else 1.0)
         w.write("end", steps)
     return path
 
