@@ -272,7 +272,7 @@ def test_bad_lch_configs_are_rejected(bad):
 # --- claims -----------------------------------------------------------------------------------------------------
 
 
-def _store(root, op, seed, r_grad, r_upd):
+def _store(root, op, seed, r_grad, r_upd, end=True):
     d = root / "lch"
     d.mkdir(parents=True, exist_ok=True)
     cfg = {"task_config": {"op": op, "p": 97}, "init_seed": seed, "weight_decay": 1.0, "grok_threshold": 0.95}
@@ -280,6 +280,8 @@ def _store(root, op, seed, r_grad, r_upd):
         w.write("eval", 100, test_acc=0.99)
         for i, (g, u) in enumerate(zip(r_grad, r_upd, strict=True)):
             w.write("lch", 100 * (i + 1), group="attn", R_grad=[g, g / 2, 1.0], R_update=[u, 1.0, 1.0])
+        if end:
+            w.write("end", 300)
 
 
 def test_claim_rows_pass_fail_and_inconclusive(tmp_path):
@@ -288,6 +290,7 @@ def test_claim_rows_pass_fail_and_inconclusive(tmp_path):
     for op in ("add", "mul"):
         for s in (1, 2, 3):
             _store(tmp_path, op, s, [50.0, 150.0 + s], [2.0, 5.0])
+    _store(tmp_path, "add", 9, [1.0], [50.0], end=False)  # unfinished: left out
     rows = claim_rows(tmp_path)
     assert [r.verdict for r in rows] == ["PASS", "PASS", "PASS", "INCONCLUSIVE"]
     _store(tmp_path, "sub", 1, [20.0, 25.0], [30.0, 12.0])  # gradient peak 25 < 100 and < update peak 30 > 9

@@ -222,6 +222,7 @@ def _store(root, op, seed, std, dlog):
     with TrajectoryWriter(d / f"modular-{op}-p97-wd1-s{seed}.jsonl", provenance={"config": cfg}) as w:
         w.write("eval", 100, test_acc=0.99)
         w.write("lch", 100, group="attn", R_grad=[1.0], R_update=[1.0], modes=modes)
+        w.write("end", 300)
 
 
 def test_mode_claims_pass_fail_and_inconclusive(tmp_path):

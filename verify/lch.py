@@ -360,10 +360,10 @@ def load_lch_runs(root: str | Path = LCH_RUNS) -> list[dict[str, Any]]:
 
     root = Path(root)
     out = []
-    for path in sorted(root.glob("*.jsonl*")):
+    for path in sorted([*root.glob("*.jsonl"), *root.glob("*.jsonl.gz")]):
         t = read_trajectory(path)
         recs = list(t.of_type("lch"))
-        if not recs:
+        if not recs or not t.of_type("end"):  # unfinished (running or interrupted) runs are left out
             continue
         cfg = (t.header.get("provenance") or {}).get("config") or {}
         tc = cfg.get("task_config") or {}
