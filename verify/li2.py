@@ -40,6 +40,7 @@ from numerics.provenance import provenance
 from numerics.trajectory import Trajectory, compress_trajectory, read_trajectory
 from theory.li2 import repulsion_statistic
 from verify.claims import ClaimRow
+from verify.claims import _draw as _plot  # a row's figure: verify.figures.<name>(fig, ...)
 from verify.config import RunConfig, preset
 from verify.tasks.li2 import GROUP
 
@@ -347,16 +348,6 @@ def _miqr(values: Sequence[float | None]) -> tuple[str, list[float]]:
         return "n/a", []
     q = np.percentile(a, [25, 50, 75])
     return f"{q[1]:.4g} [IQR {q[0]:.4g}, {q[2]:.4g}] (n={a.size})", a.tolist()
-
-
-def _plot(name: str, *args: Any, **kw: Any) -> Any:
-    """A row's ``plot``: ``verify.figures.<name>(fig, *args, **kw)``, imported when drawn."""
-    def plot(fig: Any) -> None:
-        from verify import figures
-
-        getattr(figures, name)(fig, *args, **kw)
-
-    return plot
 
 
 def claim_rows(runs_root: str | Path | None = None, *, runs: Sequence[Li2Run] | None = None) -> list[ClaimRow]:
