@@ -321,3 +321,34 @@ def test_defect_onset_row_on_planted_dyck_runs(tmp_path: Path, defect_at: int, v
     assert row.details["leads"]["dyck-wd1-s42"] == 2500 - defect_at
     assert not any(row.details["controls_fired"].values())
     assert onset_claim_rows(tmp_path / "empty")[0].verdict == "INCONCLUSIVE"
+
+
+PROBES = Path(__file__).resolve().parents[1] / "verify" / "runs" / "probes"
+
+
+def test_stored_probe_runs_re_derive() -> None:
+    """The stored probe sweep: every predicted rate is Thm 14.2 (typed-out twin) of the file's own σ, h, G, every
+    measured one the forward difference of the file's σ; with two runs or more the rows give verdicts."""
+    from numerics.trajectory import read_trajectory
+    from verify.claims import gap_flow_pairs, probe_claim_rows
+
+    files = sorted(PROBES.glob("*.jsonl.gz")) if PROBES.is_dir() else []
+    if not files:
+        pytest.skip(f"no stored probe runs under {PROBES}")
+    t = read_trajectory(files[0])
+    cfg = t.provenance["config"]
+    eta, omega, every = cfg["lr"] * t.meta["every"], cfg["weight_decay"], t.meta["every"]
+    pairs = gap_flow_pairs(t)
+    spectra = {r["step"]: r for r in t.spectra("attn")}
+    probes = {r["step"]: r for r in t.of_type("probe", "attn")}
+    assert len(pairs["step"]) >= 5
+    for i, s in enumerate(pairs["step"]):
+        rec, pr, ks = spectra[s], probes[s], int(pairs["kstar"][i])
+        sl = slice(ks - 1, ks + 1)
+        want = thm_14_2_twin(rec["sigma"][sl], pr["h"][sl], pr["G_train"][sl], eta, omega, rec["w"])
+        assert pairs["predicted"][i] == pytest.approx(want, rel=1e-9)
+        now, nxt = rec["sigma"], spectra[s + every]["sigma"]
+        assert pairs["measured"][i] == pytest.approx((nxt[ks - 1] - nxt[ks]) - (now[ks - 1] - now[ks]))
+    if len(files) >= 2:
+        rows = probe_claim_rows(PROBES.parent)
+        assert all(r.verdict in ("PASS", "FAIL") and r.details for r in rows), [r.reason for r in rows]
