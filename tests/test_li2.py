@@ -336,3 +336,27 @@ def test_tiny_live_run_weight_decay_locks_in(tmp_path, one_thread) -> None:
     assert grok.fire() is not None and grok.fire() > 300 and ctrl.fire() is None
     assert grok.late_ratio() > 3 * ctrl.late_ratio()
     assert len(grok.repulsion) == 1 and grok.repulsion[0]["step"] == 400 and 0 <= grok.repulsion[0]["p_top"] <= 1
+
+
+def test_repulsion_callback_leaves_training_unchanged(tmp_path, one_thread) -> None:
+    cfg = preset("tiny", "li2", max_steps=40)
+    plain = train(cfg, progress=False)
+    measured = train(cfg, monitor_factory=li2_monitor_factory(tmp_path / "m.jsonl", repulsion_epochs=(20, 40)),
+                     progress=False)
+    for (name, a), (_, b) in zip(plain.model.state_dict().items(), measured.model.state_dict().items(), strict=True):
+        assert torch.equal(a, b), name
+    assert [e["step"] for e in read_trajectory(tmp_path / "m.jsonl").of_type("li2_repulsion")] == [20, 40]
+
+
+def test_run_driver_stores_slim_compressed_runs_and_skips_finished(tmp_path, one_thread) -> None:
+    from verify.li2 import li2_configs, load_li2_runs, run_li2
+
+    cfgs = li2_configs("tiny", [0, 1], max_steps=30)
+    rows = run_li2(cfgs, tmp_path, repulsion_seeds=[1], repulsion_epochs=(30,), progress=False, log=lambda _: None)
+    assert [r["file"] for r in rows] == ["li2-sq-M23-K256-wd0.0002-s0.jsonl.gz", "li2-sq-M23-K256-wd0.0002-s1.jsonl.gz"]
+    assert not list(tmp_path.glob("*.jsonl"))  # only the compressed files remain
+    runs = {r.seed: r for r in load_li2_runs([tmp_path])}
+    assert len(runs[0].repulsion) == 0 and [e["step"] for e in runs[1].repulsion] == [30]
+    t = read_trajectory(tmp_path / rows[0]["file"])
+    assert t.provenance["config"]["task"] == "li2" and all("gram" not in r for r in t.of_type("spectrum"))
+    assert run_li2(cfgs, tmp_path, progress=False, log=lambda _: None) == []  # finished: skipped
