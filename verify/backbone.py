@@ -11,10 +11,10 @@ Rows (``claim_rows``), each with a criterion fixed before the runs were looked a
   run's trunk PC1 share lies in [0.60, 0.80]; measured on the GPT-2 CPU AdamW run and the mod-97 runs.
 * SGD PC1 ≈ 100 %, k95 = 1 ([P]): PASS iff the SGD run's PC1 share ≥ 0.95 (⇔ k95 = 1).
 * k* depends on the optimiser, Muon k* = 1 vs AdamW k* = 2 at comparable validation loss ([A] abstract v1;
-  spec §4.2 #2): modal plain-argmax k* over the W = 10 windows of the all-parameter group; PASS iff Muon's mode is
+  spec §4.2 #2): modal plain-argmax k* over the full W = 10 windows of the all-parameter group; PASS iff Muon's mode is
   1, AdamW's is 2 and the final validation losses differ by ≤ 10 %.
 * Three-phase R(t), rise → plateau → collapse ([C] draft Prop 8.1; SED collapse detector σ₂/σ₃ < 1.20 after the
-  peak): on R = σ_{k*}/σ_{k*+1} of the all-parameter windows, PASS iff (rise) the peak is after the first window
+  peak): on R = σ_{k*}/σ_{k*+1} of the full all-parameter windows, PASS iff (rise) the peak is after the first window
   and ≥ 1.2 × the first value, (plateau) at least two consecutive windows lie within 20 % of the peak, and
   (collapse) a later window has R < 1.20 — per run, for each optimiser.
 """
@@ -35,7 +35,8 @@ from numerics.errors import SpectralEdgeError, TrajectoryError
 from numerics.trajectory import Trajectory, read_trajectory
 from verify.claims import RUNS_ROOT, ClaimRow
 
-__all__ = ["backbone_of", "backbone_trackers", "claim_rows", "kstar_mode", "three_phase"]
+__all__ = ["backbone_of", "backbone_trackers", "claim_rows", "full_windows", "kstar_mode", "store_runs",
+           "stored_run_configs", "three_phase"]
 
 PC1_RANGE = (0.60, 0.80)  # [P] "60–80 %" (AdamW)
 SGD_PC1 = 0.95  # "~100 %": k95 = 1
@@ -74,9 +75,16 @@ def backbone_of(trajectory: str | os.PathLike[str] | Trajectory, group: str = "t
     return backbone_from_gram(gram_from_rows(recs))
 
 
+def full_windows(t: Trajectory, group: str = "all") -> list[dict[str, Any]]:
+    """Spectrum records of full windows only (w = W; the monitor's first, adaptive windows have w < W), as the
+    author's SED analysis slides W×W sub-Grams."""
+    W = int(t.meta.get("window", 0))
+    return [r for r in t.spectra(group) if "sigma" in r and int(r.get("w", W)) == W]
+
+
 def kstar_mode(t: Trajectory, group: str = "all") -> tuple[int, float, dict[int, int]]:
-    """(modal k*, its share of windows, all counts) over the spectrum records with σ."""
-    ks = [int(r["kstar"]) for r in t.spectra(group) if "sigma" in r and r.get("kstar") is not None]
+    """(modal k*, its share of windows, all counts) over the full-window spectrum records."""
+    ks = [int(r["kstar"]) for r in full_windows(t, group) if r.get("kstar") is not None]
     if not ks:
         raise TrajectoryError(f"{t.path}: no spectrum records for group {group!r}")
     counts = Counter(ks)
@@ -212,8 +220,7 @@ def claim_rows(runs_root: str | os.PathLike[str] = RUNS_ROOT) -> list[ClaimRow]:
     src = "[A] abstract v1; spec §3.2, §4.2 #2 (TS-51M)"
     if "muon" in by_opt and "adamw" in by_opt:
         info = {}
-        kplot = _lines({_name(t): ([r["step"] for r in t.spectra("all") if "sigma" in r],
-                                   [r["kstar"] for r in t.spectra("all") if "sigma" in r])
+        kplot = _lines({_name(t): ([r["step"] for r in full_windows(t)], [r["kstar"] for r in full_windows(t)])
                         for ts in by_opt.values() for t in ts}, xlabel="step", ylabel="k* (all parameters, W = 10)")
         for opt, ts in by_opt.items():
             for t in ts:
@@ -244,7 +251,7 @@ def claim_rows(runs_root: str | os.PathLike[str] = RUNS_ROOT) -> list[ClaimRow]:
     if gpt2:
         res, curves = {}, {}
         for t in gpt2:
-            specs = [r for r in t.spectra("all") if "sigma" in r]
+            specs = full_windows(t, "all")
             if specs:
                 curves[_name(t)] = ([r["step"] for r in specs], [np.nan if r["R"] is None else r["R"] for r in specs])
                 res[_name(t)] = {"optimizer": _optimiser(t), **three_phase([r["R"] for r in specs]),
@@ -253,7 +260,8 @@ def claim_rows(runs_root: str | os.PathLike[str] = RUNS_ROOT) -> list[ClaimRow]:
         measured = "; ".join(
             f"{v['optimizer']}: rise {'y' if v['rise'] else 'n'}, plateau {'y' if v['plateau'] else 'n'}, "
             f"collapse {'y' if v['collapse'] else 'n'} (R first {v.get('first', float('nan')):.3g}, peak "
-            f"{v.get('peak', float('nan')):.3g}, last {v.get('last', float('nan')):.3g}; {v['n_windows']} windows)"
+            f"{v.get('peak', float('nan')):.3g}, last {v.get('last', float('nan')):.3g}; {v['n_windows']} full "
+            "windows)"
             for v in res.values())
         rows.append(ClaimRow(
             claim, src, "draft", "rise, plateau, then collapse of R", measured or "no windows",
