@@ -313,14 +313,15 @@ def _scan_kstar_row(d: Path) -> ClaimRow:
 MODULAR_BACKBONE: dict[str, Any] = {"op": "add", "max_steps": 4000, "backbone": {"every": 100, "groups": ["trunk"]}}
 
 
-def stored_run_configs(kind: str, seed: int = 42) -> dict[str, Any]:
-    """``{file stem: RunConfig}`` of the stored runs: ``gpt2`` (the ``cpu`` size, AdamW / Muon / SGD at matched
-    settings; the optimiser is in the name) or ``backbone`` (mod-97 add, weight decay 1 and 0)."""
+def stored_run_configs(kind: str, seed: int = 42, size: str = "cpu") -> dict[str, Any]:
+    """``{file stem: RunConfig}`` of the stored runs: ``gpt2`` (a size preset of ``verify.tasks.gpt2``, default
+    ``cpu``; AdamW / Muon / SGD at matched settings, the optimiser in the name) or ``backbone`` (mod-97 add, weight
+    decay 1 and 0)."""
     from verify.config import preset
     from verify.runner import run_name
 
     if kind == "gpt2":
-        return {f"gpt2-cpu-{opt}-wd0.1-s{seed}": preset(f"cpu-{opt}", "gpt2").with_seed(seed)
+        return {f"gpt2-{size}-{opt}-wd0.1-s{seed}": preset(f"{size}-{opt}", "gpt2").with_seed(seed)
                 for opt in ("adamw", "muon", "sgd")}
     if kind == "backbone":
         cfgs = [preset("mod97", "modular", **MODULAR_BACKBONE, weight_decay=wd).with_seed(seed) for wd in (1.0, 0.0)]
@@ -328,7 +329,8 @@ def stored_run_configs(kind: str, seed: int = 42) -> dict[str, Any]:
     raise SpectralEdgeError(f"unknown stored-run kind {kind!r}; expected gpt2 or backbone")
 
 
-def store_runs(kind: str, out: str | os.PathLike[str] | None = None, *, progress: bool = False) -> list[dict[str, Any]]:
+def store_runs(kind: str, out: str | os.PathLike[str] | None = None, *, progress: bool = False, size: str = "cpu",
+               device: str = "cpu") -> list[dict[str, Any]]:
     """Train the missing runs of ``kind`` one after the other (single-threaded) into ``out`` (default
     ``verify/runs/{kind}``), compressed; a finished ``.jsonl.gz`` is skipped. Writes ``runs.json`` (wall times)."""
     import json
@@ -345,12 +347,12 @@ def store_runs(kind: str, out: str | os.PathLike[str] | None = None, *, progress
     d.mkdir(parents=True, exist_ok=True)
     manifest = d / "runs.json"
     rows = json.loads(manifest.read_text())["runs"] if manifest.exists() else []
-    for stem, cfg in stored_run_configs(kind).items():
+    for stem, cfg in stored_run_configs(kind, size=size).items():
         gz = d / f"{stem}.jsonl.gz"
         if gz.exists():
             continue
         t0 = time.perf_counter()
-        result = train_with_monitor(cfg, d / f"{stem}.jsonl", progress=progress, overwrite=True)
+        result = train_with_monitor(cfg, d / f"{stem}.jsonl", progress=progress, overwrite=True, device=device)
         wall = time.perf_counter() - t0
         compress_trajectory(d / f"{stem}.jsonl")
         row = {"file": gz.name, "final_step": result.final_step, "grok_step": result.grok_step,
@@ -360,9 +362,15 @@ def store_runs(kind: str, out: str | os.PathLike[str] | None = None, *, progress
     return rows
 
 
-if __name__ == "__main__":  # python -m verify.backbone {gpt2,backbone}
-    import sys
+if __name__ == "__main__":  # python -m verify.backbone [gpt2] [backbone] [--size 124M --device cuda --out DIR]
+    import argparse
 
-    for kind in sys.argv[1:] or ["gpt2", "backbone"]:
-        for row in store_runs(kind, progress=True):
+    ap = argparse.ArgumentParser(prog="python -m verify.backbone", description="train the stored backbone runs")
+    ap.add_argument("kinds", nargs="*", choices=["gpt2", "backbone"], default=["gpt2", "backbone"])
+    ap.add_argument("--size", default="cpu", help="GPT-2 size preset: cpu (stored), small, 124M (GPU)")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--out", type=Path, default=None, help="default: verify/runs/KIND")
+    args = ap.parse_args()
+    for kind in args.kinds:
+        for row in store_runs(kind, args.out, progress=True, size=args.size, device=args.device):
             print(row)
