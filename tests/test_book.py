@@ -53,6 +53,7 @@ class _Page(HTMLParser):
         super().__init__(convert_charrefs=True)
         self.images: list[str] = []
         self.links: list[str] = []
+        self.assets: list[str] = []  # <script src>, <link rel=stylesheet href>
         self.ids: set[str] = set()
         self.mjx = 0
         self.static_math = 0
@@ -68,6 +69,10 @@ class _Page(HTMLParser):
             self.images.append(str(a["src"]))
         if tag == "a" and a.get("href"):
             self.links.append(str(a["href"]))
+        if tag == "script" and a.get("src"):
+            self.assets.append(str(a["src"]))
+        if tag == "link" and "stylesheet" in (a.get("rel") or "").split() and a.get("href"):
+            self.assets.append(str(a["href"]))
         if tag == "mjx-container":
             self.mjx += 1
         if "math" in (a.get("class") or "").split():
@@ -127,9 +132,16 @@ def _image_ok(path: Path) -> bool:
 
 
 def static_problems(html_dir: Path, page: Path) -> list[str]:
-    """Broken images and broken internal links (file or #anchor) of one built page."""
+    """Broken images, broken internal links (file or #anchor) and scripts/stylesheets that are missing or would be
+    fetched from the network (the built HTML must work offline) of one built page."""
     p = parse_page(page.read_text(encoding="utf-8"))
     problems = []
+    for src in p.assets:
+        u = urlparse(src)
+        if u.scheme in ("http", "https") or src.startswith("//"):
+            problems.append(f"asset loaded from the network: {src}")
+        elif u.scheme != "data" and not (page.parent / unquote(u.path)).resolve().is_file():
+            problems.append(f"asset {src} is missing")
     for src in p.images:
         u = urlparse(src)
         if u.scheme in ("http", "https"):
@@ -232,14 +244,19 @@ def test_static_checker_flags_broken_links_and_images(tmp_path: Path) -> None:
     (tmp_path / "empty.png").write_bytes(b"")
     (tmp_path / "other.html").write_text('<html><body><h1 id="here">x</h1></body></html>')
     page = tmp_path / "page.html"
-    page.write_text('<html><body><img src="ok.png"><a href="other.html#here">ok</a><a href="#top" id="top">t</a>'
+    (tmp_path / "mathjax.js").write_text("// local")
+    page.write_text('<html><head><script src="mathjax.js?v=1"></script></head><body><img src="ok.png">'
+                    '<a href="other.html#here">ok</a><a href="#top" id="top">t</a>'
                     '<a href="https://example.org">external</a></body></html>')
     assert static_problems(tmp_path, page) == []
     bad = tmp_path / "bad.html"
-    bad.write_text('<html><body><img src="missing.png"><img src="empty.png"><img src="https://cdn/x.png">'
+    bad.write_text('<html><head><script src="https://cdn.jsdelivr.net/npm/mathjax@3/es5/tex-mml-chtml.js"></script>'
+                   '<link rel="stylesheet" href="gone.css"></head>'
+                   '<body><img src="missing.png"><img src="empty.png"><img src="https://cdn/x.png">'
                    '<a href="nowhere.html">x</a><a href="other.html#gone">y</a></body></html>')
     problems = static_problems(tmp_path, bad)
-    assert len(problems) == 5, problems
+    assert len(problems) == 7, problems
+    assert any("cdn.jsdelivr" in p for p in problems) and any("gone.css" in p for p in problems)
     assert any("missing.png" in p for p in problems) and any("nowhere.html" in p for p in problems)
     assert any("gone" in p for p in problems) and any("network" in p for p in problems)
 
