@@ -840,4 +840,4 @@ def onset_claim_rows(runs_root: Path = RUNS_ROOT, group: str = "attn") -> list[C
         {"leads": leads, "controls_fired": dict(ctrl), "grok_definition": DEFECT_GROK_DEFINITION},
         plot=_draw("draw_bars", [rid.replace("-p97", "") for rid, _ in pos],
                    [float(lead) if lead is not None else 0.0 for _, lead in pos],
-                   ylabel="lead = grok step − defect onset (0: never fired)"))]
+                   ylabel="lead = grok step − defect onset (0: never fired)", band=(600.0, 1600.0)))]

@@ -205,10 +205,15 @@ def draw_scatter(fig: Figure, x: Sequence[float] | np.ndarray, y: Sequence[float
     for name in sorted(set(labels)):
         m = np.asarray([g == name for g in labels], dtype=bool)
         ax.scatter(xa[m], ya[m], s=12, alpha=0.6, label=name or None)
-    for a, setter in ((xa, ax.set_xscale), (ya, ax.set_yscale)):
+    for a, setter, axis in ((xa, ax.set_xscale, ax.xaxis), (ya, ax.set_yscale, ax.yaxis)):
         f = a[np.isfinite(a)]
         if len(f) and (f.min() < 0 < f.max() or _log_helps(np.abs(f[f != 0]))):
             setter("symlog", linthresh=_symlog_threshold(a))
+            # a label on every decade crowds a symlog axis spanning many of them: about 7 labelled ticks
+            locator = mpl.ticker.SymmetricalLogLocator(linthresh=_symlog_threshold(a), base=10)
+            locator.set_params(numticks=7)
+            axis.set_major_locator(locator)
+            axis.set_minor_formatter(NullFormatter())
     if quadrants:
         ax.axhline(0, color="k", lw=0.8)
         ax.axvline(0, color="k", lw=0.8)
@@ -255,9 +260,12 @@ def draw_hist(fig: Figure, values: Sequence[float], *, xlabel: str = "", log: bo
 
 
 def draw_bars(fig: Figure, labels: Sequence[str], means: Sequence[float], errors: Sequence[float] | None = None, *,
-              ylabel: str = "", log: bool = False) -> None:
-    """Bars with optional error bars (e.g. the α ordering: mean ± sd over runs)."""
+              ylabel: str = "", log: bool = False, band: tuple[float, float] | None = None) -> None:
+    """Bars with optional error bars (e.g. the α ordering: mean ± sd over runs); ``band`` shades a claimed range."""
     ax = fig.add_subplot()
+    if band is not None:
+        ax.axhspan(*band, color="0.85", zorder=0, label="claimed")
+        ax.legend(fontsize=7)
     ax.bar(range(len(labels)), means, yerr=errors, capsize=4)
     ax.set_xticks(range(len(labels)), list(labels), fontsize=8)
     if log and all(m > 0 for m in means):
