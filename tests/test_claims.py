@@ -32,7 +32,7 @@ def test_synthetic_known_verdicts(tmp_path: Path) -> None:
     # R: grok runs average R over pre-grok windows (1.2 then 2.0) vs flat controls (1.2): grok is *higher* → FAIL
     assert _row(rows, "R lower").verdict == "FAIL"
     assert _row(rows, "k* optimizer").verdict == "INCONCLUSIVE"
-    md, js = write_claims(rows, tmp_path / "out")
+    md, js = write_claims(rows, tmp_path / "out", figures=False)  # figures: test_synthetic_spectral_rows_have_figures
     assert "| claim |" in md.read_text() and len(json.loads(js.read_text())) == len(rows)
 
 
@@ -292,17 +292,14 @@ def test_cli_claims_writes_a_png_per_row_from_the_run_root(tmp_path: Path) -> No
 
     root = tmp_path / "runs"
     for seed in (42, 137, 2024):
-        write_run(root / "modular" / f"grok-s{seed}.jsonl", seed=seed)
-        write_run(root / "modular" / f"ctrl-s{seed}.jsonl", seed=seed, wd=0.0, decline_at=None, grok_at=None)
         write_probe_run(root / "probes" / f"modular-add-p97-wd1-s{seed}.jsonl", seed=seed)
     runner = CliRunner()
-    res = runner.invoke(app, ["claims", "--runs-root", str(root), "--only", "spectral", "--only", "probes",
-                              "--out", str(tmp_path / "out")])
+    res = runner.invoke(app, ["claims", "--runs-root", str(root), "--only", "probes", "--out", str(tmp_path / "out")])
     assert res.exit_code == 0, res.output
     data = json.loads((tmp_path / "out" / "claims.json").read_text())
     assert _row([ClaimRow(**{k: v for k, v in r.items()}) for r in data], "gap flow").verdict == "PASS"
     figures = [r["figure"] for r in data if r["figure"]]
-    assert len(figures) >= 8 and all((tmp_path / "out" / f).stat().st_size > 1000 for f in figures)
+    assert len(figures) == 2 and all((tmp_path / "out" / f).stat().st_size > 1000 for f in figures)
     bad = runner.invoke(app, ["claims", "--runs-root", str(root), "--only", "nope"])
     assert bad.exit_code != 0 and "unknown claims provider" in bad.output
 
