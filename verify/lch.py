@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +51,7 @@ from torch.func import functional_call
 from numerics.errors import ShapeMismatchError, SpectralEdgeError, WindowTooSmallError, ZeroWindowError
 from numerics.gram import RollingGram
 from numerics.layout import ParamLayout
+from verify.defect import _mode as _measurement_mode
 
 __all__ = [
     "CLAIMED_GRADIENT_RANGE",
@@ -96,17 +97,9 @@ def lch_generator(diag_seed: int, scheme: str = "derived") -> torch.Generator:
 # --- centroids and their response -----------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def _eval(model: nn.Module) -> Iterator[None]:
-    """Eval mode and grad enabled inside; every submodule's mode restored on exit."""
-    modes = [(m, m.training) for m in model.modules()]
-    model.eval()
-    try:
-        with torch.enable_grad():
-            yield
-    finally:
-        for m, was in modes:
-            m.training = was
+def _eval(model: nn.Module) -> contextlib.AbstractContextManager[None]:
+    """Eval mode and grad enabled inside; every submodule's mode restored on exit (the commutator defect's)."""
+    return _measurement_mode(model, False)
 
 
 def _embedding_module(model: nn.Module, name: str) -> nn.Module:
