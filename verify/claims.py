@@ -782,7 +782,13 @@ def probe_claim_rows(runs_root: Path = RUNS_ROOT, group: str = "attn") -> list[C
     """The gap-flow and loss-decomposition rows on the stored probe sweep ``runs_root/probes``."""
     d = Path(runs_root) / PROBE_RUNS
     runs = load_probe_runs([d], group) if d.is_dir() else []
-    return [gap_flow_row(runs), decomposition_row(runs)]
+    rows = [gap_flow_row(runs), decomposition_row(runs)]
+    other = "all" if group != "all" else None
+    if other and runs:  # the same rows on the other probed group, for comparison (not the verdict)
+        alt = load_probe_runs([d], other)
+        for row, alt_row in zip(rows, (gap_flow_row(alt), decomposition_row(alt)), strict=True):
+            row.details[f"group_{other}"] = {"verdict": alt_row.verdict, "measured": alt_row.measured}
+    return rows
 
 
 # ---------------------------------------------------------------------------------------------------------------
