@@ -84,6 +84,10 @@ def test_provider_registry_plugs_in_one_line(tmp_path: Path, monkeypatch: pytest
 
     monkeypatch.setattr(claims, "CLAIM_PROVIDERS", dict(claims.CLAIM_PROVIDERS))
     claims.register_claims("planted", _two_rows)
+    claims.register_claims("arrays", lambda: [ClaimRow("planted D", "[S]", "—", "x", "y", "PASS", "r",
+                                                       {"a": np.arange(3), "b": np.float32(1.5), "c": np.bool_(1)})])
+    assert json.loads(claims.to_json(claims.all_claims(tmp_path, only=["arrays"], strict=True)))[0]["details"] == {
+        "a": [0, 1, 2], "b": 1.5, "c": True}
     claims.register_claims("no_args", lambda: [ClaimRow("planted C", "[S]", "—", "x", "y", "INCONCLUSIVE", "r")])
     rows = claims.all_claims(tmp_path, only=["planted", "no_args"])
     assert [r.claim for r in rows] == ["planted A", "planted B", "planted C"]

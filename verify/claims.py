@@ -331,8 +331,10 @@ def to_json(rows: Sequence[ClaimRow]) -> str:
             return {str(k): clean(v) for k, v in x.items()}
         if isinstance(x, (list, tuple)):
             return [clean(v) for v in x]
-        if isinstance(x, (np.floating, np.integer)):
+        if isinstance(x, (np.floating, np.integer, np.bool_)):
             return x.item()
+        if isinstance(x, np.ndarray):
+            return clean(x.tolist())
         return x
 
     def as_dict(r: ClaimRow) -> dict[str, Any]:
