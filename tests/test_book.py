@@ -16,11 +16,13 @@ import gzip
 import json
 import os
 import re
+import resource
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import ClassVar
@@ -35,8 +37,8 @@ ROOT = Path(__file__).resolve().parents[1]
 BOOK = ROOT / "book"
 HTML = BOOK / "_build" / "html"
 SCREENSHOTS = BOOK / "_build" / "screenshots"
-#: The issue's budget for the whole build (execution included) on 2 cores; checked when the machine is not
-#: overloaded by other work (load average ≤ 2 × cores), reported otherwise.
+#: The issue's budget for the whole build (execution included) on 2 cores: the build's CPU time always, its wall
+#: time when the machine is not crowded by other work (load average ≤ 1 per core).
 BUILD_BUDGET_S = 300.0
 SCREENSHOT_PAGES = ("spectral_edge", "claims")
 
@@ -362,28 +364,37 @@ def test_book_build_fails_naming_a_missing_run(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_book_builds_and_renders() -> None:
     shutil.rmtree(BOOK / "_build", ignore_errors=True)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     out = build(BOOK)
     wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)  # jb and its page kernels
     log = re.sub(r"\x1b\[[0-9;]*m", "", out.stdout + out.stderr)
     warnings = [line for line in log.splitlines() if "WARNING" in line and "TCP without encryption" not in line]
     assert out.returncode == 0 and not warnings, "book build failed:\n" + "\n".join(warnings) + log[-4000:]
     load = os.getloadavg()[0] / (os.cpu_count() or 1)
-    print(f"book build: {wall:.0f} s (budget {BUILD_BUDGET_S:.0f} s), load average per core {load:.1f}")
-    if load <= 2.0:
+    print(f"book build: {wall:.0f} s wall, {cpu:.0f} CPU-s (budget {BUILD_BUDGET_S:.0f} s), load average per core "
+          f"{load:.1f}")
+    # The pages execute one after the other, so on an otherwise idle machine the wall time is about the CPU time;
+    # the CPU time is checked always, the wall time only when other work does not crowd the cores.
+    assert cpu < BUILD_BUDGET_S, f"book build used {cpu:.0f} CPU-s, over the {BUILD_BUDGET_S:.0f} s budget"
+    if load <= 1.0:
         assert wall < BUILD_BUDGET_S, f"book build took {wall:.0f} s, over the {BUILD_BUDGET_S:.0f} s budget"
 
     pages = toc_pages(BOOK)
     assert len(pages) >= 16
-    problems: dict[str, list[str]] = {}
-    for name in pages:
+    missing = [name for name in pages if not (HTML / f"{name}.html").is_file()]
+    assert not missing, f"pages not built: {missing}"
+
+    def check(name: str) -> list[str]:
         page = HTML / f"{name}.html"
-        assert page.is_file(), f"page {name} was not built"
         static = parse_page(page.read_text(encoding="utf-8"))
-        found = static_problems(HTML, page)
-        found += math_problems(rendered_dom(page), expect_math=static.static_math > 0)
-        if found:
-            problems[name] = found
+        return static_problems(HTML, page) + math_problems(rendered_dom(page), expect_math=static.static_math > 0)
+
+    with ThreadPoolExecutor(max_workers=2) as pool:  # two browsers at a time: the machine has two cores
+        found = dict(zip(pages, pool.map(check, pages), strict=True))
+    problems = {name: p for name, p in found.items() if p}
     assert not problems, json.dumps(problems, indent=1, ensure_ascii=False)
     for name in SCREENSHOT_PAGES:
         screenshot(HTML / f"{name}.html", SCREENSHOTS / f"{name}.png")
