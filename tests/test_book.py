@@ -138,6 +138,9 @@ def static_problems(html_dir: Path, page: Path) -> list[str]:
     fetched from the network (the built HTML must work offline) of one built page."""
     p = parse_page(page.read_text(encoding="utf-8"))
     problems = []
+    scripts = [urlparse(a).path for a in p.assets if not a.endswith(".css") and ".css?" not in a]
+    for twice in sorted({x for x in scripts if scripts.count(x) > 1}):
+        problems.append(f"script {twice} is loaded {scripts.count(twice)} times")
     for src in p.assets:
         u = urlparse(src)
         if u.scheme in ("http", "https") or src.startswith("//"):
@@ -253,12 +256,14 @@ def test_static_checker_flags_broken_links_and_images(tmp_path: Path) -> None:
     assert static_problems(tmp_path, page) == []
     bad = tmp_path / "bad.html"
     bad.write_text('<html><head><script src="https://cdn.jsdelivr.net/npm/mathjax@3/es5/tex-mml-chtml.js"></script>'
-                   '<link rel="stylesheet" href="gone.css"></head>'
+                   '<link rel="stylesheet" href="gone.css">'
+                   '<script defer src="mathjax.js?v=1"></script><script src="mathjax.js?v=1"></script></head>'
                    '<body><img src="missing.png"><img src="empty.png"><img src="https://cdn/x.png">'
                    '<a href="nowhere.html">x</a><a href="other.html#gone">y</a></body></html>')
     problems = static_problems(tmp_path, bad)
-    assert len(problems) == 7, problems
+    assert len(problems) == 8, problems
     assert any("cdn.jsdelivr" in p for p in problems) and any("gone.css" in p for p in problems)
+    assert any("loaded 2 times" in p for p in problems)
     assert any("missing.png" in p for p in problems) and any("nowhere.html" in p for p in problems)
     assert any("gone" in p for p in problems) and any("network" in p for p in problems)
 
