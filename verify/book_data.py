@@ -2,8 +2,8 @@
 
 A page that plots a stored run must never draw a silently empty figure. Every failure raises
 ``StoredRunError`` (a ``TrajectoryError``) whose message names the offending file and the exact command that
-regenerates it. A directory is checked against its manifest ``sweep.json`` (``verify.sweep`` writes it) when it
-has one:
+regenerates it. A directory is checked against its run list ``sweep.json`` (``verify.sweep`` writes it; ``runs.json`` of
+the GPT-2/backbone driver has the same form) when it has one:
 
 - *missing*: the directory, or a file listed in ``sweep.json``, does not exist;
 - *stale*: a trajectory file that ``sweep.json`` does not list, a file whose schema version is not the one this
@@ -91,10 +91,19 @@ def _argv_command(argv: Sequence[str]) -> str:
     return " ".join(shlex.quote(a) for a in args)
 
 
+#: Run-list manifests, in order of preference: ``verify.sweep`` writes ``sweep.json``; the GPT-2/backbone driver
+#: (``python -m verify.backbone``) writes ``runs.json`` in the same form (``runs``: [{file, final_step, ...}]).
+_MANIFESTS = ("sweep.json", "runs.json")
+
+
+def _manifest_path(directory: Path) -> Path | None:
+    return next((directory / m for m in _MANIFESTS if (directory / m).exists()), None)
+
+
 def _manifest(directory: Path) -> dict[str, Any] | None:
-    """``sweep.json`` (the run list the directory is checked against), or None."""
-    path = directory / "sweep.json"
-    if not path.exists():
+    """The run list the directory is checked against (``sweep.json`` or ``runs.json``), or None."""
+    path = _manifest_path(directory)
+    if path is None:
         return None
     try:
         data = json.loads(path.read_text())
@@ -205,11 +214,11 @@ def run_files(name: str | os.PathLike[str]) -> list[Path]:
         for name_ in listed:
             if name_ not in present:
                 raise StoredRunError(f"stored run missing: {_display(d / name_)} (listed in "
-                                     f"{_display(d / 'sweep.json')}); regenerate with: {cmd}")
+                                     f"{_display(_manifest_path(d) or d)}); regenerate with: {cmd}")
         for f in files:
             if f.name not in listed:
                 raise StoredRunError(f"stale stored run: {_display(f)} is not in the run list of "
-                                     f"{_display(d / 'sweep.json')}; delete it, or delete the directory and "
+                                     f"{_display(_manifest_path(d) or d)}; delete it, or delete the directory and "
                                      f"regenerate it with: {cmd}")
         files = [d / n for n in listed]
     if not files:
@@ -271,7 +280,7 @@ def load_runs(name: str | os.PathLike[str], *, finished: bool = True) -> RunSet:
         expected = entries.get(f.name, {}).get("final_step")
         if ends and expected is not None and int(ends[-1]["step"]) != int(expected):
             raise StoredRunError(f"stale stored run: {_display(f)} ends at step {ends[-1]['step']} but "
-                                 f"{_display(d / 'sweep.json')} records final_step {expected}; delete it and "
+                                 f"{_display(_manifest_path(d) or d)} records final_step {expected}; delete it and "
                                  f"regenerate with: {cmd}")
         runs[_run_id(f)] = t
     return RunSet(directory=d, runs=runs, command=cmd, manifest=manifest)
