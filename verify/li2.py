@@ -464,7 +464,8 @@ def claim_rows(runs_root: str | Path | None = None, *, runs: Sequence[Li2Run] | 
         "fires ~72 epochs after test acc 0.5 (median epoch 102) and ~35 after test acc 0.99",
         f"test acc 0.5 at epoch {a05}, 0.99 at {a99}; fire − t(0.5) = {l05}; fire − t(0.99) = {l99}",
         "PASS" if lagging else ("INCONCLUSIVE" if not lag05 else "FAIL"),
-        "PASS needs every fire after test acc 0.5 and the median fire after test acc 0.99",
+        "PASS needs every fire after test acc 0.5 and the median fire after test acc 0.99 (test accuracy is "
+        "evaluated every eval_every = 2 epochs in the stored runs)",
         {"lag_05": lag05, "lag_099": lag99},
         plot=_plot("draw_box", {"fire − t(acc 0.5)": lag05, "fire − t(acc 0.99)": lag99},
                    hlines=[CLAIMED_LAG_05, CLAIMED_LAG_099, 0.0], ylabel="epochs")))
