@@ -135,7 +135,8 @@ class BackboneTracker:
         seed: the sketch's seed.
         storage_dtype: dtype of the stored rows (float32 default; dots are accumulated in float64).
 
-    ``capture(step)`` returns the record of the new checkpoint (its Gram row, ‖D‖, the running PC1 share and k95);
+    ``capture(step)`` returns the record of the new checkpoint (its Gram row, ‖D‖, the running PC1 share and k95,
+    ‖θ_0‖ and cos∠(D, −θ_0): near 1 when weight decay shrinking the init dominates the displacement);
     ``spectrum()`` is the backbone PCA of all checkpoints so far; ``state_dict``/``load_state_dict`` for resume.
     """
 
@@ -180,8 +181,11 @@ class BackboneTracker:
         self.rows.append(d.to(self.storage_dtype).clone())
         self.steps.append(int(step))
         spec = backbone_from_gram(g)
+        theta0_norm = float(self.theta0.norm())
+        # cos∠(D_t, −θ_0) → 1 when the displacement is shrinkage of the init (weight decay), not learning
+        shrink = float(-(d @ self.theta0)) / (np.sqrt(norm2) * theta0_norm) if theta0_norm > 0 else None
         return {"n": n, "norm": float(np.sqrt(norm2)), "dots": dots, "pc1_share": spec.pc1_share, "k95": spec.k95,
-                "fraction": float(spec.fraction[-1])}
+                "fraction": float(spec.fraction[-1]), "theta0_norm": theta0_norm, "cos_minus_theta0": shrink}
 
     def gram(self) -> np.ndarray:
         """K (N×N float64) of the checkpoints so far."""
