@@ -385,3 +385,26 @@ def test_probe_stream_is_a_sub_stream_of_the_diagnostics_seed() -> None:
     assert cfg.with_overrides(init_seed=8).seed("probe") == seeds["probe"]
     assert [stream_seed(7, s) for s in STREAMS] == [seeds[s] for s in STREAMS]  # existing streams kept
     assert cfg.with_overrides(streams="plain").seed("probe") == 7
+
+
+def test_gap_pair_probes_follow_the_window_kstar() -> None:
+    """probes.gap_pair: the record's modes are 1..k plus (k*, k*+1) of the window at that step."""
+    import tempfile
+
+    from numerics.trajectory import read_trajectory
+    from verify.runner import spectral_monitor_factory
+
+    with tempfile.TemporaryDirectory() as d:
+        res = train(_probe_cfg(every=5, k=1, gap_pair=True, batch_size=32), progress=False,
+                    monitor_factory=spectral_monitor_factory(f"{d}/g.jsonl"))
+        spectra = {r["step"]: r for r in read_trajectory(f"{d}/g.jsonl").spectra("attn")}
+    assert res.history.probes
+    assert any("modes" in rec for rec in res.history.probes)
+    for rec in res.history.probes:
+        if rec["step"] not in spectra:  # w = 1: no spectrum yet, no gap pair
+            assert "modes" not in rec
+            continue
+        ks = spectra[rec["step"]]["kstar"]
+        want = sorted({1, ks, ks + 1})
+        assert rec.get("modes", [1]) == want if want != [1] else "modes" not in rec
+        assert len(rec["h"]) == len(rec["G_train"]) == len(want)

@@ -478,12 +478,13 @@ def _probe_config(t: Any) -> tuple[float, float, int]:
 def gap_flow_pairs(t: Any, group: str = "attn") -> dict[str, np.ndarray]:
     """Predicted vs measured gap rate at every probe checkpoint of ``group`` that has the next spectrum record.
 
-    Predicted (Thm 14.2, spec §3.4 [C]; ``numerics.predictors.predict_gap_rate``): ġ from d = σ_1..σ_k of the
-    window at step s, h_j and G_j = G_j^tr of the probe record at s, k* of the window, η = lr, ω = weight decay,
-    W = the window's w, Δs = the monitor cadence (η → ηΔs: σ per checkpoint interval). Measured: the forward
-    difference g(s + Δs) − g(s) of g = σ_{k*} − σ_{k*+1} at the *same* k* (σ per checkpoint interval). Skipped:
-    k* + 1 > k (no probe of the lower mode) and degenerate windows. Returns float arrays ``step``, ``predicted``,
-    ``measured``, ``g``, the three terms, and ``kstar``.
+    Predicted (Thm 14.2, spec §3.4 [C]; ``numerics.predictors.predict_gap_rate``): ġ from d = σ_{k*}, σ_{k*+1}
+    of the window at step s, h_j and G_j = G_j^tr of the probe record at s (its ``modes``, default 1..k), k* of
+    the window, η = lr, ω = weight decay, W = the window's w, Δs = the monitor cadence (η → ηΔs: σ per checkpoint
+    interval). Measured: the forward difference g(s + Δs) − g(s) of g = σ_{k*} − σ_{k*+1} at the *same* k* (σ per
+    checkpoint interval). Skipped: checkpoints whose probes miss k* or k*+1 (probes.k ≤ k* without
+    ``probes.gap_pair``) and degenerate windows. Returns float arrays ``step``, ``predicted``, ``measured``, ``g``,
+    the three terms, and ``kstar``.
     """
     from numerics.predictors import predict_gap_rate
 
@@ -494,15 +495,18 @@ def gap_flow_pairs(t: Any, group: str = "attn") -> dict[str, np.ndarray]:
     for pr in t.of_type("probe", group):
         s = pr["step"]
         now, nxt = spectra.get(s), spectra.get(s + ds)
-        k = len(pr.get("h") or [])
-        if now is None or nxt is None or now.get("kstar") is None or k < 2:
+        modes = list(pr.get("modes") or range(1, len(pr.get("h") or []) + 1))  # 1-indexed modes probed
+        if now is None or nxt is None or now.get("kstar") is None or len(modes) < 2:
             continue
         ks = int(now["kstar"])
         sig, sig1 = np.asarray(now["sigma"], float), np.asarray(nxt["sigma"], float)
-        if ks + 1 > k or len(sig) < k or len(sig1) < ks + 1 or np.any(sig[:k] <= 0):
+        if ks not in modes or ks + 1 not in modes or len(sig1) < ks + 1 or np.any(sig[ks - 1: ks + 1] <= 0):
             continue
-        rate = predict_gap_rate(sig[:k], np.asarray(pr["h"], float), np.asarray(pr["G_train"], float), ks, eta,
-                                omega, int(now.get("w", len(sig))), ds)
+        pair = [modes.index(ks), modes.index(ks + 1)]
+        # Thm 14.2 reads the gap pair only: pass it as modes (1, 2) with k* = 1
+        rate = predict_gap_rate(sig[ks - 1: ks + 1], np.asarray(pr["h"], float)[pair],
+                                np.asarray(pr["G_train"], float)[pair], 1, eta, omega, int(now.get("w", len(sig))),
+                                ds)
         g0, g1 = sig[ks - 1] - sig[ks], sig1[ks - 1] - sig1[ks]
         for key, val in (("step", s), ("predicted", rate["rate"]), ("measured", g1 - g0), ("g", g0),
                          ("kstar", ks)):
@@ -535,14 +539,15 @@ def decomposition_points(t: Any, group: str = "attn") -> dict[str, np.ndarray]:
         if G.shape[0] < 4:
             continue
         alpha = alpha_half_from_gram(G)
-        n = min(len(alpha), len(pr["dloss_ablate"]))
-        gtr, gval = np.asarray(pr["G_train"], float)[:n], np.asarray(pr["G_val"], float)[:n]
-        dl, c = np.asarray(pr["dloss_ablate"], float)[:n], np.asarray(pr["theta_proj"], float)[:n]
-        ok = np.isfinite(alpha[:n])
-        for j in np.nonzero(ok)[0]:
-            for key, val in (("step", pr["step"]), ("j", j + 1), ("alpha", alpha[j]),
-                             ("importance", alpha[j] * gtr[j] * gval[j]), ("dloss", dl[j]),
-                             ("first_order", -c[j] * gval[j])):
+        modes = list(pr.get("modes") or range(1, len(pr["dloss_ablate"]) + 1))
+        gtr, gval = np.asarray(pr["G_train"], float), np.asarray(pr["G_val"], float)
+        dl, c = np.asarray(pr["dloss_ablate"], float), np.asarray(pr["theta_proj"], float)
+        for i, j in enumerate(modes):  # α-half exists for modes j ≤ ⌊w/2⌋ only
+            if j > len(alpha) or not np.isfinite(alpha[j - 1]):
+                continue
+            a = alpha[j - 1]
+            for key, val in (("step", pr["step"]), ("j", j), ("alpha", a), ("importance", a * gtr[i] * gval[i]),
+                             ("dloss", dl[i]), ("first_order", -c[i] * gval[i])):
                 out[key].append(float(val))
     return {k: np.asarray(v, dtype=float) for k, v in out.items()}
 

@@ -121,6 +121,8 @@ class ProbeConfig(_Cadence):
     groups: list[str] | None = Field(None, description="monitor groups to probe; None: all of them")
     ablation: bool = Field(False, description="also ΔL_val when each v_j is projected out of the group's weights "
                            "(numerics.probes.ablation_delta_loss; spec §3.7 Test 8)")
+    gap_pair: bool = Field(False, description="also probe v_{k*}, v_{k*+1} when k* ≥ k (the gap pair of Thm 14.2; "
+                           "the record's 'modes' lists the 1-indexed modes probed)")
 
 
 class BackboneConfig(_Cadence):

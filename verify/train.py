@@ -363,17 +363,34 @@ def _probe_setup(run: _Run) -> None:
     run.probe_batches = {k: to_device(b, run.device) for k, b in batches.items()}
 
 
+def _probe_modes(run: _Run, group: str) -> list[int]:
+    """1-indexed modes to probe: 1..k, plus the gap pair (k*, k*+1) of the current window with ``gap_pair``."""
+    k, monitor = run.cfg.probes.k, run.monitor
+    modes = list(range(1, k + 1))
+    if run.cfg.probes.gap_pair and monitor.gram.w >= 2:
+        from numerics.spectrum import spectrum_from_gram
+
+        spec = spectrum_from_gram(monitor.gram.gram(group), P=monitor.layout.group_dims()[group],
+                                  kstar=getattr(monitor, "kstar", "argmax"))
+        if spec.kstar is not None and spec.kstar + 1 <= monitor.gram.w:
+            modes = sorted({*modes, int(spec.kstar), int(spec.kstar) + 1})
+    return modes
+
+
 def _probes(run: _Run) -> None:
     k, monitor = run.cfg.probes.k, run.monitor
     for group in run.probe_groups:
         try:
-            v = monitor.gram.right_vectors(group, k)
+            modes = _probe_modes(run, group)
+            v = monitor.gram.right_vectors(group, max(modes))[[m - 1 for m in modes]]
         except (WindowTooSmallError, ZeroWindowError):
             continue  # the window has fewer than k independent updates yet
         h, g_train = curvature_and_gradient(run.model, run.task.loss, run.probe_batches["train"], v, monitor.layout,
                                             group)
         g_val = gradient_projection(run.model, run.task.loss, run.probe_batches["val"], v, monitor.layout, group)
         rec = {"group": group, "k": k, "h": h.tolist(), "G_train": g_train.tolist(), "G_val": g_val.tolist()}
+        if modes != list(range(1, k + 1)):
+            rec["modes"] = modes
         if run.cfg.probes.ablation:  # Test 8: ΔL_val with v_j projected out of the group's weights
             dloss, coef = ablation_delta_loss(run.model, run.task.loss, run.probe_batches["val"], v, monitor.layout,
                                               group)
