@@ -183,7 +183,7 @@ class BackboneTracker:
         spec = backbone_from_gram(g)
         theta0_norm = float(self.theta0.norm())
         # cos∠(D_t, −θ_0) → 1 when the displacement is shrinkage of the init (weight decay), not learning
-        shrink = float(-(d @ self.theta0)) / (np.sqrt(norm2) * theta0_norm) if theta0_norm > 0 else None
+        shrink = float(-(d @ self.theta0) / (np.sqrt(norm2) * theta0_norm)) if theta0_norm > 0 else None
         return {"n": n, "norm": float(np.sqrt(norm2)), "dots": dots, "pc1_share": spec.pc1_share, "k95": spec.k95,
                 "fraction": float(spec.fraction[-1]), "theta0_norm": theta0_norm, "cos_minus_theta0": shrink}
 
