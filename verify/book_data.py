@@ -5,10 +5,13 @@ A page that plots a stored run must never draw a silently empty figure. Every fa
 regenerates it. A directory is checked against its run list ``sweep.json`` (``verify.sweep`` writes it; ``runs.json`` of
 the GPT-2/backbone driver has the same form) when it has one:
 
-- *missing*: the directory, or a file listed in ``sweep.json``, does not exist;
-- *stale*: a trajectory file that ``sweep.json`` does not list, a file whose schema version is not the one this
-  package writes (``numerics.trajectory.SCHEMA_VERSION``), a run without an ``end`` record (unfinished), or a run
-  whose last step disagrees with the ``final_step`` that ``sweep.json`` recorded for it.
+- *missing*: the directory, or a file listed in ``sweep.json``, does not exist, or the directory holds no run;
+- *stale*: a file whose schema version is not the one this package writes (``numerics.trajectory.SCHEMA_VERSION``),
+  an unreadable or corrupt file, a run without an ``end`` record (unfinished), or a run whose last step disagrees
+  with the ``final_step`` that ``sweep.json`` recorded for it.
+
+Files that ``sweep.json`` does not list are read too: a sweep's manifest lists the runs of its last invocation, and
+a directory may be filled by several invocations.
 
 The regeneration command is the sweep's own command line (``provenance.argv`` of ``sweep.json``, else of the
 trajectory header): a sweep skips finished runs, so re-running it rebuilds exactly the missing files; a stale
@@ -199,8 +202,8 @@ def runs_with(record_type: str) -> tuple[dict[str, Trajectory], list[str]]:
 def run_files(name: str | os.PathLike[str]) -> list[Path]:
     """The trajectory files of a run directory, checked against its ``sweep.json`` when it has one.
 
-    Raises ``StoredRunError`` for a missing or empty directory, a file listed in the manifest that is missing,
-    and a trajectory file the manifest does not list (stale: left over from another sweep).
+    Raises ``StoredRunError`` for a missing or empty directory and for a file listed in the manifest that is
+    missing. Listed files come first (manifest order), then the others (by name).
     """
     d = run_dir(name)
     cmd = regeneration_command(d)
@@ -215,12 +218,9 @@ def run_files(name: str | os.PathLike[str]) -> list[Path]:
             if name_ not in present:
                 raise StoredRunError(f"stored run missing: {_display(d / name_)} (listed in "
                                      f"{_display(_manifest_path(d) or d)}); regenerate with: {cmd}")
-        for f in files:
-            if f.name not in listed:
-                raise StoredRunError(f"stale stored run: {_display(f)} is not in the run list of "
-                                     f"{_display(_manifest_path(d) or d)}; delete it, or delete the directory and "
-                                     f"regenerate it with: {cmd}")
-        files = [d / n for n in listed]
+        # Files the manifest does not list stay in: a sweep's manifest lists the runs of its last invocation only,
+        # and a directory may be filled by several invocations (one grid each).
+        files = [d / n for n in listed] + [f for f in files if f.name not in set(listed)]
     if not files:
         raise StoredRunError(f"stored runs missing: {_display(d)} holds no trajectory files; regenerate with: {cmd}")
     return files
