@@ -224,7 +224,7 @@ def test_probe_rows_without_probe_runs_are_inconclusive(tmp_path: Path) -> None:
     from verify.claims import probe_claim_rows
 
     rows = probe_claim_rows(tmp_path)
-    assert [r.verdict for r in rows] == ["INCONCLUSIVE", "INCONCLUSIVE"]
+    assert [r.verdict for r in rows] == ["INCONCLUSIVE"] * 3
     write_probe_run(tmp_path / "probes" / "short-s1.jsonl", seed=1, n=4)  # 3 pairs, 16 points < MIN_PROBE_PAIRS
     assert all(r.verdict == "INCONCLUSIVE" for r in probe_claim_rows(tmp_path))
 
@@ -303,7 +303,7 @@ def test_cli_claims_writes_a_png_per_row_from_the_run_root(tmp_path: Path) -> No
     data = json.loads((tmp_path / "out" / "claims.json").read_text())
     assert _row([ClaimRow(**{k: v for k, v in r.items()}) for r in data], "gap flow").verdict == "PASS"
     figures = [r["figure"] for r in data if r["figure"]]
-    assert len(figures) == 2 and all((tmp_path / "out" / f).stat().st_size > 1000 for f in figures)
+    assert len(figures) == 3 and all((tmp_path / "out" / f).stat().st_size > 1000 for f in figures)
     bad = runner.invoke(app, ["claims", "--runs-root", str(root), "--only", "nope"])
     assert bad.exit_code != 0 and "unknown claims provider" in bad.output
 
@@ -353,3 +353,20 @@ def test_stored_probe_runs_re_derive() -> None:
     if len(files) >= 2:
         rows = probe_claim_rows(PROBES.parent)
         assert all(r.verdict in ("PASS", "FAIL") and r.details for r in rows), [r.reason for r in rows]
+
+
+@pytest.mark.parametrize("slope, verdict", [(-0.3, "PASS"), (0.3, "FAIL")])
+def test_gap_restoring_row_on_planted_pairs(slope: float, verdict: str) -> None:
+    """Δg = slope·(g − 1) + noise: a negative slope is a restoring drift (PASS), a positive one is not (FAIL)."""
+    from verify.claims import ProbeRun, gap_restoring_row
+
+    runs = []
+    for seed in (1, 2, 3):
+        rng = np.random.default_rng(seed)
+        g = rng.uniform(0.5, 1.5, 30)
+        gap = {"g": g, "measured": slope * (g - 1) + 0.01 * rng.standard_normal(30)}
+        runs.append(ProbeRun(f"r{seed}", "add", 1.0, seed, None, gap, {}))
+    row = gap_restoring_row(runs)
+    assert row.verdict == verdict and np.sign(row.details["spearman"]) == np.sign(slope)
+    short = ProbeRun("x", "add", 1.0, 1, None, {"g": np.ones(3), "measured": np.ones(3)}, {})
+    assert gap_restoring_row([short]).verdict == "INCONCLUSIVE"

@@ -40,8 +40,9 @@ from verify.summary import summarise
 
 __all__ = ["CLAIM_PROVIDERS", "DEFECT_GROK_DEFINITION", "RUNS_ROOT", "VERDICTS", "ClaimRow", "ProbeRun",
            "all_claims", "claims_table", "decomposition_points", "decomposition_row", "gap_flow_pairs",
-           "gap_flow_row", "load_claim_runs", "load_probe_runs", "onset_claim_rows", "probe_claim_rows",
-           "register_claims", "spectral_claim_rows", "to_json", "to_markdown", "wilson_interval", "write_claims"]
+           "gap_flow_row", "gap_restoring_row", "load_claim_runs", "load_probe_runs", "onset_claim_rows",
+           "probe_claim_rows", "register_claims", "spectral_claim_rows", "to_json", "to_markdown", "wilson_interval",
+           "write_claims"]
 
 VERDICTS = ("PASS", "FAIL", "INCONCLUSIVE")
 
@@ -727,6 +728,43 @@ def gap_flow_row(runs: Sequence[ProbeRun]) -> ClaimRow:
         plot=plot)
 
 
+def gap_restoring_row(runs: Sequence[ProbeRun]) -> ClaimRow:
+    """The second half of the gap-flow claim: corr(g, dg/dt) < 0 (a wide gap closes, a narrow one opens).
+
+    Measured only (no probe input): Spearman ρ between g and the forward difference Δg at the same k*, pooled and
+    per run. PASS: pooled ρ < 0 and the 95 % t interval of the per-run ρ below 0; FAIL otherwise; INCONCLUSIVE
+    below ``MIN_PROBE_PAIRS`` pairs.
+    """
+    claim, source, version = "gap flow: restoring drift corr(g, dg/dt) < 0", "[C] Thm 14.2; spec §3.4", "v3"
+    claimed = "corr(g, dg/dt) < 0"
+    g, meas = _gap_arrays(runs, "g"), _gap_arrays(runs, "measured")
+    ok = np.isfinite(g) & np.isfinite(meas)
+    if int(ok.sum()) < MIN_PROBE_PAIRS:
+        return _inconclusive(claim, source, version, claimed, f"{int(ok.sum())} checkpoint pairs (need ≥ "
+                             f"{MIN_PROBE_PAIRS})")
+
+    def run_rho(r: ProbeRun) -> float:
+        return _spearman(r.gap["g"], r.gap["measured"])
+
+    rho = _spearman(g[ok], meas[ok])
+    per_run = [run_rho(r) for r in runs]
+    m_run, lo_run, hi_run = _mean_ci(per_run)
+    verdict = "PASS" if rho < 0 and np.isfinite(hi_run) and hi_run < 0 else "FAIL"
+    wd = np.concatenate([np.full(len(r.gap["g"]), r.weight_decay) for r in runs])[ok]
+    return ClaimRow(
+        claim, source, version, claimed,
+        f"Spearman(g, Δg) {rho:.2f} (n={int(ok.sum())} pairs); per run {m_run:.2f} (95% t [{lo_run:.2f}, "
+        f"{hi_run:.2f}], {len(runs)} runs); per condition (mean ± sd over seeds) "
+        + "; ".join(f"{c}: {v}" for c, v in _per_condition(runs, run_rho).items()),
+        verdict,
+        "criterion: pooled Spearman < 0 and the per-run Spearman's 95% t interval below 0; g = σ_{k*} − σ_{k*+1}, "
+        "Δg its forward difference at the same k*, at the probe checkpoints",
+        {"spearman": rho, "per_run": {r.id: v for r, v in zip(runs, per_run, strict=True)}},
+        plot=_draw("draw_scatter", g[ok], meas[ok], groups=[f"wd {w:g}" for w in wd],
+                   xlabel=r"gap $g=\sigma_{k^*}-\sigma_{k^*+1}$", ylabel="measured Δg per checkpoint",
+                   quadrants=True))
+
+
 def decomposition_row(runs: Sequence[ProbeRun]) -> ClaimRow:
     """Test 8: the importance α_j·G_j^tr·G_j^val against the ablation Δloss of direction v_j.
 
@@ -789,11 +827,12 @@ def probe_claim_rows(runs_root: Path = RUNS_ROOT, group: str = "attn") -> list[C
     """The gap-flow and loss-decomposition rows on the stored probe sweep ``runs_root/probes``."""
     d = Path(runs_root) / PROBE_RUNS
     runs = load_probe_runs([d], group) if d.is_dir() else []
-    rows = [gap_flow_row(runs), decomposition_row(runs)]
+    makers = (gap_flow_row, gap_restoring_row, decomposition_row)
+    rows = [make(runs) for make in makers]
     other = "all" if group != "all" else None
     if other and runs:  # the same rows on the other probed group, for comparison (not the verdict)
         alt = load_probe_runs([d], other)
-        for row, alt_row in zip(rows, (gap_flow_row(alt), decomposition_row(alt)), strict=True):
+        for row, alt_row in zip(rows, (make(alt) for make in makers), strict=True):
             row.details[f"group_{other}"] = {"verdict": alt_row.verdict, "measured": alt_row.measured}
     return rows
 
