@@ -113,6 +113,9 @@ def test_tracker_streams_the_exact_gram() -> None:
         rec = tracker.capture(step * 10)
         stack.append((torch.cat([p.reshape(-1) for p in params]).double() - theta0).numpy())
         assert rec["n"] == step and len(rec["dots"]) == step
+        d = torch.cat([p.reshape(-1) for p in params]).double() - theta0
+        assert rec["theta0_norm"] == pytest.approx(float(theta0.norm()))
+        assert rec["cos_minus_theta0"] == pytest.approx(float(-(d @ theta0) / (d.norm() * theta0.norm())))
     D = np.stack(stack)
     np.testing.assert_allclose(tracker.gram(), D @ D.T, rtol=1e-6)
     ref = brute_force(D)
@@ -233,7 +236,7 @@ def test_resumed_run_continues_the_same_gram(tmp_path: Path) -> None:
 
 def test_claim_rows_without_runs_are_inconclusive(tmp_path: Path) -> None:
     rows = claim_rows(tmp_path)
-    assert len(rows) == 4 and {r.verdict for r in rows} == {"INCONCLUSIVE"}
+    assert len(rows) == 5 and {r.verdict for r in rows} == {"INCONCLUSIVE"}
 
 
 def test_claim_rows_on_a_live_run(tmp_path: Path, one_thread: None) -> None:
@@ -245,3 +248,42 @@ def test_claim_rows_on_a_live_run(tmp_path: Path, one_thread: None) -> None:
     pc1 = backbone_of(path, "trunk").pc1_share
     assert row.verdict == ("PASS" if 0.6 <= pc1 <= 0.8 else "FAIL")
     assert f"{100 * pc1:.1f}%" in row.measured
+
+
+# --- the stored runs (verify/runs/gpt2, verify/runs/backbone) ---------------------------------------------------
+
+RUNS = Path(__file__).resolve().parents[1] / "verify" / "runs"
+
+
+@pytest.mark.parametrize("kind", ["gpt2", "backbone"])
+def test_stored_manifest_matches_files(kind: str) -> None:
+    """runs.json lists every stored run of verify.backbone.store_runs; its numbers are re-derived from the files."""
+    import json
+
+    from verify.backbone import stored_run_configs
+    from verify.summary import summarise
+
+    rows = json.loads((RUNS / kind / "runs.json").read_text())["runs"]
+    assert {r["file"] for r in rows} == {f"{stem}.jsonl.gz" for stem in stored_run_configs(kind)}
+    for row in rows:
+        t = read_trajectory(RUNS / kind / row["file"])
+        assert t.of_type("end")[-1]["step"] == row["final_step"]
+        assert summarise(t)["grok_step"] == row["grok_step"]
+        assert t.of_type("backbone", "trunk"), f"{row['file']}: no backbone records"
+
+
+def test_stored_rows_rederive_from_the_files() -> None:
+    """The backbone rows quote the PCA recomputed here from each file's Gram rows, and their verdicts follow the
+    stated criteria."""
+    rows = {r.claim.split(":")[0]: r for r in claim_rows(RUNS)}
+    for key, lo, hi in (("AdamW backbone", 0.60, 0.80), ("SGD backbone", 0.95, 1.0)):
+        row = rows[key]
+        assert row.details["runs"], key
+        ok = []
+        for name, d in row.details["runs"].items():
+            folder = "gpt2" if name.startswith("gpt2") else "backbone"
+            spec = backbone_of(RUNS / folder / f"{name}.jsonl.gz", "trunk")
+            assert d["pc1_share"] == pytest.approx(spec.pc1_share, abs=1e-12) and d["k95"] == spec.k95
+            assert f"{100 * spec.pc1_share:.1f}%" in row.measured
+            ok.append(lo <= spec.pc1_share <= hi + 1e-12)
+        assert row.verdict == ("PASS" if all(ok) else "FAIL")

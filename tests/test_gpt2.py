@@ -7,6 +7,7 @@ import math
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from pydantic import ValidationError
@@ -113,7 +114,7 @@ def test_task_protocol_and_presets() -> None:
 def test_recommended_runs_are_matched() -> None:
     """AdamW / Muon / SGD share everything but the update rule; W = 10, Δs = 200 over all parameters at 124M."""
     optimiser_keys = {"optimizer", "lr", "betas", "eps", "momentum", "muon_adjust_lr"}
-    for size in ("124M", "small", "tiny"):
+    for size in ("124M", "small", "cpu", "tiny"):
         runs = {opt: RECOMMENDED[f"{size}-{opt}"] for opt in ("adamw", "muon", "sgd")}
         shared = [{k: v for k, v in r.items() if k not in optimiser_keys} for r in runs.values()]
         assert shared[0] == shared[1] == shared[2]
@@ -237,3 +238,33 @@ def test_small_preset_on_the_real_corpus() -> None:
     assert len(data["train"]["tokens"]) > 9e6 and data["test"]["eval_x"].shape == (cfg.eval_windows, cfg.n_ctx)
     x, _ = GPT2.sample_batch(data, 4, torch.Generator().manual_seed(0))
     assert int(x.max()) < 50_257
+
+
+# ------------------------------------------------------------------------- the stored CPU runs (verify/runs/gpt2)
+
+STORED = Path(__file__).resolve().parents[1] / "verify" / "runs" / "gpt2"
+OPTIMISER_KEYS = {"optimizer", "lr", "betas", "eps", "momentum", "muon_adjust_lr"}
+
+
+def test_stored_optimiser_runs_are_matched() -> None:
+    """AdamW, Muon and SGD runs of the cpu config: same settings but the update rule, spectra over all parameters
+    with W = 10, backbone records at every snapshot, validation loss at every eval."""
+    from numerics.backbone import gram_from_rows
+    from numerics.trajectory import read_trajectory
+
+    runs = {opt: read_trajectory(STORED / f"gpt2-cpu-{opt}-wd0.1-s42.jsonl.gz") for opt in ("adamw", "muon", "sgd")}
+    configs = {opt: t.provenance["config"] for opt, t in runs.items()}
+    shared = [{k: v for k, v in c.items() if k not in OPTIMISER_KEYS} for c in configs.values()]
+    assert shared[0] == shared[1] == shared[2]
+    for opt, t in runs.items():
+        assert configs[opt]["optimizer"] == opt and t.of_type("end")
+        assert t.meta["window"] == 10 and "all" in t.groups()
+        assert t.meta["groups"]["all"]["P"] == 6_837_888
+        evals = t.evals()
+        assert evals[-1]["step"] == configs[opt]["max_steps"] and all(np.isfinite(e["test_loss"]) for e in evals)
+        recs = t.of_type("backbone", "trunk")
+        every = configs[opt]["backbone"]["every"]
+        assert [r["step"] for r in recs] == list(range(every, configs[opt]["max_steps"] + 1, every))
+        K = gram_from_rows(recs)
+        np.testing.assert_allclose(np.sqrt(np.diag(K)), [r["norm"] for r in recs], rtol=1e-12)
+        assert np.linalg.eigvalsh(K).min() >= -1e-9 * np.trace(K)  # a Gram matrix: positive semi-definite

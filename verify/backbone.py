@@ -264,8 +264,8 @@ def claim_rows(runs_root: str | os.PathLike[str] = RUNS_ROOT) -> list[ClaimRow]:
         losses = [v["final_val_loss"] for v in mu + ad if v["final_val_loss"] is not None]
         spread = (max(losses) - min(losses)) / min(losses) if losses else float("inf")
         ok = all(v["kstar_mode"] == 1 for v in mu) and all(v["kstar_mode"] == 2 for v in ad) and spread <= LOSS_MATCH
-        measured = "; ".join(f"{v['optimizer']}: k* mode {v['kstar_mode']} ({_pct(v['share'])} of windows, "
-                             f"counts {v['counts']}), val loss {v['final_val_loss']:.3f}" for v in info.values())
+        measured = "; ".join(f"{n}: k* mode {v['kstar_mode']} ({_pct(v['share'])} of windows, "
+                             f"counts {v['counts']}), val loss {v['final_val_loss']:.3f}" for n, v in info.items())
         rows.append(ClaimRow(
             claim, src, "v1", "Muon k* = 1, AdamW k* = 2", measured + f"; val-loss spread {_pct(spread)}",
             "PASS" if ok else "FAIL",
@@ -290,11 +290,11 @@ def claim_rows(runs_root: str | os.PathLike[str] = RUNS_ROOT) -> list[ClaimRow]:
                                  "n_windows": len(specs)}
         held = [v["holds"] for v in res.values()]
         measured = "; ".join(
-            f"{v['optimizer']}: rise {'y' if v['rise'] else 'n'}, plateau {'y' if v['plateau'] else 'n'}, "
+            f"{n}: rise {'y' if v['rise'] else 'n'}, plateau {'y' if v['plateau'] else 'n'}, "
             f"collapse {'y' if v['collapse'] else 'n'} (R first {v.get('first', float('nan')):.3g}, peak "
             f"{v.get('peak', float('nan')):.3g}, last {v.get('last', float('nan')):.3g}; {v['n_windows']} full "
             "windows)"
-            for v in res.values())
+            for n, v in res.items())
         rows.append(ClaimRow(
             claim, src, "draft", "rise, plateau, then collapse of R", measured or "no windows",
             "PASS" if held and all(held) else "FAIL",
