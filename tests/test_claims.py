@@ -370,3 +370,18 @@ def test_gap_restoring_row_on_planted_pairs(slope: float, verdict: str) -> None:
     assert row.verdict == verdict and np.sign(row.details["spearman"]) == np.sign(slope)
     short = ProbeRun("x", "add", 1.0, 1, None, {"g": np.ones(3), "measured": np.ones(3)}, {})
     assert gap_restoring_row([short]).verdict == "INCONCLUSIVE"
+
+
+def test_placeholder_rows_give_way_to_the_provider_that_measures_them(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from verify import claims
+
+    monkeypatch.setattr(claims, "CLAIM_PROVIDERS", dict(claims.CLAIM_PROVIDERS))
+    holder = ClaimRow("c", "s", "v", "x", "y", "INCONCLUSIVE", "r", {claims.PLACEHOLDER_KEY: "measurer"})
+    claims.register_claims("holder", lambda: [holder])
+    claims.register_claims("measurer", lambda: [ClaimRow("c", "s", "v", "x", "1.0", "PASS", "r")])
+    assert [r.verdict for r in claims.all_claims(tmp_path, only=["holder"])] == ["INCONCLUSIVE"]
+    assert [r.verdict for r in claims.all_claims(tmp_path, only=["holder", "measurer"])] == ["PASS"]
+    claims.register_claims("measurer", "verify.no_such_module:claim_rows")  # failed: the placeholder stays
+    kept = claims.all_claims(tmp_path, only=["holder", "measurer"])
+    assert [r.details.get(claims.PLACEHOLDER_KEY) for r in kept] == ["measurer", None]

@@ -38,8 +38,8 @@ from numerics.trajectory import read_trajectory
 from verify.onset import RunData, adiabatic_series
 from verify.summary import summarise
 
-__all__ = ["CLAIM_PROVIDERS", "DEFECT_GROK_DEFINITION", "RUNS_ROOT", "VERDICTS", "ClaimRow", "ProbeRun",
-           "all_claims", "claims_table", "decomposition_points", "decomposition_row", "gap_flow_pairs",
+__all__ = ["CLAIM_PROVIDERS", "DEFECT_GROK_DEFINITION", "PLACEHOLDER_KEY", "RUNS_ROOT", "VERDICTS", "ClaimRow",
+           "ProbeRun", "all_claims", "claims_table", "decomposition_points", "decomposition_row", "gap_flow_pairs",
            "gap_flow_row", "gap_restoring_row", "load_claim_runs", "load_probe_runs", "onset_claim_rows",
            "probe_claim_rows", "register_claims", "spectral_claim_rows", "to_json", "to_markdown", "wilson_interval",
            "write_claims"]
@@ -124,6 +124,11 @@ def _draw(name: str, *args: Any, **kw: Any) -> Callable[[Any], None]:
         getattr(figures, name)(fig, *args, **kw)
 
     return plot
+
+
+#: ``details`` key of a placeholder row: the name of the provider that measures the claim (``all_claims`` drops the
+#: placeholder when that provider is among those it runs and did not fail).
+PLACEHOLDER_KEY = "placeholder_for"
 
 
 def claims_table(runs: Sequence[_Run], group: str = "attn") -> list[ClaimRow]:
@@ -305,10 +310,15 @@ def claims_table(runs: Sequence[_Run], group: str = "attn") -> list[ClaimRow]:
             plot=_draw("draw_hist", sw_edge, vlines=[1.0], xlabel="σ_W / Marchenko–Pastur upper edge per window")))
 
     # Untestable here.
-    rows.append(_inconclusive("k* optimizer-dependent: Muon k* = 1 vs AdamW k* = 2", "[A]", "v1–v3",
-                              "TS-51M AdamW k* = 2, Muon k* = 1", "needs Muon vs AdamW runs (all stored runs AdamW)"))
-    rows.append(_inconclusive("AdamW backbone PC1 share 60–80% vs SGD 100%", "[P] 2602.23696", "—",
-                              "AdamW 61.5% / k95 9; SGD 100% / 1", "needs SGD and AdamW runs of TinyStories/GPT-2"))
+    # Placeholders for rows another provider measures: ``all_claims`` drops them once that provider runs.
+    for claim, source, claimed, why in (
+            ("k* optimizer-dependent: Muon k* = 1 vs AdamW k* = 2", "[A]", "TS-51M AdamW k* = 2, Muon k* = 1",
+             "needs Muon vs AdamW runs (all stored runs AdamW)"),
+            ("AdamW backbone PC1 share 60–80% vs SGD 100%", "[P] 2602.23696", "AdamW 61.5% / k95 9; SGD 100% / 1",
+             "needs SGD and AdamW runs of TinyStories/GPT-2")):
+        row = _inconclusive(claim, source, "v1–v3" if source == "[A]" else "—", claimed, why)
+        row.details[PLACEHOLDER_KEY] = "backbone"
+        rows.append(row)
     # The gap-flow and loss-decomposition rows need probe records: ``probe_claim_rows`` (provider "probes").
     # The commutator-defect onset row reads every stored sweep with defect records: ``onset_claim_rows``.
     return rows
@@ -414,7 +424,8 @@ def all_claims(runs_root: str | os.PathLike[str] = RUNS_ROOT, *, only: Sequence[
     """Every provider's rows (``CLAIM_PROVIDERS`` order), each given ``runs_root``; ``only`` selects providers.
 
     A provider that cannot be imported or raises gives one INCONCLUSIVE row naming it and the error (so one
-    broken module never hides the others); with ``strict`` the error propagates instead.
+    broken module never hides the others); with ``strict`` the error propagates instead. Placeholder rows
+    (``details[PLACEHOLDER_KEY]`` = a provider name) are dropped when that provider ran.
     """
     root = Path(runs_root)
     names = list(CLAIM_PROVIDERS) if only is None else list(only)
@@ -422,15 +433,17 @@ def all_claims(runs_root: str | os.PathLike[str] = RUNS_ROOT, *, only: Sequence[
     if unknown:
         raise ValueError(f"unknown claims provider(s) {unknown}; known: {list(CLAIM_PROVIDERS)}")
     rows: list[ClaimRow] = []
+    ran: set[str] = set()
     for name in names:
         try:
             rows.extend(_call_provider(_resolve(CLAIM_PROVIDERS[name]), root))
+            ran.add(name)
         except Exception as exc:
             if strict:
                 raise
             rows.append(ClaimRow(f"rows of provider {name!r}", str(CLAIM_PROVIDERS[name]), "—", "—",
                                  "provider failed", "INCONCLUSIVE", f"{type(exc).__name__}: {exc}"))
-    return rows
+    return [r for r in rows if r.details.get(PLACEHOLDER_KEY) not in ran]
 
 
 def spectral_claim_rows(runs_root: Path = RUNS_ROOT, group: str = "attn") -> list[ClaimRow]:
