@@ -386,11 +386,11 @@ CLAIM_PROVIDERS: dict[str, str | Callable[..., list[ClaimRow]]] = {
     "spectral": "verify.claims:spectral_claim_rows",
     "probes": "verify.claims:probe_claim_rows",
     "onset": "verify.claims:onset_claim_rows",
+    "li2": "verify.li2:claim_rows",
+    "backbone": "verify.backbone:claim_rows",
     # Other modules plug in with one line each, e.g.
-    # "li2": "verify.li2:claim_rows",
     # "lch": "verify.lch:claim_rows",
     # "modes": "verify.modes:claim_rows",
-    # "backbone": "verify.backbone:claim_rows",
 }
 
 
