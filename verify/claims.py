@@ -388,9 +388,8 @@ CLAIM_PROVIDERS: dict[str, str | Callable[..., list[ClaimRow]]] = {
     "onset": "verify.claims:onset_claim_rows",
     "li2": "verify.li2:claim_rows",
     "backbone": "verify.backbone:claim_rows",
-    # Other modules plug in with one line each, e.g.
-    # "lch": "verify.lch:claim_rows",
-    # "modes": "verify.modes:claim_rows",
+    "lch": "verify.lch:claim_rows",
+    "modes": "verify.modes:claim_rows",
 }
 
 

@@ -223,6 +223,7 @@ def definitions() -> None:
     import numerics  # noqa: F401 - registers the numerics definitions (α, d_crit)
     import verify.defect  # registers the defect-onset definitions
     import verify.grokking  # noqa: F401 - registers the grokking-step definitions
+    import verify.modes  # noqa: F401 - registers the functional-mode definitions
     from theory import registry
 
     rows = registry.table()
