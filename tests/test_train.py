@@ -325,5 +325,10 @@ def test_cli_sweep_any_grid(tmp_path) -> None:
     assert [r["file"] for r in rows] == [gz.name] and rows[0]["final_step"] == 20
     again = CliRunner().invoke(app, args)
     assert again.exit_code == 0 and json.loads((tmp_path / "sweep.json").read_text())["runs"][0]["final_step"] is None
+    # a later invocation for another seed keeps the earlier run in the one manifest
+    seed2 = [a if a != "1" else "2" for a in args]
+    assert CliRunner().invoke(app, seed2).exit_code == 0
+    files = [r["file"] for r in json.loads((tmp_path / "sweep.json").read_text())["runs"]]
+    assert files == [gz.name, "modular-sub-p23-wd0.5-s2.jsonl.gz"]
     res = CliRunner().invoke(app, [*args[:-3], "--grid", "lr=0.001,0.002", "--out", str(tmp_path / "x")])
     assert res.exit_code != 0 and "share run names" in str(res.exception)

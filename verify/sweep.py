@@ -59,6 +59,19 @@ def _run_one(cfg_json: str, path: str, device: str = "cpu", resume: bool = False
             "wall_s": round(result.wall_s, 2), "resumed_from": result.resumed_from}
 
 
+def _merged_rows(out: Path, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """This invocation's rows plus the earlier manifest's rows for runs still stored in ``out`` and not re-listed,
+    so a sweep run in several invocations (e.g. one seed at a time) keeps one manifest of every stored run."""
+    mine = {r["file"] for r in rows}
+    try:
+        earlier = json.loads((out / "sweep.json").read_text()).get("runs", [])
+    except (OSError, ValueError, AttributeError):
+        earlier = []
+    kept = [r for r in earlier
+            if isinstance(r, dict) and r.get("file") not in mine and (out / str(r.get("file"))).exists()]
+    return sorted(rows + kept, key=lambda r: r["file"])
+
+
 def run_sweep(
     cfgs: Sequence[RunConfig], out: str | Path, *, jobs: int = 2, progress: bool = True, device: str = "cpu"
 ) -> list[dict[str, Any]]:
@@ -94,7 +107,7 @@ def run_sweep(
     manifest = {
         "provenance": provenance({"n_runs": len(cfgs), "jobs": jobs, "device": device}),
         "wall_s_this_invocation": round(time.perf_counter() - t0, 1),
-        "runs": sorted(rows, key=lambda r: r["file"]),
+        "runs": _merged_rows(out, rows),
     }
     atomic_write_text(out / "sweep.json", json.dumps(manifest, indent=1) + "\n")
     return manifest["runs"]
