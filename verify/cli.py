@@ -222,8 +222,8 @@ def definitions() -> None:
     """List every registered definition variant with its source tag; the default is marked."""
     import numerics  # noqa: F401 - registers the numerics definitions (α, d_crit)
     import verify.defect  # registers the defect-onset definitions
-    import verify.grokking  # noqa: F401 - registers the grokking-step definitions
-    import verify.modes  # noqa: F401 - registers the functional-mode definitions
+    import verify.grokking  # registers the grokking-step definitions
+    import verify.modes  # noqa: F401 - registers the functional-mode definitions (binds the same `verify` name)
     from theory import registry
 
     rows = registry.table()
