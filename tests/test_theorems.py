@@ -161,7 +161,9 @@ def test_a_false_user_statement_is_caught_and_shrunk() -> None:
     """'The signal-weighted k* finds a planted gap' sounds right and is false: it prefers the top of the spectrum."""
     thm = Theorem("user.weighted_planted", "weighted k* = planted k*", "[user] §6.3",
                   planted_gap_windows(k=(1, 3), ratio=(3.0, 30.0)), _weighted_finds_planted_gap, expected=HOLDS)
-    r = run_theorem(thm, 200)
+    # generous budget: hypothesis mixes constants from every loaded module into its draws, so how soon the
+    # counterexample turns up depends on what the session imported (7-78 examples seen; none in 200 once)
+    r = run_theorem(thm, 2000)
     assert r.verdict == "FAIL" and r.counterexamples == 1
     case = r.example
     s = np.linalg.svd(case.X, compute_uv=False)

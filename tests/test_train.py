@@ -270,7 +270,7 @@ def test_streams_are_independent_and_plain_is_the_old_seeding() -> None:
 
 @pytest.mark.parametrize(("overrides", "message"), [
     ({"task": "sorting"}, "unknown task 'sorting'"),
-    ({"optimizer": "adam"}, "optimizer"),
+    ({"optimizer": "adagrad"}, "optimizer"),
     ({"train_fraction": 1.5}, "train_fraction"),
     ({"monitor": {"window": 1}}, "window"),
     ({"monitor": {"every": 0}}, "every"),

@@ -1148,7 +1148,8 @@ def _seed_for(theorem_id: str, seed: int) -> int:
 
 def run_theorem(thm: Theorem, max_examples: int, *, seed: int = 0) -> TheoremResult:
     """Run ``thm`` through hypothesis with ``max_examples`` (``HUNT_EXAMPLES`` at least when a counterexample is
-    expected). Deterministic for a given (theorem id, ``seed``, hypothesis version).
+    expected). Seeded by (theorem id, ``seed``); reproducible for a given hypothesis version and set of imported
+    modules (hypothesis mixes literal constants of the loaded source modules into its draws).
 
     The check is wrapped in a ``@given`` test under ``settings(max_examples, database=None, deadline=None,
     report_multiple_bugs=False, no explain phase, every health check suppressed)`` and ``hypothesis.seed``; the
