@@ -44,6 +44,7 @@ from numerics.layout import ParamLayout
 
 __all__ = [
     "LossFn",
+    "LossModule",
     "ablation_delta_loss",
     "adamw_split",
     "cross_entropy_loss",
@@ -235,8 +236,9 @@ def _probe(model: nn.Module, loss_fn: LossFn, batch: Any, v: Tensor | np.ndarray
     return h, G
 
 
-class _LossOf(nn.Module):
-    """``loss_fn(model, batch)`` as a module, so ``functional_call`` can substitute the model's parameters."""
+class LossModule(nn.Module):
+    """``loss_fn(model, batch)`` as a module, so ``functional_call`` can substitute the model's parameters (used
+    here and by the commutator defect, ``verify.defect``)."""
 
     def __init__(self, model: nn.Module, loss_fn: LossFn) -> None:
         super().__init__()
@@ -268,7 +270,7 @@ def ablation_delta_loss(
     params = _group_params(model, layout, group)
     names = layout.param_names(group)
     V, _ = _directions(v, params)
-    wrapper = _LossOf(model, loss_fn)
+    wrapper = LossModule(model, loss_fn)
     dloss, coef = np.zeros(V.shape[0]), np.zeros(V.shape[0])
     with _untouched(model, eval_mode), torch.no_grad():
         base = wrapper(batch)

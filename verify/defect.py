@@ -21,7 +21,7 @@ The onset detectors (registry quantity ``defect_onset``) take the defect series 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +30,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call
 
+from numerics.probes import LossFn, LossModule
 from theory.registry import get, register
 
 __all__ = [
@@ -41,20 +42,6 @@ __all__ = [
     "onset_step",
     "onset_sustained",
 ]
-
-LossFn = Callable[[nn.Module, Any], Tensor]
-
-
-class _LossModule(nn.Module):
-    """``loss_fn(model, batch)`` as a module, so ``functional_call`` can swap ``model``'s parameters."""
-
-    def __init__(self, model: nn.Module, loss_fn: LossFn) -> None:
-        super().__init__()
-        self.model = model
-        self.loss_fn = loss_fn
-
-    def forward(self, batch: Any) -> Tensor:
-        return self.loss_fn(self.model, batch)
 
 
 @contextlib.contextmanager
@@ -70,7 +57,7 @@ def _mode(model: nn.Module, train: bool) -> Iterator[None]:
             m.training = was
 
 
-def _grad(wrapper: _LossModule, theta: dict[str, Tensor], batch: Any) -> dict[str, Tensor]:
+def _grad(wrapper: LossModule, theta: dict[str, Tensor], batch: Any) -> dict[str, Tensor]:
     leaves = {n: t.detach().requires_grad_(True) for n, t in theta.items()}
     loss = functional_call(wrapper, {f"model.{n}": t for n, t in leaves.items()}, (batch,))
     grads = torch.autograd.grad(loss, list(leaves.values()), allow_unused=True)
@@ -98,7 +85,7 @@ def defect_delta(
 ) -> tuple[dict[str, Tensor], float, float, float]:
     """(δ = θ_AB − θ_BA per parameter name, ‖g_A(θ₀)‖, ‖g_B(θ₀)‖, the η used). The model is not modified."""
     theta0 = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
-    wrapper = _LossModule(model, loss_fn)
+    wrapper = LossModule(model, loss_fn)
     with _mode(model, train_mode):
         ga0, gb0 = _grad(wrapper, theta0, batch_a), _grad(wrapper, theta0, batch_b)
         na, nb = _norm(ga0), _norm(gb0)
