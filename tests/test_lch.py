@@ -333,3 +333,120 @@ def test_lch_without_the_spectral_monitor_is_an_error():
     cfg = _tiny(max_steps=10, lch={"every": 5, "window": 5, "n_probe": 8, "n_random": 2, "grad_batch": 8})
     with pytest.raises(SpectralEdgeError, match="spectral monitor"):
         train(cfg, progress=False)
+
+
+# --- the gradient window W = 1 and the W ablation ------------------------------------------------------------------
+
+
+def test_w1_direction_is_the_normalised_gradient_of_the_fixed_batch():
+    from numerics.errors import NonFiniteUpdateError, WindowTooSmallError, ZeroWindowError
+
+    model = _small_model()
+    x, y = _inputs()
+    names = attention_weight_names(model)
+    loss = lambda m, b: nn.functional.cross_entropy(m(b[0]), b[1])  # noqa: E731
+    win = GradientWindow(model, names, 1, (x, y), loss)
+    assert win.gram is None and win.w == 0 and win.sigma() == []
+    with pytest.raises(WindowTooSmallError, match="empty"):
+        win.directions(1)
+    win.push(model)
+    model.eval()
+    loss(model, (x, y)).backward()  # the brute-force twin: autograd's .grad, normalised
+    named = dict(model.named_parameters())
+    g = torch.cat([named[n].grad.reshape(-1) for n in win.names]).double()
+    for k in (1, 3):  # one direction only, whatever k
+        V = win.directions(k)
+        assert V.shape == (1, g.numel())
+        assert torch.allclose(V[0].double(), g / g.norm(), atol=1e-6)
+    assert win.w == 1 and win.sigma() == pytest.approx([float(g.norm())], rel=1e-5)
+    # the one-row window's SVD agrees: v_1 = g/‖g‖ up to sign, σ_1 = ‖g‖
+    _, S, Vt = np.linalg.svd(g.numpy()[None], full_matrices=False)
+    assert abs(float(V[0].double() @ torch.as_tensor(Vt[0]))) == pytest.approx(1.0, abs=1e-6)
+    assert win.sigma()[0] == pytest.approx(float(S[0]), rel=1e-5)
+    # a newer gradient replaces the old one (W = 1 keeps the latest only)
+    U = torch.randn(16, 16, generator=torch.Generator().manual_seed(2))
+    lin = _Linear(d=16)
+    w1 = GradientWindow(lin, ["attn.q_proj.weight"], 1, 2.0, _planted_loss(torch.ones(16, 16)))
+    w1.push(lin)
+    w1.loss_fn = _planted_loss(U)
+    w1.push(lin)
+    assert torch.allclose(w1.directions(1)[0], (U / U.norm()).reshape(-1), atol=1e-6)
+    w1.batch = 0.0
+    w1.push(lin)
+    with pytest.raises(ZeroWindowError):
+        w1.directions(1)
+    w1.batch = float("nan")
+    with pytest.raises(NonFiniteUpdateError):
+        w1.push(lin)
+
+
+@pytest.mark.parametrize("bad", [0, -3, 2.5, "x", None])
+def test_bad_gradient_windows_are_rejected_with_a_clear_error(bad):
+    from numerics.errors import WindowTooSmallError
+
+    with pytest.raises(ValueError, match=r"lch\.window"):
+        _tiny(lch={"every": 50, "window": bad})
+    if isinstance(bad, int):
+        with pytest.raises(WindowTooSmallError, match="W must be an integer ≥ 1"):
+            GradientWindow(_Linear(), ["attn.q_proj.weight"], bad, 1.0, _planted_loss(torch.ones(4, 4)))
+
+
+def test_gradient_window_is_independent_of_the_monitor_window():
+    cfg = _tiny(lch={"every": 50, "window": 1})  # k = 3 > W = 1 is fine: W = 1 has one direction by definition
+    assert cfg.lch.window == 1 and cfg.lch.k == 3 and cfg.monitor.window == 5
+    assert _tiny(lch={"every": 50, "window": 40, "k": 3}).lch.window == 40
+    with pytest.raises(ValueError, match="exceeds a window"):
+        _tiny(lch={"every": 50, "window": 2, "k": 3})
+
+
+def test_live_w1_run_measures_one_gradient_direction(tmp_path):
+    from verify.runner import spectral_monitor_factory
+    from verify.train import train
+
+    lch = {"every": 20, "grad_every": 5, "window": 1, "n_probe": 16, "n_random": 2, "grad_batch": 16,
+           "modes": "off"}
+    out = train(_tiny(max_steps=20, lch=lch), monitor_factory=spectral_monitor_factory(tmp_path / "w1.jsonl"),
+                progress=False)
+    recs = out.history.lch
+    assert [r["step"] for r in recs] == [0, 20]  # W = 1 has its direction from the first push on
+    for rec in recs:
+        assert rec["window"] == 1 and rec["w_grad"] == 1 and len(rec["R_grad"]) == 1
+        assert len(rec["sigma_grad"]) == 1 and rec["R_grad"][0] > 0
+
+
+def _store_w(root, sub, op, seed, W, r1s, step0=None):
+    d = root / sub
+    d.mkdir(parents=True, exist_ok=True)
+    cfg = {"task_config": {"op": op, "p": 97}, "init_seed": seed, "lch": {"window": W}}
+    with TrajectoryWriter(d / f"modular-{op}-p97-wd1-s{seed}.jsonl", provenance={"config": cfg}) as w:
+        if step0 is not None:  # a measurement the other windows do not have
+            w.write("lch", 0, group="attn", window=W, R_grad=[step0], R_update=None)
+        for i, r in enumerate(r1s):
+            w.write("lch", 100 * (i + 1), group="attn", window=W, R_grad=[r, 2 * r][:1 if W == 1 else 2],
+                    R_update=[5.0])
+        w.write("end", 300)
+
+
+def _window_row(root):
+    (row,) = [r for r in claim_rows(root) if "by window" in r.claim]
+    return row
+
+
+def test_window_row_pass_fail_and_inconclusive(tmp_path):
+    from verify.lch import peak_R1
+
+    assert peak_R1([{"R_grad": [3.0, 90.0]}, {"R_grad": None}, {"R_grad": [7.0]}]) == 7.0  # R_1 only, not max_k
+    assert _window_row(tmp_path).verdict == "INCONCLUSIVE"
+    _store_w(tmp_path, "lch", "add", 1, 20, [50.0, 200.0])
+    _store_w(tmp_path, "lch-window/w40", "add", 1, 40, [30.0, 100.0])
+    row = _window_row(tmp_path)
+    assert row.verdict == "INCONCLUSIVE" and "[20, 40]" in row.reason  # W = 1 missing
+    _store_w(tmp_path, "lch-window/w1", "add", 1, 1, [600.0, 10.0], step0=5000.0)  # step 0: not common, ignored
+    _store_w(tmp_path, "lch-window/w1", "mul", 7, 1, [900.0])  # no W = 20 / 40 partner: left out
+    row = _window_row(tmp_path)
+    assert row.verdict == "PASS" and "n = 1" in row.measured
+    assert row.details["peak_R1"]["add-s1"] == {1: 600.0, 20: 200.0, 40: 100.0}
+    assert f"{600 / 648:.2f}× claim" in row.measured and f"{100 / 140:.2f}× claim" in row.measured
+    _store_w(tmp_path, "lch-window/w40", "add", 1, 40, [30.0, 250.0])  # R(40) = 250 > R(20) = 200: order broken
+    row = _window_row(tmp_path)
+    assert row.verdict == "FAIL" and "order broken in add s1" in row.reason

@@ -141,7 +141,8 @@ class LCHConfig(_Cadence):
     functional modes along the update-SED v₁ (``verify.modes``). Draws come from their own diagnostics stream."""
 
     grad_every: int = Field(25, ge=1, description="steps between pushes of the fixed-batch gradient g(τ)")
-    window: int = Field(20, ge=2, description="W of the gradient window")
+    window: int = Field(20, ge=1, description="W of the gradient window (the gradient-SED v_k; independent of "
+                        "monitor.window, which gives the update-SED v_k); W = 1: v_1 = g/‖g‖ only [R]")
     k: int = Field(3, ge=1, description="K: directions v_1..v_K per estimator")
     n_random: int = Field(20, ge=1, description="Gaussian random directions of the baseline")
     n_probe: int = Field(1024, ge=1, description="|X|: probe inputs of the centroids")
@@ -243,7 +244,9 @@ class RunConfig(_Strict):
             if self.lch.group not in self.monitor.groups:
                 raise ValueError(f"lch.group={self.lch.group!r} must be a monitor group (update-SED directions come "
                                  f"from its window); monitor.groups = {self.monitor.groups}")
-            if self.lch.k > min(self.lch.window, self.monitor.window):
+            # a W = 1 gradient window has exactly one direction (g/‖g‖) whatever k: only W ≥ 2 must hold k of them
+            if self.lch.k > (self.monitor.window if self.lch.window == 1 else min(self.lch.window,
+                                                                                   self.monitor.window)):
                 raise ValueError(f"lch.k={self.lch.k} exceeds a window (lch.window={self.lch.window}, "
                                  f"monitor.window={self.monitor.window})")
             if self.checkpoint_every is not None:

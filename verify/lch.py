@@ -37,6 +37,7 @@ measurement is a trajectory record of type ``lch``. :func:`claim_rows` reads the
 from __future__ import annotations
 
 import contextlib
+import itertools
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -48,15 +49,23 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call
 
-from numerics.errors import ShapeMismatchError, SpectralEdgeError, WindowTooSmallError, ZeroWindowError
+from numerics.errors import (
+    NonFiniteUpdateError,
+    ShapeMismatchError,
+    SpectralEdgeError,
+    WindowTooSmallError,
+    ZeroWindowError,
+)
 from numerics.gram import RollingGram
 from numerics.layout import ParamLayout
 from verify.defect import _mode as _measurement_mode
 
 __all__ = [
     "CLAIMED_GRADIENT_RANGE",
+    "CLAIMED_R1_BY_WINDOW",
     "CLAIMED_UPDATE_RANGE",
     "LCH_RUNS",
+    "LCH_WINDOW_RUNS",
     "GradientWindow",
     "LCHProbe",
     "centred_directions",
@@ -68,8 +77,12 @@ __all__ = [
     "lch_generator",
     "lch_seed",
     "load_lch_runs",
+    "load_window_runs",
     "peak_R",
+    "peak_R1",
+    "run_window",
     "unit_directions",
+    "window_row",
 ]
 
 #: Claimed R_k peak ranges (spec §5, [P] 2604.25143): gradient SED 100–330×, update SED 3–9×.
@@ -211,20 +224,37 @@ def coupling(model: nn.Module, names: Sequence[str], directions: dict[str, Tenso
 class GradientWindow:
     """The rolling window of the last W gradients g(τ) = ∇_{θ_group} L(θ_τ; B) on one fixed batch B.
 
-    The gradients go through the same streaming Gram as the updates (``numerics.gram.RollingGram``, group
+    W ≥ 2: the gradients go through the same streaming Gram as the updates (``numerics.gram.RollingGram``, group
     ``group``); :meth:`directions` are its top-k right singular vectors v_j = Xᵀu_j/σ_j (unit, in the order of
     :attr:`names`). ``torch.autograd.grad`` is used, so ``.grad`` of the model is never touched.
+
+    W = 1 [R] (the note reports R_1 at W = 1 but does not define its direction): the one-row window X = gᵀ has the
+    single right singular vector v_1 = g/‖g‖, σ_1 = ‖g‖, and no v_2, v_3, … — so :meth:`directions` gives that one
+    row for any k ≥ 1. No Gram is built (RollingGram rightly refuses W < 2: a 1-row window has no spectral gap, and
+    none is needed here); the latest gradient alone is kept.
     """
 
     def __init__(self, model: nn.Module, names: Sequence[str], window: int, batch: Any, loss_fn: Any,
                  group: str = "attn") -> None:
-        self.group = group
+        if isinstance(window, bool) or not isinstance(window, int | np.integer) or window < 1:
+            raise WindowTooSmallError(f"the gradient window W must be an integer ≥ 1, got W = {window!r}")
+        self.group, self.W = group, int(window)
         self.layout = ParamLayout.from_model(model, {group: list(names)})
         self.names: list[str] = self.layout.param_names(group)
         first = _named(model, self.names)[0]
-        self.gram = RollingGram(window, self.layout.atom_sizes, self.layout.groups, dtype=torch.float32,
-                                device=first.device)
+        self.gram: RollingGram | None = None
+        self._latest: Tensor | None = None  # W = 1: the window's only row
+        if self.W >= 2:
+            self.gram = RollingGram(self.W, self.layout.atom_sizes, self.layout.groups, dtype=torch.float32,
+                                    device=first.device)
         self.batch, self.loss_fn = batch, loss_fn
+
+    @property
+    def w(self) -> int:
+        """Rows in the window now (≤ W)."""
+        if self.gram is not None:
+            return self.gram.w
+        return 0 if self._latest is None else 1
 
     def gradient(self, model: nn.Module) -> Tensor:
         """g = ∇_{θ_group} L(θ; B), flat in the order of :attr:`names` (eval mode, as the centroids)."""
@@ -234,14 +264,34 @@ class GradientWindow:
         return torch.cat([g.reshape(-1) for g in grads]).to(torch.float32)
 
     def push(self, model: nn.Module) -> None:
-        self.gram.push(self.gradient(model))
+        g = self.gradient(model)
+        if self.gram is not None:
+            self.gram.push(g)
+            return
+        if not bool(torch.isfinite(g).all()):
+            raise NonFiniteUpdateError("the gradient g(τ) has NaN/Inf entries; the W = 1 window is left as it was")
+        self._latest = g.detach().clone()
 
     def directions(self, k: int) -> Tensor:
-        """Top-k right singular vectors (k × P_group); raises WindowTooSmallError / ZeroWindowError when undefined."""
-        return self.gram.right_vectors(self.group, k)
+        """Top-k right singular vectors (k × P_group); raises WindowTooSmallError / ZeroWindowError when undefined.
+
+        W = 1: the single row g/‖g‖ (1 × P_group) for any k ≥ 1 [R].
+        """
+        if self.gram is not None:
+            return self.gram.right_vectors(self.group, k)
+        if k < 1:
+            raise WindowTooSmallError(f"directions needs k ≥ 1, got k = {k}")
+        if self._latest is None:
+            raise WindowTooSmallError("the W = 1 gradient window is empty: no gradient pushed yet")
+        norm = float(self._latest.double().norm())
+        if norm == 0.0:
+            raise ZeroWindowError("the gradient in the W = 1 window is zero: v_1 = g/‖g‖ undefined")
+        return (self._latest / norm)[None]
 
     def sigma(self) -> list[float]:
-        return self.gram.spectrum(self.group).sigma.tolist()
+        if self.gram is not None:
+            return self.gram.spectrum(self.group).sigma.tolist()
+        return [] if self._latest is None else [float(self._latest.double().norm())]
 
 
 def _cross_entropy(model: nn.Module, batch: tuple[Tensor, Tensor]) -> Tensor:
@@ -308,7 +358,7 @@ class LCHProbe:
         rand = unit_directions(lc.n_random, self.P, self.gen).to(self.x.device)
         rec = coupling(model, self.names, {"grad": V_grad, "update": V_upd}, self.x, self.y, rand,
                        eps_rel=lc.eps_rel, embedding=lc.embedding)
-        rec.update(group=lc.group, k=lc.k, window=lc.window, w_grad=self.window.gram.w,
+        rec.update(group=lc.group, k=lc.k, window=lc.window, w_grad=self.window.w,
                    w_update=self.monitor.gram.w, sigma_grad=self.window.sigma(), final=final)
         if V_upd is not None and (lc.modes == "all" or (lc.modes == "final" and final)):
             from verify.modes import mode_record
@@ -348,7 +398,8 @@ LCH_RUNS = Path(__file__).resolve().parent / "runs" / "lch"
 
 
 def load_lch_runs(root: str | Path = LCH_RUNS) -> list[dict[str, Any]]:
-    """One dict per stored run: ``name``, ``op``, ``seed``, ``grok_step``, ``records`` (the ``lch`` records)."""
+    """One dict per stored run: ``name``, ``op``, ``seed``, ``grok_step``, ``records`` (the ``lch`` records),
+    ``lch_window`` (the configured gradient window W)."""
     from numerics.trajectory import read_trajectory
 
     root = Path(root)
@@ -365,7 +416,8 @@ def load_lch_runs(root: str | Path = LCH_RUNS) -> list[dict[str, Any]]:
         grok = next((int(r["step"]) for r in evals if r["test_acc"] >= thr), None)
         out.append({"name": path.name.split(".jsonl")[0], "op": tc.get("op"), "seed": cfg.get("init_seed"),
                     "weight_decay": cfg.get("weight_decay"), "grok_step": grok, "records": recs,
-                    "final_test_acc": evals[-1]["test_acc"] if evals else None})
+                    "final_test_acc": evals[-1]["test_acc"] if evals else None,
+                    "lch_window": (cfg.get("lch") or {}).get("window")})
     return out
 
 
@@ -373,6 +425,98 @@ def peak_R(records: Sequence[dict[str, Any]], key: str) -> float | None:
     """max over measurements and k of R_k for ``key`` (``grad`` or ``update``); None when never measured."""
     vals = [max(r[f"R_{key}"]) for r in records if r.get(f"R_{key}")]
     return max(vals) if vals else None
+
+
+#: Stored W-ablation runs (gradient window W ≠ 20, one sub-directory per W; the W = 20 runs are :data:`LCH_RUNS`).
+LCH_WINDOW_RUNS = LCH_RUNS.parent / "lch-window"
+
+#: Claimed gradient-SED R_1 by gradient window W (spec §5, [P] 2604.25143).
+CLAIMED_R1_BY_WINDOW: dict[int, float] = {1: 648.0, 20: 212.0, 40: 140.0}
+
+
+def peak_R1(records: Sequence[dict[str, Any]], key: str = "grad", steps: set[int] | None = None) -> float | None:
+    """max over measurements (at ``steps`` only, if given) of R_1 (the top direction only) for ``key``; None when
+    never measured."""
+    vals = [r[f"R_{key}"][0] for r in records if r.get(f"R_{key}") and (steps is None or r["step"] in steps)]
+    return max(vals) if vals else None
+
+
+def _measured_steps(records: Sequence[dict[str, Any]], key: str = "grad") -> set[int]:
+    return {int(r["step"]) for r in records if r.get(f"R_{key}")}
+
+
+def run_window(run: dict[str, Any]) -> int | None:
+    """The gradient window W of a loaded run: the ``window`` of its lch records, else its config's ``lch.window``."""
+    ws = {r["window"] for r in run["records"] if r.get("window") is not None}
+    if len(ws) > 1:
+        raise SpectralEdgeError(f"run {run['name']} mixes gradient windows {sorted(ws)}")
+    if ws:
+        return int(ws.pop())
+    return None if run.get("lch_window") is None else int(run["lch_window"])
+
+
+def load_window_runs(root: str | Path = LCH_WINDOW_RUNS) -> list[dict[str, Any]]:
+    """The finished LCH runs under ``root`` and its direct sub-directories (``w1/``, ``w40/``, …)."""
+    root = Path(root)
+    if not root.exists():
+        return []
+    dirs = [root, *sorted(d for d in root.iterdir() if d.is_dir())]
+    return [r for d in dirs for r in load_lch_runs(d)]
+
+
+_WINDOW_CLAIM = "gradient-SED R_1 by window W (W = 1: 648, W = 20: 212, W = 40: 140)"
+
+
+def window_row(w20_runs: Sequence[dict[str, Any]], ablation_runs: Sequence[dict[str, Any]]) -> Any:
+    """The W-ablation row: peak R_1 of the gradient SED at W = 1, 20, 40 for the same (op, seed).
+
+    W = 20 comes from ``w20_runs`` (the main set), W = 1 and 40 from ``ablation_runs``; only (op, seed) with all three
+    windows count, and the peak is taken over the steps measured in all three (the training runs are identical —
+    measuring never changes them — but a W = 1 window already has its direction at step 0, W ≥ 2 ones do not).
+
+    Criterion, fixed before the runs were looked at: PASS iff R_1(W=1) > R_1(W=20) > R_1(W=40) in every matched
+    run (the claim's qualitative content: the coupling falls as the window grows), FAIL if that order breaks in
+    some run, INCONCLUSIVE with no matched run. The ratios to 648 / 212 / 140 are reported, not scored
+    (absolute R depends on the random baseline's scale in each setup).
+    """
+    from verify.claims import ClaimRow
+
+    src, ver, claimed = "P (2604.25143)", "gradient-SED note", "648 / 212 / 140"
+    recs: dict[tuple[Any, Any], dict[int, Sequence[dict[str, Any]]]] = {}
+    for runs, allowed in ((w20_runs, {20}), (ablation_runs, set(CLAIMED_R1_BY_WINDOW) - {20})):
+        for r in runs:
+            W = run_window(r)
+            if W in allowed and _measured_steps(r["records"]) and r["op"] is not None:
+                recs.setdefault((r["op"], r["seed"]), {})[W] = r["records"]
+    Ws = sorted(CLAIMED_R1_BY_WINDOW)
+    by_run = {key: {W: 0.0 for W in v} for key, v in recs.items()}  # the windows present (for the message)
+    matched: dict[tuple[Any, Any], dict[int, float]] = {}
+    for key, v in sorted(recs.items(), key=str):
+        if not set(Ws) <= set(v):
+            continue
+        common = set.intersection(*(_measured_steps(v[W]) for W in Ws))
+        peaks = {W: peak_R1(v[W], steps=common) for W in Ws}
+        if all(pk is not None for pk in peaks.values()):
+            matched[key] = {W: float(pk) for W, pk in peaks.items() if pk is not None}
+    if not matched:
+        have = sorted({W for v in by_run.values() for W in v})
+        return ClaimRow(_WINDOW_CLAIM, src, ver, claimed, "—", "INCONCLUSIVE",
+                        f"no (op, seed) measured at all of W = {Ws} at common steps (windows stored: "
+                        f"{have or 'none'})")
+    ordered = {key: all(v[a] > v[b] for a, b in itertools.pairwise(Ws)) for key, v in matched.items()}
+    parts = []
+    for (op, seed), v in matched.items():
+        vals = ", ".join(f"W = {W}: {v[W]:.3g} ({v[W] / CLAIMED_R1_BY_WINDOW[W]:.2f}× claim)" for W in Ws)
+        parts.append(f"{op} s{seed}: {vals}")
+    measured = "peak R_1 " + "; ".join(parts) + f" (n = {len(matched)})"
+    ok = all(ordered.values())
+    broken = [f"{op} s{seed}" for (op, seed), good in ordered.items() if not good]
+    reason = ("criterion: peak R_1(W=1) > R_1(W=20) > R_1(W=40) in every matched (op, seed), peaks over the steps "
+              "measured at all three W; "
+              + (f"holds in {len(matched)}/{len(matched)}" if ok else "order broken in " + ", ".join(broken))
+              + "; ratios to 648 / 212 / 140 reported, not scored")
+    return ClaimRow(_WINDOW_CLAIM, src, ver, claimed, measured, "PASS" if ok else "FAIL", reason,
+                    details={"peak_R1": {f"{op}-s{seed}": v for (op, seed), v in matched.items()}})
 
 
 _OP_COLOURS = {"add": "tab:blue", "sub": "tab:orange", "mul": "tab:green", "x2_y2": "tab:red"}
@@ -413,11 +557,13 @@ def claim_rows(runs_root: str | Path | None = None) -> list[Any]:
     Rows: (1) gradient-SED R_k peaks 100–330× per op; (2) update-SED R_k peaks 3–9×; (3) gradient SED couples more
     strongly than update SED. Verdicts, criteria fixed before looking at the runs: (1) PASS if the median over seeds
     of the peak R_k lies in [100, 330] for every op, FAIL if outside for some op; (2) the same with [3, 9];
-    (3) PASS if the gradient peak exceeds the update peak in every run. No runs: INCONCLUSIVE.
+    (3) PASS if the gradient peak exceeds the update peak in every run. No runs: INCONCLUSIVE. (4) the W ablation,
+    :func:`window_row` (W = 1, 40 from ``runs_root/lch-window``, default :data:`LCH_WINDOW_RUNS`).
     """
     from verify.claims import ClaimRow
 
     root = Path(runs_root) / "lch" if runs_root is not None else LCH_RUNS
+    window_root = Path(runs_root) / "lch-window" if runs_root is not None else LCH_WINDOW_RUNS
     runs = [r for r in load_lch_runs(root) if r["op"] in ("add", "sub", "mul", "x2_y2")] if root.exists() else []
     src, ver = "P (2604.25143)", "gradient-SED note"
     if not runs:
@@ -425,8 +571,8 @@ def claim_rows(runs_root: str | Path | None = None) -> list[Any]:
         return [ClaimRow(c, src, ver, v, "—", "INCONCLUSIVE", why) for c, v in (
             ("gradient-SED LCH coupling R_k peaks per op (W = 20, K = 3)", "100–330×"),
             ("update-SED LCH coupling R_k peaks", "3–9×"),
-            ("gradient SED couples more strongly than update SED", "100–330× vs 3–9×"),
-            ("gradient-SED R_1 by window W (W = 1: 648, W = 20: 212, W = 40: 140)", "648 / 212 / 140"))]
+            ("gradient SED couples more strongly than update SED", "100–330× vs 3–9×"))] + [
+            window_row([], load_window_runs(window_root))]
     rows = []
     for key, (lo, hi), claim in (("grad", CLAIMED_GRADIENT_RANGE,
                                   "gradient-SED LCH coupling R_k peaks per op (W = 20, K = 3)"),
@@ -461,7 +607,5 @@ def claim_rows(runs_root: str | Path | None = None) -> list[Any]:
                              f"criterion: gradient peak > update peak in every run; {sum(g > u for g, u, _ in pairs)}"
                              f"/{len(pairs)} runs", details={"ratios": dict(zip([n for *_, n in pairs], ratios,
                                                                                  strict=True))}))
-    rows.append(ClaimRow("gradient-SED R_1 by window W (W = 1: 648, W = 20: 212, W = 40: 140)", src, ver,
-                         "648 / 212 / 140", "—", "INCONCLUSIVE",
-                         "the W ablation is not measured: the stored runs use W = 20 only"))
+    rows.append(window_row(runs, load_window_runs(window_root)))
     return rows
