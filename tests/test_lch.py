@@ -446,6 +446,7 @@ def test_window_row_pass_fail_and_inconclusive(tmp_path):
     row = _window_row(tmp_path)
     assert row.verdict == "PASS" and "n = 1" in row.measured
     assert row.details["peak_R1"]["add-s1"] == {1: 600.0, 20: 200.0, 40: 100.0}
+    assert row.details["peak_max_k_R"]["add-s1"] == {1: 600.0, 20: 400.0, 40: 200.0}  # R_2 = 2·R_1 planted
     assert f"{600 / 648:.2f}× claim" in row.measured and f"{100 / 140:.2f}× claim" in row.measured
     _store_w(tmp_path, "lch-window/w40", "add", 1, 40, [30.0, 250.0])  # R(40) = 250 > R(20) = 200: order broken
     row = _window_row(tmp_path)
