@@ -53,6 +53,7 @@ __all__ = [
     "gradient_projection",
     "group_coordinates",
     "hessian_curvature",
+    "measurement_mode",
     "split_fractions",
 ]
 
@@ -138,21 +139,32 @@ def _dot(xs: list[Tensor | None], ys: list[Tensor]) -> Tensor:
 
 
 @contextlib.contextmanager
-def _untouched(model: nn.Module, eval_mode: bool) -> Iterator[None]:
-    """Run a probe with grad enabled, in eval mode if asked; restore every module's mode and every ``.grad``."""
+def measurement_mode(model: nn.Module, train: bool | None) -> Iterator[None]:
+    """A measurement's context: grad enabled (measurements may run inside no_grad code, e.g. an optimizer hook),
+    the model in train (``True``) or eval (``False``) mode, or left as it is (``None``); every submodule's mode is
+    restored on exit, also on error. Shared by the probes, the commutator defect and the LCH coupling."""
     modes = [(m, m.training) for m in model.modules()]
-    grads = [(p, p.grad) for p in model.parameters()]
-    if eval_mode:
-        model.eval()
+    if train is not None:
+        model.train(train)
     try:
-        # enable_grad: probes may be called from no_grad code (an optimizer hook). The math SDPA kernel: the fused
-        # flash / memory-efficient attention kernels have no double backward; the math one computes the same
-        # function and is twice differentiable (used for G as well, so G agrees between all probe functions).
-        with torch.enable_grad(), sdpa_kernel(SDPBackend.MATH):
+        with torch.enable_grad():
             yield
     finally:
         for m, was in modes:
             m.training = was
+
+
+@contextlib.contextmanager
+def _untouched(model: nn.Module, eval_mode: bool) -> Iterator[None]:
+    """Run a probe with grad enabled, in eval mode if asked; restore every module's mode and every ``.grad``."""
+    grads = [(p, p.grad) for p in model.parameters()]
+    try:
+        # The math SDPA kernel: the fused flash / memory-efficient attention kernels have no double backward; the
+        # math one computes the same function and is twice differentiable (used for G as well, so G agrees between
+        # all probe functions).
+        with measurement_mode(model, False if eval_mode else None), sdpa_kernel(SDPBackend.MATH):
+            yield
+    finally:
         for p, gr in grads:
             p.grad = gr
 

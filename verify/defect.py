@@ -20,8 +20,7 @@ The onset detectors (registry quantity ``defect_onset``) take the defect series 
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,7 +29,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call
 
-from numerics.probes import LossFn, LossModule
+from numerics.probes import LossFn, LossModule, measurement_mode
 from theory.registry import get, register
 
 __all__ = [
@@ -42,19 +41,6 @@ __all__ = [
     "onset_step",
     "onset_sustained",
 ]
-
-
-@contextlib.contextmanager
-def _mode(model: nn.Module, train: bool) -> Iterator[None]:
-    """Set train/eval for the measurement; restore every submodule's flag afterwards."""
-    modes = [(m, m.training) for m in model.modules()]
-    model.train(train)
-    try:
-        with torch.enable_grad():
-            yield
-    finally:
-        for m, was in modes:
-            m.training = was
 
 
 def _grad(wrapper: LossModule, theta: dict[str, Tensor], batch: Any) -> dict[str, Tensor]:
@@ -86,7 +72,7 @@ def defect_delta(
     """(δ = θ_AB − θ_BA per parameter name, ‖g_A(θ₀)‖, ‖g_B(θ₀)‖, the η used). The model is not modified."""
     theta0 = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
     wrapper = LossModule(model, loss_fn)
-    with _mode(model, train_mode):
+    with measurement_mode(model, train_mode):
         ga0, gb0 = _grad(wrapper, theta0, batch_a), _grad(wrapper, theta0, batch_b)
         na, nb = _norm(ga0), _norm(gb0)
         if adaptive_eta and min(eta * na, eta * nb) < eta_floor:  # dyck_scan commutator_analysis.py

@@ -59,7 +59,7 @@ from numerics.errors import (
 )
 from numerics.gram import RollingGram
 from numerics.layout import ParamLayout
-from verify.defect import _mode as _measurement_mode
+from numerics.probes import measurement_mode
 
 __all__ = [
     "CLAIMED_GRADIENT_RANGE",
@@ -113,7 +113,7 @@ def lch_generator(diag_seed: int, scheme: str = "derived") -> torch.Generator:
 
 def _eval(model: nn.Module) -> contextlib.AbstractContextManager[None]:
     """Eval mode and grad enabled inside; every submodule's mode restored on exit (the commutator defect's)."""
-    return _measurement_mode(model, False)
+    return measurement_mode(model, False)
 
 
 def _embedding_module(model: nn.Module, name: str) -> nn.Module:
