@@ -20,8 +20,8 @@ import torch
 import torch.nn.functional as F
 
 from numerics.monitor import SpectralMonitor
-from verify.config import preset
-from verify.runner import monitor_groups
+from verify.harness.config import preset
+from verify.harness.runner import monitor_groups
 from verify.tasks.modular import build_model, make_dataset
 
 STEPS = 40

@@ -31,7 +31,7 @@ def all_reduce_sum(t: Tensor, group: object | None) -> Tensor:
     """In-place sum of `t` over the ranks of `group` (returns `t`); a no-op when `group` is None."""
     if group is None:
         return t
-    import torch.distributed as dist
+    import torch.distributed as dist  # local: only multi-process runs need the distributed backend
 
     dist.all_reduce(t, op=dist.ReduceOp.SUM, group=group)
     return t
@@ -58,7 +58,7 @@ def all_reduce_max(t: Tensor, group: object | None) -> Tensor:
     """In-place elementwise maximum of `t` over the ranks of `group`."""
     if group is None:
         return t
-    import torch.distributed as dist
+    import torch.distributed as dist  # local: only multi-process runs need the distributed backend
 
     dist.all_reduce(t, op=dist.ReduceOp.MAX, group=group)
     return t

@@ -139,6 +139,8 @@ class SpectralMonitor:
         self._cur = torch.empty_like(self._prev)
         self._take_snapshot(self._prev)
         self.step = 0
+        #: group → the last spectrum record written (what measurements read instead of recomputing the spectrum)
+        self.latest: dict[str, dict[str, Any]] = {}
         self.callbacks = list(callbacks)
         self.keep_records = keep_records
         self.records: list[dict[str, Any]] = []
@@ -196,6 +198,7 @@ class SpectralMonitor:
             if self._writer is not None:
                 self._writer.write("spectrum", self.step, **rec)
             full = {"type": "spectrum", "step": self.step, **rec}
+            self.latest[group] = full
             if self.keep_records:
                 self.records.append(full)
             for cb in self.callbacks:
@@ -284,4 +287,7 @@ class SpectralMonitor:
         self.step = int(state["step"])
         self._prev.copy_(state["prev"])
         self.gram.load_state_dict(state["gram"])
+        # the last records again, from the restored window (its Gram is all they depend on); nothing is written
+        self.latest = {g: {"type": "spectrum", "step": self.step, **rec} for g in self.layout.groups
+                       if (rec := self._spectrum_record(g)) is not None}
         self.event("resume")

@@ -45,7 +45,7 @@ def git_commit(cwd: str | Path | None = None) -> dict[str, Any]:
 def _device_description(device: Any) -> dict[str, Any]:
     desc: dict[str, Any] = {"device": str(device), "machine": platform.machine(), "platform": platform.platform()}
     try:
-        import torch
+        import torch  # local: provenance must work (and say so) where torch is absent
 
         desc["torch_threads"] = torch.get_num_threads()
         if str(device).startswith("cuda") and torch.cuda.is_available():

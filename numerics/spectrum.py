@@ -311,7 +311,7 @@ def spectrum_from_updates(X: Any, *, kstar: str = "argmax") -> Spectrum:
     A convenience for tests and small data: it copies X to float64. Streaming use goes through numerics/gram.py.
     """
     if _is_torch(X):
-        import torch
+        import torch  # local: the spectrum itself is numpy; only torch inputs need torch
 
         if X.ndim != 2:
             raise ShapeMismatchError(f"X must be a 2-D w×P matrix of updates, got shape {tuple(X.shape)}")
@@ -351,7 +351,7 @@ def right_vectors(X: Any, spec: Spectrum, k: int) -> Any:
         )
     coef = spec.u[:, :k] / spec.sigma[:k]
     if _is_torch(X):
-        import torch
+        import torch  # local: the spectrum itself is numpy; only torch inputs need torch
 
         if not bool(torch.isfinite(X).all()):
             raise NonFiniteUpdateError("X contains NaN or Inf; an update in the window is not finite")

@@ -32,6 +32,7 @@ from typing import IO, Any
 
 import numpy as np
 
+from numerics.atomic import atomic_write_bytes
 from numerics.errors import TrajectoryError
 
 __all__ = ["SCHEMA", "SCHEMA_VERSION", "Trajectory", "TrajectoryWriter", "compress_trajectory", "read_trajectory"]
@@ -236,8 +237,6 @@ def compress_trajectory(path: str | os.PathLike[str], *, remove: bool = True) ->
 
     Stored runs (``verify/runs/``) are kept compressed: the JSON text of spectra compresses about 4x.
     """
-    from numerics.atomic import atomic_write_bytes
-
     p = Path(path)
     read_trajectory(p)  # never archive a corrupt file
     target = atomic_write_bytes(p.with_name(p.name + ".gz"), gzip.compress(p.read_bytes(), mtime=0))

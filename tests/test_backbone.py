@@ -1,6 +1,6 @@
-"""Backbone PCA (numerics.backbone, verify.backbone): the Gram route against a brute-force numpy SVD of the stacked
-row-normalised displacements, planted pure drift, the streaming tracker, bad input, and live runs (records in the
-trajectory, measurement never changes training, resume continues the same Gram)."""
+"""Backbone PCA (numerics.backbone, verify.studies.backbone): the Gram route against a brute-force numpy SVD of the
+stacked row-normalised displacements, planted pure drift, the streaming tracker, bad input, and live runs (records in
+the trajectory, measurement never changes training, resume continues the same Gram)."""
 
 from __future__ import annotations
 
@@ -16,10 +16,10 @@ from hypothesis import strategies as st
 from numerics.backbone import BackboneTracker, backbone_from_gram, gram_from_rows, trunk_weight_names
 from numerics.errors import NonFiniteUpdateError, ShapeMismatchError, ZeroWindowError
 from numerics.trajectory import read_trajectory
-from verify.backbone import backbone_of, claim_rows, three_phase
-from verify.config import preset
-from verify.runner import train_with_monitor
-from verify.train import train
+from verify.harness.config import preset
+from verify.harness.loop import train
+from verify.harness.runner import train_with_monitor
+from verify.studies.backbone import backbone_of, claim_rows, three_phase
 
 
 def brute_force(D: np.ndarray) -> dict[str, Any]:
@@ -202,7 +202,7 @@ def test_live_run_records_the_backbone(tmp_path: Path) -> None:
     p1 = dict(result.model.named_parameters())
     d = torch.cat([(p1[n] - p0[n]).detach().reshape(-1).double() for n in names])
     assert recs[-1]["norm"] == pytest.approx(float(d.norm()), rel=1e-6)
-    spec = backbone_of(t, "trunk")
+    spec = backbone_of(path, "trunk")
     assert spec.n == 8 and 0 < spec.pc1_share <= 1
     # measuring never changes training: same final parameters without the tracker
     plain = train(cfg.with_overrides(backbone={"every": None}), progress=False)
@@ -257,10 +257,11 @@ RUNS = Path(__file__).resolve().parents[1] / "verify" / "runs"
 
 @pytest.mark.parametrize("kind", ["gpt2", "backbone"])
 def test_stored_manifest_matches_files(kind: str) -> None:
-    """runs.json lists every stored run of verify.backbone.store_runs; its numbers are re-derived from the files."""
+    """runs.json lists every stored run of verify.studies.backbone.store_runs; its numbers are re-derived from the
+    files."""
     import json
 
-    from verify.backbone import stored_run_configs
+    from verify.studies.backbone import stored_run_configs
     from verify.summary import summarise
 
     rows = json.loads((RUNS / kind / "runs.json").read_text())["runs"]
@@ -287,3 +288,17 @@ def test_stored_rows_rederive_from_the_files() -> None:
             assert f"{100 * spec.pc1_share:.1f}%" in row.measured
             ok.append(lo <= spec.pc1_share <= hi + 1e-12)
         assert row.verdict == ("PASS" if all(ok) else "FAIL")
+
+
+def test_store_runs_command_and_the_recorded_command() -> None:
+    """The driver is ``spectral-edge store-runs`` (no study has a command line of its own); the stored runs'
+    recorded ``python -m verify.backbone gpt2 backbone`` regenerates as that command."""
+    from typer.testing import CliRunner
+
+    from verify.cli import app
+    from verify.store import regeneration_command
+
+    bad = CliRunner().invoke(app, ["store-runs", "gpt3"])
+    assert bad.exit_code != 0 and "gpt2, backbone" in bad.output
+    for kind in ("gpt2", "backbone"):
+        assert regeneration_command(kind) == "spectral-edge store-runs gpt2 backbone"

@@ -31,7 +31,7 @@ from urllib.parse import unquote, urlparse
 import pytest
 
 from numerics.trajectory import SCHEMA, SCHEMA_VERSION
-from verify.book_data import StoredRunError, load_runs, regeneration_command, run_files
+from verify.store import StoredRunError, load_stored, regeneration_command, run_files
 
 ROOT = Path(__file__).resolve().parents[1]
 BOOK = ROOT / "book"
@@ -296,33 +296,33 @@ def test_missing_and_stale_runs_name_the_file_and_the_command(tmp_path: Path) ->
     d.mkdir()
     _write_run(d / "a.jsonl.gz")
     _sweep(d, {"a.jsonl.gz": 200})
-    assert len(load_runs(d)) == 1
+    assert len(load_stored(d)) == 1
     cmd = regeneration_command(d)
     assert cmd.startswith("spectral-edge sweep modular --preset tiny")
     # listed in sweep.json but missing
     _sweep(d, {"a.jsonl.gz": 200, "b.jsonl.gz": 200})
     with pytest.raises(StoredRunError, match=r"b\.jsonl\.gz.*regenerate with: spectral-edge sweep modular"):
-        load_runs(d)
+        load_stored(d)
     # present but not listed (another sweep invocation wrote it): read, not refused
     _sweep(d, {})
-    assert list(load_runs(d).runs) == ["a"]
+    assert list(load_stored(d).runs) == ["a"]
     # final step disagrees with the manifest
     _sweep(d, {"a.jsonl.gz": 300})
     with pytest.raises(StoredRunError, match=r"a\.jsonl\.gz ends at step 200 but .*final_step 300"):
-        load_runs(d)
+        load_stored(d)
     # unfinished run
     _write_run(d / "a.jsonl.gz", end=None)
     _sweep(d, {"a.jsonl.gz": 200})
-    with pytest.raises(StoredRunError, match=r"a\.jsonl\.gz has no 'end' record"):
-        load_runs(d)
+    with pytest.raises(StoredRunError, match=r"a\.jsonl\.gz is unfinished \(no final 'end' record\)"):
+        load_stored(d)
     # older schema version (read_trajectory itself refuses newer ones)
     _write_run(d / "a.jsonl.gz", version=0)
     with pytest.raises(StoredRunError, match=r"schema version 0.*delete it and regenerate"):
-        load_runs(d)
+        load_stored(d)
     # corrupt file
     (d / "a.jsonl.gz").write_bytes(b"not gzip")
     with pytest.raises(StoredRunError, match=r"a\.jsonl\.gz.*regenerate with"):
-        load_runs(d)
+        load_stored(d)
 
 
 _PAGE = """---
@@ -337,8 +337,8 @@ kernelspec:
 # Needs a stored run
 
 ```{{code-cell}} ipython3
-from verify.book_data import load_runs
-load_runs({directory!r})
+from verify.store import load_stored
+load_stored({directory!r})
 ```
 """
 

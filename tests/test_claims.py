@@ -1,16 +1,25 @@
-"""The claims table (verify.claims): a synthetic set with known verdicts, and the stored runs when present."""
+"""The claims table: the spectral rows (verify.studies.spectral), the probe rows (verify.studies.probes) and the
+onset row (verify.studies.onset) on synthetic runs with known verdicts and on the stored runs when present; the
+provider registry and writers of the claims kernel (verify.claims)."""
 
 from __future__ import annotations
 
 import json
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
 from tests.test_onset import write_run
-from verify.claims import VERDICTS, ClaimRow, claims_table, load_claim_runs, to_markdown, write_claims
+from verify.claims import VERDICTS, ClaimRow, to_markdown, write_claims
+from verify.stats import wilson_interval
+from verify.studies.onset import claim_rows as onset_claim_rows
+from verify.studies.probes import ProbeRun, gap_flow_pairs, gap_restoring_row, load_probe_runs
+from verify.studies.probes import claim_rows as probe_claim_rows
+from verify.studies.spectral import claims_table, load_claim_runs
 
 STORED = Path(__file__).resolve().parents[1] / "verify" / "runs" / "modular"
 
@@ -51,6 +60,17 @@ def test_no_grokking_runs_is_inconclusive(tmp_path: Path) -> None:
     assert [r.verdict for r in rows] == ["INCONCLUSIVE"]
 
 
+def test_markdown_table_is_the_one_writer() -> None:
+    """The claims table is ``verify.report.markdown_table``: cells escape '|' and flatten line breaks."""
+    from verify.report import markdown_table
+
+    row = ClaimRow("a | b", "s", "v", "x", "1\n2", "PASS", "r")
+    assert to_markdown([row]) == markdown_table(
+        ["claim", "source", "version", "claimed", "measured", "verdict", "reason"],
+        [["a | b", "s", "v", "x", "1\n2", "**PASS**", "r"]]) + "\n"
+    assert "| a \\| b | s | v | x | 1 2 | **PASS** | r |" in to_markdown([row])
+
+
 def test_bad_verdict_rejected() -> None:
     with pytest.raises(ValueError, match="verdict"):
         ClaimRow("c", "s", "v", "x", "y", "MAYBE", "r")
@@ -79,17 +99,29 @@ def _two_rows(runs_root: Path) -> list[ClaimRow]:
             ClaimRow("planted B", "[S]", "—", "x", "y", "FAIL", "r")]
 
 
-def test_provider_registry_plugs_in_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture
+def registry() -> Iterator[dict[str, Any]]:
+    """The claims-provider registry, restored after the test (``register_claims`` adds to it in place)."""
     from verify import claims
 
-    monkeypatch.setattr(claims, "CLAIM_PROVIDERS", dict(claims.CLAIM_PROVIDERS))
+    saved = dict(claims.CLAIM_PROVIDERS)
+    yield claims.CLAIM_PROVIDERS
+    claims.CLAIM_PROVIDERS.clear()
+    claims.CLAIM_PROVIDERS.update(saved)
+
+
+@pytest.mark.usefixtures("registry")
+def test_provider_registry_plugs_in_one_line(tmp_path: Path) -> None:
+    from verify import claims
+
     claims.register_claims("planted", _two_rows)
-    claims.register_claims("arrays", lambda: [ClaimRow("planted D", "[S]", "—", "x", "y", "PASS", "r",
+    claims.register_claims("arrays", lambda root: [ClaimRow("planted D", "[S]", "—", "x", "y", "PASS", "r",
                                                        {"a": np.arange(3), "b": np.float32(1.5), "c": np.bool_(1)})])
     assert json.loads(claims.to_json(claims.all_claims(tmp_path, only=["arrays"], strict=True)))[0]["details"] == {
         "a": [0, 1, 2], "b": 1.5, "c": True}
-    claims.register_claims("no_args", lambda: [ClaimRow("planted C", "[S]", "—", "x", "y", "INCONCLUSIVE", "r")])
-    rows = claims.all_claims(tmp_path, only=["planted", "no_args"])
+    claims.register_claims("one_line", lambda root: [ClaimRow("planted C", "[S]", "—", "x", "y", "INCONCLUSIVE",
+                                                              "r")])
+    rows = claims.all_claims(tmp_path, only=["planted", "one_line"])
     assert [r.claim for r in rows] == ["planted A", "planted B", "planted C"]
     assert rows[0].measured == f"root {tmp_path.name}"  # the provider was given the run root
     _md, js = write_claims(rows, tmp_path / "out")
@@ -99,11 +131,10 @@ def test_provider_registry_plugs_in_one_line(tmp_path: Path, monkeypatch: pytest
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 1000
 
 
-def test_broken_provider_is_a_named_row_or_raises_when_strict(tmp_path: Path,
-                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.usefixtures("registry")
+def test_broken_provider_is_a_named_row_or_raises_when_strict(tmp_path: Path) -> None:
     from verify import claims
 
-    monkeypatch.setattr(claims, "CLAIM_PROVIDERS", dict(claims.CLAIM_PROVIDERS))
     claims.register_claims("missing", "verify.no_such_module:claim_rows")
     rows = claims.all_claims(tmp_path, only=["missing"])
     assert len(rows) == 1 and rows[0].verdict == "INCONCLUSIVE" and "no_such_module" in rows[0].reason
@@ -111,8 +142,8 @@ def test_broken_provider_is_a_named_row_or_raises_when_strict(tmp_path: Path,
         claims.all_claims(tmp_path, only=["missing"], strict=True)
     with pytest.raises(ValueError, match="unknown claims provider"):
         claims.all_claims(tmp_path, only=["nope"])
-    with pytest.raises(ValueError, match="module:function"):
-        claims.register_claims("bad", "verify.li2")
+    with pytest.raises(ValueError, match=r"expected .module:"):
+        claims.register_claims("bad", "verify.studies.li2")
     claims.register_claims("wrong_type", lambda root: ["not a row"])
     with pytest.raises(TypeError, match="not ClaimRow"):
         claims.all_claims(tmp_path, only=["wrong_type"], strict=True)
@@ -174,7 +205,6 @@ def write_probe_run(path: Path, *, seed: int, gap: str = "agree", ablation: str 
 
 
 def probe_rows(tmp_path: Path, **kw: object) -> dict[str, ClaimRow]:
-    from verify.claims import probe_claim_rows
 
     for seed in (42, 137, 2024):
         write_probe_run(tmp_path / "probes" / f"modular-add-p97-wd1-s{seed}.jsonl", seed=seed, **kw)
@@ -184,7 +214,6 @@ def probe_rows(tmp_path: Path, **kw: object) -> dict[str, ClaimRow]:
 
 def test_gap_flow_pairs_use_the_next_window_and_the_compiled_theorem(tmp_path: Path) -> None:
     from numerics.trajectory import read_trajectory
-    from verify.claims import gap_flow_pairs
 
     t = read_trajectory(write_probe_run(tmp_path / "r.jsonl", seed=1, n=6))
     pairs = gap_flow_pairs(t)
@@ -221,7 +250,6 @@ def test_gap_flow_base_rate_alone_cannot_pass(tmp_path: Path) -> None:
 
 
 def test_probe_rows_without_probe_runs_are_inconclusive(tmp_path: Path) -> None:
-    from verify.claims import probe_claim_rows
 
     rows = probe_claim_rows(tmp_path)
     assert [r.verdict for r in rows] == ["INCONCLUSIVE"] * 3
@@ -231,9 +259,8 @@ def test_probe_rows_without_probe_runs_are_inconclusive(tmp_path: Path) -> None:
 
 def test_probe_rows_bad_input(tmp_path: Path) -> None:
     from numerics.errors import TrajectoryError
-    from verify.claims import load_probe_runs
 
-    with pytest.raises(TrajectoryError, match="no such"):
+    with pytest.raises(TrajectoryError, match=r"not found: .*missing"):
         load_probe_runs([tmp_path / "missing"])
     foreign = tmp_path / "foreign.jsonl"
     foreign.write_text('{"hello": 1}\n')
@@ -257,7 +284,6 @@ def test_probe_rows_bad_input(tmp_path: Path) -> None:
 
 def test_wilson_interval_against_its_definition() -> None:
     """The Wilson interval is {p : |k/n − p| ≤ z·√(p(1−p)/n)}: check the endpoints on a fine grid."""
-    from verify.claims import wilson_interval
 
     grid = np.linspace(0, 1, 200_001)
     for k, n in ((0, 10), (7, 10), (33, 33), (412, 700)):
@@ -311,7 +337,6 @@ def test_cli_claims_writes_a_png_per_row_from_the_run_root(tmp_path: Path) -> No
 @pytest.mark.parametrize("defect_at, verdict", [(1500, "PASS"), (3000, "FAIL")])
 def test_defect_onset_row_on_planted_dyck_runs(tmp_path: Path, defect_at: int, verdict: str) -> None:
     """Spike 1000 steps before grokking (PASS) or 500 after it (FAIL); flat controls never fire."""
-    from verify.claims import onset_claim_rows
 
     for seed in (42, 137, 2024):
         write_run(tmp_path / "dyck" / f"dyck-wd1-s{seed}.jsonl", seed=seed, task="dyck", defect_at=defect_at)
@@ -331,7 +356,6 @@ def test_stored_probe_runs_re_derive() -> None:
     """The stored probe sweep: every predicted rate is Thm 14.2 (typed-out twin) of the file's own σ, h, G, every
     measured one the forward difference of the file's σ; with two runs or more the rows give verdicts."""
     from numerics.trajectory import read_trajectory
-    from verify.claims import gap_flow_pairs, probe_claim_rows
 
     files = sorted(PROBES.glob("*.jsonl.gz")) if PROBES.is_dir() else []
     if not files:
@@ -358,7 +382,6 @@ def test_stored_probe_runs_re_derive() -> None:
 @pytest.mark.parametrize("slope, verdict", [(-0.3, "PASS"), (0.3, "FAIL")])
 def test_gap_restoring_row_on_planted_pairs(slope: float, verdict: str) -> None:
     """Δg = slope·(g − 1) + noise: a negative slope is a restoring drift (PASS), a positive one is not (FAIL)."""
-    from verify.claims import ProbeRun, gap_restoring_row
 
     runs = []
     for seed in (1, 2, 3):
@@ -372,14 +395,13 @@ def test_gap_restoring_row_on_planted_pairs(slope: float, verdict: str) -> None:
     assert gap_restoring_row([short]).verdict == "INCONCLUSIVE"
 
 
-def test_placeholder_rows_give_way_to_the_provider_that_measures_them(tmp_path: Path,
-                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.usefixtures("registry")
+def test_placeholder_rows_give_way_to_the_provider_that_measures_them(tmp_path: Path) -> None:
     from verify import claims
 
-    monkeypatch.setattr(claims, "CLAIM_PROVIDERS", dict(claims.CLAIM_PROVIDERS))
     holder = ClaimRow("c", "s", "v", "x", "y", "INCONCLUSIVE", "r", {claims.PLACEHOLDER_KEY: "measurer"})
-    claims.register_claims("holder", lambda: [holder])
-    claims.register_claims("measurer", lambda: [ClaimRow("c", "s", "v", "x", "1.0", "PASS", "r")])
+    claims.register_claims("holder", lambda root: [holder])
+    claims.register_claims("measurer", lambda root: [ClaimRow("c", "s", "v", "x", "1.0", "PASS", "r")])
     assert [r.verdict for r in claims.all_claims(tmp_path, only=["holder"])] == ["INCONCLUSIVE"]
     assert [r.verdict for r in claims.all_claims(tmp_path, only=["holder", "measurer"])] == ["PASS"]
     claims.register_claims("measurer", "verify.no_such_module:claim_rows")  # failed: the placeholder stays

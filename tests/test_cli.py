@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from numerics.trajectory import read_trajectory
 from verify.cli import app
-from verify.config import preset, save_config
+from verify.harness.config import preset, save_config
 
 runner = CliRunner()
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -1,4 +1,4 @@
-"""verify.defect: the commutator defect against the exact quadratic formula (spec §6.15), non-interference with
+"""verify.studies.defect: the commutator defect against the exact quadratic formula (spec §6.15), non-interference with
 training, the adaptive η of dyck_scan, and the onset detectors."""
 
 from __future__ import annotations
@@ -9,8 +9,10 @@ import torch
 from torch import Tensor, nn
 
 from theory import registry
-from verify.config import preset
-from verify.defect import (
+from verify.harness.config import preset
+from verify.harness.loop import train
+from verify.harness.runner import spectral_monitor_factory
+from verify.studies.defect import (
     commutator_defect,
     defect_delta,
     defect_pair,
@@ -18,9 +20,7 @@ from verify.defect import (
     onset_step,
     onset_sustained,
 )
-from verify.runner import spectral_monitor_factory
 from verify.tasks import get_task
-from verify.train import train
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

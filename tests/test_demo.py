@@ -11,7 +11,7 @@ from numerics.errors import TrajectoryError
 from numerics.trajectory import read_trajectory
 from verify.demo import run_demo
 from verify.figures import phase_portrait
-from verify.onset import AdiabaticDetector, DefectDetector, G23Decline, GapOpening, predict
+from verify.studies.onset import AdiabaticDetector, DefectDetector, G23Decline, GapOpening, predict
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -1,5 +1,5 @@
-"""LCH coupling (verify.lch): finite differences against the exact derivative, planted gradient windows with a known
-top direction and a known coupling, the live hook in the training loop (non-interference), configs and claims."""
+"""LCH coupling (verify.studies.lch): finite differences against the exact derivative, planted gradient windows with a
+known top direction and a known coupling, the live hook in the training loop (non-interference), configs and claims."""
 
 from __future__ import annotations
 
@@ -15,17 +15,18 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from numerics.errors import ShapeMismatchError, SpectralEdgeError
 from numerics.trajectory import TrajectoryWriter
-from verify.config import preset, stream_seed
-from verify.lch import (
+from verify.harness.config import preset, stream_seed
+from verify.store import LCHRecord
+from verify.studies.lch import (
     GradientWindow,
     centroid_response,
     centroids,
     claim_rows,
     coupling,
     lch_seed,
-    peak_R,
     unit_directions,
 )
+from verify.studies.lch_claims import peak_R, peak_R1
 from verify.tasks.modular import ModularConfig, attention_weight_names, init_model
 
 
@@ -237,8 +238,8 @@ def _tiny(**kw):
 
 
 def test_live_tiny_run_records_lch_and_leaves_training_unchanged(tmp_path):
-    from verify.runner import spectral_monitor_factory
-    from verify.train import train
+    from verify.harness.loop import train
+    from verify.harness.runner import spectral_monitor_factory
 
     lch = {"every": 50, "grad_every": 10, "window": 5, "n_probe": 64, "n_random": 3, "grad_batch": 64,
            "modes": "final"}
@@ -261,7 +262,6 @@ def test_live_tiny_run_records_lch_and_leaves_training_unchanged(tmp_path):
 @pytest.mark.parametrize("bad", [
     {"lch": {"every": 50, "k": 6}},
     {"lch": {"every": 50}, "monitor": {"groups": ["all"]}},
-    {"lch": {"every": 50}, "checkpoint_every": 50},
     {"lch": {"every": 50, "eps_rel": 0.0}},
 ])
 def test_bad_lch_configs_are_rejected(bad):
@@ -308,13 +308,13 @@ def test_claim_rows_pass_fail_and_inconclusive(tmp_path):
 
 
 def test_peak_is_the_max_over_measurements_and_directions():
-    recs = [{"R_grad": [3.0, 9.0]}, {"R_grad": None}, {"R_grad": [7.0, 1.0]}]
-    assert peak_R(recs, "grad") == 9.0 and peak_R([{"R_update": None}], "update") is None
+    recs = [LCHRecord(100 * i, {"R_grad": R}) for i, R in enumerate([[3.0, 9.0], None, [7.0, 1.0]])]
+    assert peak_R(recs, "grad") == 9.0 and peak_R([LCHRecord(0, {"R_update": None})], "update") is None
 
 
 def test_centred_directions_match_the_svd_of_the_centred_window():
     from numerics.gram import RollingGram
-    from verify.lch import centred_directions
+    from verify.studies.lch import centred_directions
 
     rng = np.random.default_rng(0)
     X = rng.normal(size=(6, 40)) + 3.0 * rng.normal(size=40)  # a common drift that centring removes
@@ -328,7 +328,7 @@ def test_centred_directions_match_the_svd_of_the_centred_window():
 
 
 def test_lch_without_the_spectral_monitor_is_an_error():
-    from verify.train import train
+    from verify.harness.loop import train
 
     cfg = _tiny(max_steps=10, lch={"every": 5, "window": 5, "n_probe": 8, "n_random": 2, "grad_batch": 8})
     with pytest.raises(SpectralEdgeError, match="spectral monitor"):
@@ -400,8 +400,8 @@ def test_gradient_window_is_independent_of_the_monitor_window():
 
 
 def test_live_w1_run_measures_one_gradient_direction(tmp_path):
-    from verify.runner import spectral_monitor_factory
-    from verify.train import train
+    from verify.harness.loop import train
+    from verify.harness.runner import spectral_monitor_factory
 
     lch = {"every": 20, "grad_every": 5, "window": 1, "n_probe": 16, "n_random": 2, "grad_batch": 16,
            "modes": "off"}
@@ -433,9 +433,9 @@ def _window_row(root):
 
 
 def test_window_row_pass_fail_and_inconclusive(tmp_path):
-    from verify.lch import peak_R1
-
-    assert peak_R1([{"R_grad": [3.0, 90.0]}, {"R_grad": None}, {"R_grad": [7.0]}]) == 7.0  # R_1 only, not max_k
+    recs = [LCHRecord(100 * i, {"R_grad": R}) for i, R in enumerate([[3.0, 90.0], None, [7.0]])]
+    assert peak_R1(recs) == 7.0  # R_1 only, not max_k
+    assert peak_R1(recs, steps={0}) == 3.0
     assert _window_row(tmp_path).verdict == "INCONCLUSIVE"
     _store_w(tmp_path, "lch", "add", 1, 20, [50.0, 200.0])
     _store_w(tmp_path, "lch-window/w40", "add", 1, 40, [30.0, 100.0])

@@ -22,22 +22,15 @@ from theory.li2 import (
     repulsion_statistic,
     ridge_inverse,
 )
-from verify.config import preset
-from verify.li2 import (
-    Li2Run,
-    claim_rows,
-    eigen_ratio,
-    fire_epoch,
-    first_crossing,
-    late_median,
-    li2_monitor_factory,
-    slim_trajectory,
-    slope_signal,
-)
+from verify.grokking import first_crossing
+from verify.harness.config import preset
+from verify.harness.loop import train
+from verify.store import load_run
+from verify.studies.li2 import Li2Run, claim_rows, li2_monitor_factory, li2_rows, slim_trajectory
+from verify.studies.li2_detector import eigen_ratio, fire_epoch, late_median, slope_signal
 from verify.tasks import get_task
 from verify.tasks.li2 import Li2Config, Li2MLP, centred_mse, li2_split
 from verify.theorems import CATALOGUE, run_theorem
-from verify.train import train
 
 # --- the workload ------------------------------------------------------------------------------------------------
 
@@ -81,7 +74,7 @@ def test_centred_mse_is_the_expanded_form() -> None:
 
 def test_adam_weight_decay_is_coupled_l2() -> None:
     """One step of the configured optimiser equals Adam on ∇L + ηθ written out by hand."""
-    from verify.optim import build_optimizer
+    from verify.harness.optim import build_optimizer
 
     assert registry.get("li2_weight_decay")() == "adam"
     cfg = preset("tiny", "li2", weight_decay=0.3, lr=0.01)
@@ -107,7 +100,7 @@ def test_presets_and_monitor_group() -> None:
     assert preset("control", "li2").weight_decay == 0 and preset("relu", "li2").task_config.activation == "relu"
     task = get_task("li2")
     model = task.build_model(paper.task_config, torch.Generator().manual_seed(0), "cpu")
-    from verify.runner import monitor_groups
+    from verify.harness.runner import monitor_groups
 
     groups = monitor_groups(model, ["task"], "li2")
     mon = SpectralMonitor(model, torch.optim.Adam(model.parameters()), window=3, every=1, groups=groups)
@@ -209,7 +202,7 @@ def test_detector_on_planted_monitor_trajectories(tmp_path) -> None:
     ctrl = _planted_updates(T, lock_in=None, seed=1)
     pg = _monitor_trajectory(tmp_path, "li2-grok.jsonl", grok, 2e-4, acc)
     pc = _monitor_trajectory(tmp_path, "li2-ctrl.jsonl", ctrl, 0.0, np.zeros(T + 1))
-    rg, rc = (Li2Run.from_trajectory(read_trajectory(p)) for p in (pg, pc))
+    rg, rc = (Li2Run.from_run(load_run(p)) for p in (pg, pc))
     bs, br = _brute_ratio(grok)
     np.testing.assert_allclose(rg.ratio[rg.steps >= 3], br, rtol=1e-4)  # λ₃ ~ 1e-11·λ₁ late: 1e-5 relative
     want = _brute_fire(bs, br)
@@ -225,9 +218,9 @@ def test_detector_on_planted_monitor_trajectories(tmp_path) -> None:
     assert pg.stat().st_size < before / 3
     t = read_trajectory(pg)
     assert all("gram" not in r for r in t.of_type("spectrum"))
-    assert Li2Run.from_trajectory(t).fire() == want
+    assert Li2Run.from_run(load_run(t)).fire() == want
 
-    rows = {r.claim.split(" (")[0].split(":")[0]: r for r in claim_rows(runs=[rg, rc])}
+    rows = {r.claim.split(" (")[0].split(":")[0]: r for r in li2_rows([rg, rc])}
     assert rows["λ₂/λ₃ slope detector fires in every grokking run and in no control"].verdict == "PASS"
     fire_row = rows["fire epoch of the grokking runs"]
     assert fire_row.verdict == ("PASS" if abs(want - 174) <= 1 else "FAIL") and str(want) in fire_row.measured
@@ -237,7 +230,7 @@ def test_detector_on_planted_monitor_trajectories(tmp_path) -> None:
     assert rows["ReLU"].verdict == "INCONCLUSIVE"
 
 
-def test_claims_fail_when_a_control_fires() -> None:
+def test_claims_fail_when_a_control_fires(tmp_path) -> None:
     steps = np.arange(401)
     lam_fire = np.stack([np.ones(401), np.ones(401), np.exp(-0.2 * np.clip(steps - 174, 0, None))], 1)
     lam_fire[:, 2] = np.where(steps < 150, 1.0, lam_fire[:, 2])
@@ -245,9 +238,11 @@ def test_claims_fail_when_a_control_fires() -> None:
     def run(name: str, wd: float, lam: np.ndarray) -> Li2Run:
         return Li2Run(name, "square", wd, 0, steps, lam, steps, np.ones(401), np.ones(401))
 
-    rows = claim_rows(runs=[run("g", 2e-4, lam_fire), run("c", 0.0, lam_fire)])
+    rows = li2_rows([run("g", 2e-4, lam_fire), run("c", 0.0, lam_fire)])
     assert rows[0].verdict == "FAIL" and "1/1 control" in rows[0].measured
-    assert claim_rows(runs=[])[0].verdict == "INCONCLUSIVE"
+    assert li2_rows([])[0].verdict == "INCONCLUSIVE"
+    (row,) = claim_rows(tmp_path)  # the provider: no runs_root/li2 → one INCONCLUSIVE row naming the command
+    assert row.verdict == "INCONCLUSIVE" and "spectral-edge li2 run" in row.reason
 
 
 def test_from_trajectory_refuses_other_tasks(tmp_path) -> None:
@@ -256,7 +251,7 @@ def test_from_trajectory_refuses_other_tasks(tmp_path) -> None:
     with TrajectoryWriter(tmp_path / "m.jsonl", provenance={"config": {"task": "modular"}}) as w:
         w.write("end", 0)
     with pytest.raises(ValueError, match="not a li2 run"):
-        Li2Run.from_trajectory(read_trajectory(tmp_path / "m.jsonl"))
+        Li2Run.from_run(load_run(tmp_path / "m.jsonl"))
 
 
 # --- Theorem 6 ---------------------------------------------------------------------------------------------------
@@ -330,12 +325,12 @@ def test_tiny_live_run_weight_decay_locks_in(tmp_path, one_thread) -> None:
         res = train(cfg, monitor_factory=li2_monitor_factory(path, repulsion_epochs=(400,) if wd else ()),
                     progress=False)
         assert res.history.train_acc[-1] == 1.0  # memorised
-        out[wd] = Li2Run.from_trajectory(read_trajectory(path))
+        out[wd] = Li2Run.from_run(load_run(path))
     grok, ctrl = out[2e-4], out[0.0]
     assert grok.steps[0] == 2 and grok.steps[-1] == 400 and len(grok.steps) == 399  # every epoch from w = 2
     assert grok.fire() is not None and grok.fire() > 300 and ctrl.fire() is None
     assert grok.late_ratio() > 3 * ctrl.late_ratio()
-    assert len(grok.repulsion) == 1 and grok.repulsion[0]["step"] == 400 and 0 <= grok.repulsion[0]["p_top"] <= 1
+    assert len(grok.repulsion) == 1 and grok.repulsion[0].step == 400 and 0 <= grok.repulsion[0].p_top <= 1
 
 
 def test_repulsion_callback_leaves_training_unchanged(tmp_path, one_thread) -> None:
@@ -349,14 +344,34 @@ def test_repulsion_callback_leaves_training_unchanged(tmp_path, one_thread) -> N
 
 
 def test_run_driver_stores_slim_compressed_runs_and_skips_finished(tmp_path, one_thread) -> None:
-    from verify.li2 import li2_configs, load_li2_runs, run_li2
+    from verify.studies.li2 import li2_configs, load_li2_runs, run_li2
 
     cfgs = li2_configs("tiny", [0, 1], max_steps=30)
     rows = run_li2(cfgs, tmp_path, repulsion_seeds=[1], repulsion_epochs=(30,), progress=False, log=lambda _: None)
     assert [r["file"] for r in rows] == ["li2-sq-M23-K256-wd0.0002-s0.jsonl.gz", "li2-sq-M23-K256-wd0.0002-s1.jsonl.gz"]
     assert not list(tmp_path.glob("*.jsonl"))  # only the compressed files remain
     runs = {r.seed: r for r in load_li2_runs([tmp_path])}
-    assert len(runs[0].repulsion) == 0 and [e["step"] for e in runs[1].repulsion] == [30]
+    assert len(runs[0].repulsion) == 0 and [e.step for e in runs[1].repulsion] == [30]
     t = read_trajectory(tmp_path / rows[0]["file"])
     assert t.provenance["config"]["task"] == "li2" and all("gram" not in r for r in t.of_type("spectrum"))
     assert run_li2(cfgs, tmp_path, progress=False, log=lambda _: None) == []  # finished: skipped
+
+
+# --- the command line and the recorded command ------------------------------------------------------------------
+
+
+def test_cli_commands_and_the_recorded_command(tmp_path) -> None:
+    """The driver is ``spectral-edge li2 run`` (no study has a command line of its own); the stored runs' recorded
+    ``python -m verify.li2 run …`` regenerates as that command."""
+    from typer.testing import CliRunner
+
+    from verify.cli import _int_ranges, app
+    from verify.store import regeneration_command
+
+    assert _int_ranges("0-3,7") == [0, 1, 2, 3, 7] and _int_ranges("") == []
+    runner = CliRunner()
+    bad = runner.invoke(app, ["li2", "run", "--kind", "sq"])
+    assert bad.exit_code != 0 and "grok" in bad.output
+    out = runner.invoke(app, ["li2", "claims", str(tmp_path)])
+    assert out.exit_code == 0 and "[INCONCLUSIVE] Li₂ lock-in detector" in out.output
+    assert regeneration_command("li2").startswith("spectral-edge li2 run --kind ")

@@ -1,5 +1,5 @@
-"""Functional modes (verify.modes): planted single Fourier modes give concentration 1, brute-force DFT twins, the
-discrete log, the finite-difference logit change against the exact derivative, and the claims rows."""
+"""Functional modes (verify.studies.modes): planted single Fourier modes give concentration 1, brute-force DFT twins,
+the discrete log, the finite-difference logit change against the exact derivative, and the claims rows."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from numerics.errors import ShapeMismatchError, SpectralEdgeError
 from numerics.trajectory import TrajectoryWriter
 from theory import registry
-from verify.modes import (
+from verify.studies.modes import (
     all_inputs,
     claim_rows,
     concentration_1d,

@@ -1,4 +1,4 @@
-"""verify.tasks.modular and verify.config: data, ops, split independence, the author's parameter count, validation."""
+"""verify.tasks.modular and verify.harness.config: data, ops, split independence, the parameter count, validation."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 import torch
 from pydantic import ValidationError
 
-from verify.config import load_config, make_run_config, preset, preset_names, save_config
+from verify.harness.config import load_config, make_run_config, preset, preset_names, save_config
 from verify.tasks import get_task
 from verify.tasks.modular import (
     OPS,

@@ -1,8 +1,11 @@
-"""Onset detectors on planted synthetic trajectories (verify.onset): known answers, split enforced, bad input."""
+"""Onset detectors on planted synthetic trajectories (verify.studies.onset, runs read through verify.store): known
+answers, split enforced, bad input."""
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
+import json
 from pathlib import Path
 from typing import Any
 
@@ -11,16 +14,16 @@ import pytest
 
 from numerics.errors import TrajectoryError
 from numerics.trajectory import TrajectoryWriter
-from verify.onset import (
+from verify.store import DefectRecord, RunData, load_rundata
+from verify.studies.onset import (
     AdiabaticDetector,
+    DefectDetector,
     G23Decline,
     GapOpening,
     OnsetCallback,
-    RunData,
     SplitError,
     calibrate,
     evaluate,
-    load_runs,
     predict,
 )
 
@@ -116,14 +119,27 @@ def test_online_callback_matches_offline(runs: dict[str, RunData]) -> None:
     det = G23Decline(frac=0.1, sustain=2)
     cb = OnsetCallback(det, eta=1e-3, delta_s=100, group="attn", on_event=events.append)
     for rec in run.spectra:
-        cb({"type": "spectrum", **rec})
-        cb({"type": "spectrum", **rec, "group": "all"})  # other groups ignored
+        raw = {"type": "spectrum", **dataclasses.asdict(rec)}  # as the monitor hands its records to callbacks
+        cb(raw)
+        cb({**raw, "group": "all"})  # other groups ignored
     assert len(events) == 1 and events[0]["step"] == det.fire(run) == 1600
+
+
+def test_online_defect_callback_matches_offline(tmp_path: Path) -> None:
+    """Typed defect records (as the demo feeds them); a degenerate spectrum window (no spectrum) is skipped."""
+    run = RunData.from_trajectory(write_run(tmp_path / "d.jsonl", defect_at=1500))
+    det = DefectDetector()
+    cb = OnsetCallback(det, group="attn")
+    cb({"type": "spectrum", "step": 50, "group": "attn", "w": 2, "degenerate": "all-zero window"})
+    for d in run.defect:
+        cb(d)
+    assert cb.event is not None
+    assert cb.event["step"] == det.fire(run) == 1500
 
 
 def test_bad_input(tmp_path: Path) -> None:
     with pytest.raises(TrajectoryError, match="not found"):
-        load_runs([tmp_path / "missing.jsonl"])
+        load_rundata([tmp_path / "missing.jsonl"])
     foreign = tmp_path / "foreign.jsonl"
     foreign.write_text('{"hello": 1}\n')
     with pytest.raises(TrajectoryError, match="not a spectral-edge trajectory"):
@@ -148,24 +164,19 @@ def test_load_runs_directory_and_unfinished(tmp_path: Path) -> None:
     write_run(tmp_path / "a-s42.jsonl")
     p = write_run(tmp_path / "b-s42.jsonl")
     p.write_text("\n".join(p.read_text().splitlines()[:-1]) + "\n")  # drop the end record: still running
-    assert {r.id for r in load_runs([tmp_path])} == {"a-s42", "b-s42"}
-    assert [r.id for r in load_runs([tmp_path], finished_only=True)] == ["a-s42"]
+    assert {r.id for r in load_rundata([tmp_path])} == {"a-s42", "b-s42"}
+    assert [r.id for r in load_rundata([tmp_path], finished_only=True)] == ["a-s42"]
 
 
 def test_report_per_signal_task_and_workload_in_json_and_text(tmp_path: Path) -> None:
     """Held-out report: per signal, per task (workload-op) and per workload, controls included, text and JSON."""
-    import dataclasses
-    import json
-
-    from verify.onset import DefectDetector
-
     specs = {"add-grok-s137": {"op": "add"}, "add-ctrl-s137": {"op": "add", "wd": 0.0, "grok_at": None},
              "mul-grok-s137": {"op": "mul", "decline_at": None},  # no decline: a g23 miss
              "dyck-grok-s137": {"task": "dyck", "op": "x"}, "dyck-ctrl-s137": {"task": "dyck", "op": "x", "wd": 0.0,
                                                                               "decline_at": None, "grok_at": None}}
     runs = [RunData.from_trajectory(write_run(tmp_path / f"{k}.jsonl", seed=137, **v)) for k, v in specs.items()]
     # one run measured the commutator defect (a spike at step 1000); the others did not
-    spike = [{"step": s, "D": 100.0 if s >= 1000 else 1.0} for s in range(100, 4001, 100)]
+    spike = [DefectRecord(s, 100.0 if s >= 1000 else 1.0) for s in range(100, 4001, 100)]
     runs[0] = dataclasses.replace(runs[0], defect=spike)
     rep = evaluate([G23Decline(frac=0.1, sustain=2), DefectDetector(factor=10.0, floor=20.0)], runs)
     g23 = rep["signals"]["g23"]

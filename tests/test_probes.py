@@ -27,9 +27,9 @@ from numerics.probes import (
     hessian_curvature,
     split_fractions,
 )
-from verify.config import RunConfig, preset
+from verify.harness.config import RunConfig, preset
+from verify.harness.loop import diag_generator, train
 from verify.tasks.modular import ModelConfig, build_model, make_dataset
-from verify.train import diag_generator, train
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -354,7 +354,7 @@ def _probe_cfg(**probes: object) -> RunConfig:
 
 
 def test_probe_config_runs_record_ablations_and_leave_training_and_defect_unchanged() -> None:
-    from verify.runner import spectral_monitor_factory
+    from verify.harness.runner import spectral_monitor_factory
 
     def run(cfg: RunConfig, tmp: str) -> tuple:
         res = train(cfg, progress=False, monitor_factory=spectral_monitor_factory(tmp))
@@ -376,7 +376,7 @@ def test_probe_config_runs_record_ablations_and_leave_training_and_defect_unchan
 
 
 def test_probe_stream_is_a_sub_stream_of_the_diagnostics_seed() -> None:
-    from verify.config import STREAMS, stream_seed
+    from verify.harness.config import STREAMS, stream_seed
 
     cfg = _probe_cfg().with_seed(7)
     seeds = {s: cfg.seed(s) for s in (*STREAMS, "probe")}
@@ -392,7 +392,7 @@ def test_gap_pair_probes_follow_the_window_kstar() -> None:
     import tempfile
 
     from numerics.trajectory import read_trajectory
-    from verify.runner import spectral_monitor_factory
+    from verify.harness.runner import spectral_monitor_factory
 
     with tempfile.TemporaryDirectory() as d:
         res = train(_probe_cfg(every=5, k=1, gap_pair=True, batch_size=32), progress=False,

@@ -1,5 +1,6 @@
 """Checkpoint and resume: a run killed at any step resumes and ends bitwise identical to an uninterrupted run
-(model, history, measurements, trajectory records); bad checkpoints are refused before any training."""
+(model, history, measurements — every study's, LCH and the backbone included —, trajectory records); bad checkpoints
+are refused before any training."""
 
 from __future__ import annotations
 
@@ -11,11 +12,12 @@ import torch
 from typer.testing import CliRunner
 
 from numerics.trajectory import read_trajectory
-from verify.checkpoint import CheckpointError
 from verify.cli import app
-from verify.config import RunConfig, preset, save_config
-from verify.runner import RunFinished, checkpoint_path, train_with_monitor
-from verify.train import RunResult, train
+from verify.harness.checkpoint import CheckpointError
+from verify.harness.config import RunConfig, preset, save_config
+from verify.harness.loop import RunResult, train
+from verify.harness.runner import RunFinished, train_with_monitor
+from verify.store import checkpoint_path
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -58,6 +60,10 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "adamw": {},
     "muon": {"optimizer": "muon"},  # Muon + AdamW: both parts' state
     "cosine": {"warmup_steps": 5, "lr_decay": "cosine"},  # the lr schedule is a function of the step
+    # every study measurement on: the backbone's θ_0 and Gram rows, LCH's gradient window and its own stream
+    "studies": {"backbone": {"every": 5, "groups": ["trunk", "attn"]},
+                "lch": {"every": 10, "grad_every": 5, "window": 3, "k": 2, "n_probe": 32, "n_random": 2,
+                        "grad_batch": 32}},
 }
 
 
@@ -82,6 +88,8 @@ def reference(tmp_path_factory) -> dict[str, tuple[RunResult, Path]]:
     ("adamw", [3]),  # before the first checkpoint: nothing to resume from
     ("muon", [26]),
     ("cosine", [12]),
+    ("studies", [17]),  # LCH's window holds pushes from steps 5, 10, 15 when killed
+    ("studies", [23, 38]),
 ])
 def test_killed_and_resumed_run_is_bitwise_identical(tmp_path, reference, variant: str, kills: list[int]) -> None:
     ref, ref_path = reference[variant]

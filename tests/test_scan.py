@@ -10,7 +10,7 @@ import torch
 from pydantic import ValidationError
 
 from numerics.trajectory import read_trajectory
-from verify.config import RunConfig
+from verify.harness.config import RunConfig
 from verify.tasks.base import Task
 from verify.tasks.scan import (
     ACT_VOCAB,

@@ -1,4 +1,4 @@
-"""verify.train: determinism, independence of the four RNG streams, monitor protocol, and a live grokking pair."""
+"""verify.harness.loop: determinism, independence of the four RNG streams, monitor protocol, a live grokking pair."""
 
 from __future__ import annotations
 
@@ -14,11 +14,11 @@ from typer.testing import CliRunner
 from numerics.errors import SpectralEdgeError
 from numerics.trajectory import read_trajectory
 from verify.cli import app
-from verify.config import STREAMS, EarlyStop, RunConfig, load_config, make_run_config, preset, stream_seed
-from verify.optim import MuonAdamW, build_optimizer, lr_factor, muon_split
-from verify.runner import spectral_monitor_factory
+from verify.harness.config import STREAMS, EarlyStop, RunConfig, load_config, make_run_config, preset, stream_seed
+from verify.harness.loop import diag_generator, run_label, train
+from verify.harness.optim import MuonAdamW, build_optimizer, lr_factor, muon_split
+from verify.harness.runner import spectral_monitor_factory
 from verify.tasks import get_task, register_task
-from verify.train import diag_generator, run_label, train
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

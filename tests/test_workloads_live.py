@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 
 from numerics.trajectory import read_trajectory
-from verify.config import preset
-from verify.runner import train_with_monitor
+from verify.harness.config import preset
+from verify.harness.runner import train_with_monitor
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

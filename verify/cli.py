@@ -24,7 +24,7 @@ def demo(
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
 ) -> None:
     """Train the embedded default with weight decay and without, with the monitor; write a report and figure."""
-    from verify.demo import run_demo
+    from verify.demo import run_demo  # local: loaded only when the command runs (fast --help)
 
     report = run_demo(out, preset=preset, seed=seed, progress=progress)
     typer.echo(report.read_text())
@@ -32,7 +32,7 @@ def demo(
 
 
 def _task_help() -> str:
-    from verify.tasks import task_names
+    from verify.tasks import task_names  # local: loaded only when the command runs (fast --help)
 
     return "Workload: " + ", ".join(task_names()) + "."
 
@@ -59,7 +59,7 @@ def train(
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
     """Train one workload with the spectral monitor; writes a trajectory file per seed."""
-    from verify.runner import parse_sets, run_task
+    from verify.harness.runner import parse_sets, run_task  # local: loaded only when the command runs (fast --help)
 
     for path in run_task(task, config=config, preset=preset, out=out, device=device, seeds=seeds,
                          weight_decay=weight_decay, overrides=parse_sets(set_), progress=progress,
@@ -84,10 +84,12 @@ def sweep(
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
     """Run grid × weight decay × seed; finished runs are skipped, so re-running resumes a killed sweep."""
-    from numerics.errors import SpectralEdgeError
-    from verify.runner import base_config, parse_sets, parse_value
-    from verify.sweep import conditions, run_sweep
-    from verify.tasks.modular import OPS
+    from numerics.errors import SpectralEdgeError  # local: loaded only when the command runs (fast --help)
+
+    # local: loaded only when the command runs (fast --help)
+    from verify.harness.runner import base_config, parse_sets, parse_value
+    from verify.harness.sweep import conditions, run_sweep  # local: loaded only when the command runs (fast --help)
+    from verify.tasks.modular import OPS  # local: loaded only when the command runs (fast --help)
 
     if preset is None and config is None and task == "modular":
         preset = "demo"
@@ -110,7 +112,7 @@ def sweep(
 @app.command()
 def tasks() -> None:
     """List the registered workloads and their presets (* = default)."""
-    from verify.tasks import get_entry, task_names
+    from verify.tasks import get_entry, task_names  # local: loaded only when the command runs (fast --help)
 
     for name in task_names():
         try:
@@ -129,7 +131,7 @@ def inspect(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Summarise trajectory files: grokking step, k*, R and g23; several files give a Markdown table."""
-    from verify.summary import runs_table, summarise
+    from verify.summary import runs_table, summarise  # local: a command loads its modules only when it runs
 
     summaries = [summarise(t, group=group) for t in trajectories]
     if as_json:
@@ -156,10 +158,11 @@ def predict(
     """Predict the grokking onset from spectral signals (g23 decline, gap opening, A, defect). With
     --calibration-seeds, thresholds are fitted on those runs only and precision / recall / false-positive rate
     are reported on the held-out runs (controls included); otherwise the frozen default detectors are used."""
-    from verify.onset import FAMILIES, calibrate, default_detectors, evaluate, load_runs, split_runs
-    from verify.onset import predict as predict_run
+    from verify.store import load_rundata  # local: a command loads its modules only when it runs
+    from verify.studies.onset import FAMILIES, calibrate, default_detectors, evaluate, split_runs  # local: as above
+    from verify.studies.onset import predict as predict_run  # local: as above
 
-    loaded = {r.id: r for r in load_runs(runs, group, grok_definition=grok_definition)}  # a file named twice once
+    loaded = {r.id: r for r in load_rundata(runs, group, grok_definition=grok_definition)}  # a file named twice once
     all_runs = list(loaded.values())
     dets, held_out, report = default_detectors(), all_runs, None
     if calibration_seeds:
@@ -190,7 +193,8 @@ def claims(
 ) -> None:
     """Check the quantitative claims of spectral-edge-math.md §4–§5 on stored runs (every provider in
     verify.claims.CLAIM_PROVIDERS, each on its runs under verify/runs/)."""
-    from verify.claims import RUNS_ROOT, all_claims, claims_table, load_claim_runs, to_markdown, write_claims
+    from verify.claims import RUNS_ROOT, all_claims, to_markdown, write_claims  # local: loaded when the command runs
+    from verify.studies.spectral import claims_table, load_claim_runs  # local: as above
 
     if runs:
         rows = claims_table(load_claim_runs(runs), group)
@@ -212,7 +216,7 @@ def theorems(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Property-test the spec §6 theorems with hypothesis (the factor-free Davis–Kahan bound must fail)."""
-    from verify.theorems import theorems_command
+    from verify.theorems import theorems_command  # local: loaded only when the command runs (fast --help)
 
     raise typer.Exit(theorems_command(profile, only, as_json))
 
@@ -221,10 +225,10 @@ def theorems(
 def definitions() -> None:
     """List every registered definition variant with its source tag; the default is marked."""
     import numerics  # noqa: F401 - registers the numerics definitions (α, d_crit)
-    import verify.defect  # registers the defect-onset definitions
     import verify.grokking  # registers the grokking-step definitions
-    import verify.modes  # noqa: F401 - registers the functional-mode definitions (binds the same `verify` name)
-    from theory import registry
+    import verify.studies.defect  # registers the defect-onset definitions
+    import verify.studies.modes  # noqa: F401 - registers the functional-mode definitions (binds the same `verify` name)
+    from theory import registry  # local: loaded only when the command runs (fast --help)
 
     rows = registry.table()
     width = max(len(r["quantity"]) + len(r["name"]) for r in rows) + 3
@@ -233,6 +237,78 @@ def definitions() -> None:
         typer.echo(f"{mark} {r['quantity']}:{r['name']:<{width - len(r['quantity'])}} {r['source']} "
                    f"[{r['version']}]  {r['summary']}")
 
+
+
+# --- the stored runs of studies (train them again) -----------------------------------------------------------------
+
+li2_app = typer.Typer(help="The Li₂ lock-in study (verify.studies.li2): train its stored runs, print its claims rows.",
+                      no_args_is_help=True)
+app.add_typer(li2_app, name="li2")
+
+
+def _int_ranges(text: str) -> list[int]:
+    """``0-14`` or ``0,3,5`` or ``0-4,9`` → the integers (empty text → none)."""
+    out: list[int] = []
+    for part in filter(None, text.replace(" ", "").split(",")):
+        lo, _, hi = part.partition("-")
+        try:
+            out += list(range(int(lo), int(hi) + 1)) if hi else [int(lo)]
+        except ValueError:
+            raise typer.BadParameter(f"expected integers and ranges such as 0-14 or 0,3,5, got {text!r}") from None
+    return out
+
+
+@li2_app.command("run")
+def li2_run(
+    kind: Annotated[str, typer.Option(help="Condition: grok (σ = x², η = 2e-4), control (η = 0), relu, tiny.")],
+    seeds: Annotated[str, typer.Option(help="Seeds, e.g. 0-14 or 0,3,5.")] = "0-14",
+    repulsion_seeds: Annotated[str, typer.Option(help="Seeds that measure the Theorem-6 statistic, e.g. 0-2.")] = "",
+    out: Annotated[Path | None, typer.Option(help="Output directory (default verify/runs/li2).")] = None,
+) -> None:
+    """Train and store Li₂ runs one at a time, single-threaded (slimmed, compressed; stored runs are skipped)."""
+    import torch  # local, as every command's: `spectral-edge --help` imports neither torch nor a study
+
+    from verify.studies.li2 import DEFAULT_OUT, KINDS, li2_configs, run_li2  # local: as above
+
+    if kind not in KINDS:
+        raise typer.BadParameter(f"choose from {', '.join(KINDS)}", param_hint="--kind")
+    torch.set_num_threads(1)
+    run_li2(li2_configs(kind, _int_ranges(seeds)), out or DEFAULT_OUT, repulsion_seeds=_int_ranges(repulsion_seeds),
+            progress=False, log=typer.echo)
+
+
+@li2_app.command("claims")
+def li2_claims(
+    paths: Annotated[list[Path] | None, typer.Argument(help="Run files or directories (default verify/runs/li2).")]
+    = None,
+) -> None:
+    """Print the Li₂ claims rows on these runs."""
+    from verify.studies.li2 import DEFAULT_OUT, li2_rows, load_li2_runs  # local: torch only when a command runs
+
+    for row in li2_rows(load_li2_runs(paths or [DEFAULT_OUT])):
+        typer.echo(f"[{row.verdict}] {row.claim}\n    claimed: {row.claimed}\n    measured: {row.measured}")
+
+
+@app.command("store-runs")
+def store_runs(
+    kinds: Annotated[list[str] | None, typer.Argument(
+        help="gpt2 (AdamW / Muon / SGD optimiser runs) and/or backbone (mod-97 runs with the backbone tracker); "
+        "default both.")] = None,
+    size: Annotated[str, typer.Option(help="GPT-2 size preset: cpu (stored), small, 124M (GPU).")] = "cpu",
+    device: Annotated[str, typer.Option(help="torch device, e.g. cpu or cuda.")] = "cpu",
+    out: Annotated[Path | None, typer.Option(help="Output directory (default verify/runs/KIND).")] = None,
+) -> None:
+    """Train the missing stored runs of the backbone study (verify.studies.backbone) one after the other,
+    single-threaded, compressed; writes runs.json."""
+    from verify.studies.backbone import STORED_KINDS  # local: torch only when a command runs
+    from verify.studies.backbone import store_runs as store  # local: as above
+
+    unknown = [k for k in kinds or [] if k not in STORED_KINDS]
+    if unknown:
+        raise typer.BadParameter(f"unknown {unknown}; choose from {', '.join(STORED_KINDS)}", param_hint="KINDS")
+    for kind in kinds or list(STORED_KINDS):
+        for row in store(kind, out, progress=True, size=size, device=device):
+            typer.echo(str(row))
 
 if __name__ == "__main__":
     app()

@@ -36,6 +36,7 @@ import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, Literal
 
@@ -116,10 +117,10 @@ def load_gpt2_encoding() -> Any:
     checked against ``encoder.json``; the pattern is ``r50k_pat_str``; ``<|endoftext|>`` = 50256; 50,257 tokens.
     Both files are checked against the sha256 values tiktoken pins.
     """
-    import tiktoken
+    import tiktoken  # local: only building the BPE needs tiktoken
 
     try:
-        from tiktoken_ext.openai_public import r50k_pat_str as pattern
+        from tiktoken_ext.openai_public import r50k_pat_str as pattern  # local: only building the BPE needs tiktoken
     except ImportError:  # tiktoken < 0.8 spelled it inline: the original GPT-2 pattern (openai/gpt-2 encoder.py)
         pattern = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
 
@@ -410,8 +411,6 @@ def write_corpus(documents: Mapping[str, Sequence[str]], cache_dir: str | Path, 
 
 
 def _version(dist: str) -> str | None:
-    from importlib.metadata import PackageNotFoundError, version
-
     try:
         return version(dist)
     except PackageNotFoundError:

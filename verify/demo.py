@@ -2,12 +2,12 @@
 
 Two runs of a preset (default ``tiny`` modular arithmetic): with its weight decay and the control without. Both are
 trained with the spectral monitor, the commutator defect (``defect.every`` = the monitor cadence unless overridden)
-and a *live* onset prediction: one ``verify.onset.OnsetCallback`` per default (frozen, uncalibrated) detector is
-attached to the monitor, and each detector that fires writes an ``onset`` record into the trajectory during training.
-The report (``report.md``) then has the per-run table, the onset prediction per run (predicted step, observed
-grokking step, lead, which signal fired; controls included), the claims rows these two runs can check
-(``verify.claims``; the rest come out INCONCLUSIVE) and two figures: ``demo.png`` (``plot_runs``) and ``phase.png``
-(``phase_portrait``).
+and a *live* onset prediction: one ``verify.studies.onset.OnsetCallback`` per default (frozen, uncalibrated)
+detector is attached to the monitor, and each detector that fires writes an ``onset`` record into the trajectory
+during training. The report (``report.md``) then has the per-run table, the onset prediction per run (predicted
+step, observed grokking step, lead, which signal fired; controls included), the spectral claims rows these two runs
+can check (``verify.studies.spectral``; the rest come out INCONCLUSIVE) and two figures: ``demo.png``
+(``plot_runs``) and ``phase.png`` (``phase_portrait``). Runs are read back through the run store (``verify.store``).
 """
 
 from __future__ import annotations
@@ -22,15 +22,18 @@ from torch import nn
 
 from numerics.atomic import atomic_write_text
 from numerics.monitor import SpectralMonitor
-from numerics.trajectory import Trajectory, read_trajectory
-from verify.claims import claims_table, load_claim_runs, to_markdown
-from verify.config import RunConfig
-from verify.config import preset as get_preset
+from verify.claims import to_markdown
 from verify.figures import phase_portrait, plot_runs
-from verify.onset import Detector, OnsetCallback, default_detectors, predict
-from verify.runner import checkpoint_path, run_name, spectral_monitor_factory
+from verify.harness.config import RunConfig
+from verify.harness.config import preset as get_preset
+from verify.harness.loop import MonitorFactory, RunResult, train
+from verify.harness.runner import run_name, spectral_monitor_factory
+from verify.report import markdown_table
+from verify.stats import fmt
+from verify.store import DefectRecord, Run, RunData, checkpoint_path, load_run
+from verify.studies.onset import Detector, OnsetCallback, default_detectors, detector_params, predict
+from verify.studies.spectral import claims_table, load_claim_runs
 from verify.summary import summarise
-from verify.train import MonitorFactory, RunResult, train
 
 __all__ = ["DEMO_MAX_STEPS", "onset_monitor_factory", "run_demo"]
 
@@ -40,10 +43,8 @@ __all__ = ["DEMO_MAX_STEPS", "onset_monitor_factory", "run_demo"]
 DEMO_MAX_STEPS = 2000
 
 
-def _cell(x: object, spec: str = ".3g") -> str:
-    if x is None:
-        return "—"
-    return format(x, spec) if isinstance(x, float) else str(x)
+def _cell(x: object) -> str:
+    return fmt(x, missing="—")
 
 
 def _primary_group(names: Sequence[str]) -> str:
@@ -56,9 +57,10 @@ def onset_monitor_factory(path: str | Path, device: str | torch.device = "cpu",
     """``spectral_monitor_factory(path)`` plus live onset prediction with frozen ``detectors`` (default:
     ``default_detectors()``).
 
-    Each detector gets an ``OnsetCallback`` fed with the monitor's spectrum records of the primary group (only
-    complete ones, as ``predict`` reads them offline) and with the ``defect`` records that ``train`` writes through
-    ``monitor.event`` (the monitor's callbacks see spectrum records only, so ``event`` is wrapped on the instance).
+    Each detector gets an ``OnsetCallback`` among the monitor's callbacks (it keeps the spectrum records of the
+    primary group, only complete ones, as ``predict`` reads them offline) and is fed the ``defect`` records that
+    ``train`` writes through ``monitor.event`` (the monitor's callbacks see spectrum records only, so ``event`` is
+    wrapped on the instance).
     When a detector fires, an ``onset`` record ``{signal, params, group: signal}`` is written at the step it
     reports; ``group`` carries the signal name so that two signals firing at one step stay distinct records.
     """
@@ -75,18 +77,13 @@ def onset_monitor_factory(path: str | Path, device: str | torch.device = "cpu",
         callbacks = [OnsetCallback(d, eta=cfg.lr, delta_s=cfg.monitor.every, group=group, on_event=write)
                      for d in dets]
 
-        def feed_spectrum(record: Mapping[str, Any]) -> None:
-            if record.get("group") == group and "sigma" in record:
-                for cb in callbacks:
-                    cb(record)
-
-        mon.callbacks.append(feed_spectrum)
+        mon.callbacks.extend(callbacks)
         event = mon.event
 
         def event_and_feed(kind: str, step: int | None = None, **fields: Any) -> None:
             event(kind, step, **fields)
             if kind == "defect":
-                rec = {"type": "defect", "step": mon.step if step is None else int(step), **fields}
+                rec = DefectRecord.from_record({"step": mon.step if step is None else int(step), **fields})
                 for cb in callbacks:
                     cb(rec)
 
@@ -105,11 +102,17 @@ def _train(cfg: RunConfig, path: Path, progress: bool, detectors: Sequence[Detec
     return train(cfg, monitor_factory=factory, progress=progress, checkpoint=ckpt)
 
 
-def _onset_rows(label: str, t: Trajectory, group: str, detectors: Sequence[Detector]) -> list[str]:
-    """Markdown lines for one run: a summary of the live first alarm, then a table row per signal, each compared
+def _live_alarms(run: Run, detectors: Sequence[Detector]) -> dict[str, int]:
+    """Signal → step of the live ``onset`` record each detector wrote (its group is the signal's name)."""
+    steps = {d.signal: run.trajectory.series("onset", "step", d.signal)[0] for d in detectors}
+    return {signal: int(s[-1]) for signal, s in steps.items() if len(s)}
+
+
+def _onset_rows(label: str, run: Run, group: str, detectors: Sequence[Detector]) -> tuple[str, list[list[Any]]]:
+    """For one run: a Markdown summary line of the live first alarm, and a table row per signal, each compared
     with the offline ``predict`` of the same frozen ``detectors`` on the finished file."""
-    p = predict(t, detectors, group=group)
-    live = {r["signal"]: int(r["step"]) for r in t.of_type("onset")}
+    p = predict(RunData.from_run(run, group), detectors)
+    live = _live_alarms(run, detectors)
     obs = p["observed_grok_step"]
     if not p["control"]:
         kind = "grokking run (positive)"
@@ -129,14 +132,13 @@ def _onset_rows(label: str, t: Trajectory, group: str, detectors: Sequence[Detec
         fired_live = s["signal"] in live
         agree = "yes" if fired_live == s["fired"] and (not fired_live or live[s["signal"]] == s["predicted_step"]) \
             else "**no**"
-        rows.append(
-            f"| {label} | {kind} | {obs} | {s['signal']} | {'true' if fired_live else 'false'} | "
-            f"{_cell(live.get(s['signal']))} | {_cell(s['lead'])} | {agree} | {s['note'] or ''} |")
+        rows.append([label, kind, obs, s["signal"], "true" if fired_live else "false", _cell(live.get(s["signal"])),
+                     _cell(s["lead"]), agree, s["note"] or ""])
     summary = (f"- **{label}** ({kind}, observed grokking step {obs}): "
                + (f"first live alarm `{first[0]}` at step {first[1]}"
                   + (f", lead {obs - first[1]} steps" if isinstance(obs, int) else "") if first else "no live alarm")
                + f" → {verdict}.")
-    return [summary, *rows]
+    return summary, rows
 
 
 def run_demo(
@@ -169,7 +171,8 @@ def run_demo(
         extra["defect"] = {"every": base.monitor.every}
     if extra:
         base = base.with_overrides(**extra)
-    trajectories, walls, paths = {}, {}, []
+    runs: dict[str, Run] = {}
+    walls, paths = {}, []
     cfg = base
     for label in (f"weight decay {base.weight_decay:g}", "control (weight decay 0)"):
         path = out / f"{run_name(cfg)}.jsonl"
@@ -179,7 +182,7 @@ def run_demo(
             result = _train(cfg, path, progress, dets)
         finally:
             torch.set_num_threads(threads)
-        trajectories[label] = read_trajectory(path)
+        runs[label] = load_run(path)
         walls[label] = result.wall_s
         paths.append(path)
         # The control trains as long as the weight-decay run did (it early-stops after grokking), so both cover
@@ -188,21 +191,19 @@ def run_demo(
     groups = base.monitor.groups
     group = _primary_group(groups)
     rows = []
-    for label, t in trajectories.items():
+    for label, run in runs.items():
         for g in groups:
-            s = summarise(t, group=g)
-            rows.append(
-                f"| {label} | {g} | {_cell(s['grok_step'])} | {_cell(s['final_test_acc'])} | {s['kstar_mode']} "
-                f"({100 * s['kstar_mode_share']:.0f}%) | {_cell(s['R_pre_mean'])} | {_cell(s['R_at_grok'])} | "
-                f"{_cell(s['g23_early'])} | {_cell(s['g23_at_grok'])} | {_cell(s['g23_decline'])} | "
-                f"{walls[label]:.1f} |"
-            )
-    figure = plot_runs(trajectories, out / "demo.png", group=group)
-    phase = phase_portrait(trajectories, out / "phase.png", group=group)
+            s = summarise(run, group=g)
+            rows.append([label, g, _cell(s["grok_step"]), _cell(s["final_test_acc"]),
+                         f"{s['kstar_mode']} ({100 * s['kstar_mode_share']:.0f}%)", _cell(s["R_pre_mean"]),
+                         _cell(s["R_at_grok"]), _cell(s["g23_early"]), _cell(s["g23_at_grok"]),
+                         _cell(s["g23_decline"]), f"{walls[label]:.1f}"])
+    figure = plot_runs(runs, out / "demo.png", group=group)
+    phase = phase_portrait(runs, out / "phase.png", group=group)
     onset_lines: list[str] = []
-    onset_table: list[str] = []
-    for label, t in trajectories.items():
-        summary, *table = _onset_rows(label, t, group, dets)
+    onset_table: list[list[Any]] = []
+    for label, run in runs.items():
+        summary, table = _onset_rows(label, run, group, dets)
         onset_lines.append(summary)
         onset_table.extend(table)
     claims = claims_table(load_claim_runs(paths), group=group)
@@ -222,10 +223,8 @@ def run_demo(
             "",
             "## Runs",
             "",
-            "| run | group | grok step | final test acc | k* mode | R mean before grok | R at grok | g23 peak | "
-            "g23 at grok | g23 decline | wall s |",
-            "|---|---|---|---|---|---|---|---|---|---|---|",
-            *rows,
+            markdown_table(["run", "group", "grok step", "final test acc", "k* mode", "R mean before grok",
+                            "R at grok", "g23 peak", "g23 at grok", "g23 decline", "wall s"], rows),
             "",
             "## Onset prediction (live)",
             "",
@@ -237,15 +236,14 @@ def run_demo(
             "",
             *onset_lines,
             "",
-            "| run | kind | observed grok step | signal | fired | predicted step | lead | live = offline | note |",
-            "|---|---|---|---|---|---|---|---|---|",
-            *onset_table,
+            markdown_table(["run", "kind", "observed grok step", "signal", "fired", "predicted step", "lead",
+                            "live = offline", "note"], onset_table),
             "",
             "## Claims these two runs can check",
             "",
-            "`verify.claims.claims_table` on the two runs; rows that need more runs, other optimisers or probes are "
-            "INCONCLUSIVE with the reason. Spreads over runs have n = 1 here: run `spectral-edge claims` on a sweep "
-            "for the real table.",
+            "`verify.studies.spectral.claims_table` on the two runs; rows that need more runs, other optimisers or "
+            "probes are INCONCLUSIVE with the reason. Spreads over runs have n = 1 here: run `spectral-edge claims` "
+            "on a sweep for the real table.",
             "",
             to_markdown(claims),
             "## Figures",
@@ -254,7 +252,7 @@ def run_demo(
             "",
             f"![phase portrait: spectral gap vs commutator defect]({phase.name})",
             "",
-            "Trajectories: " + ", ".join(f"`{t.path.name}`" for t in trajectories.values()),
+            "Trajectories: " + ", ".join(f"`{r.path.name}`" for r in runs.values()),
             "",
             "Re-inspect any run with `spectral-edge inspect FILE --group attn`.",
             "",
@@ -264,6 +262,4 @@ def run_demo(
 
 
 def _params_text(d: Detector) -> str:
-    from verify.onset import _params
-
-    return "(" + ", ".join(f"{k}={v}" for k, v in _params(d).items()) + ")"
+    return "(" + ", ".join(f"{k}={v}" for k, v in detector_params(d).items()) + ")"

@@ -1,6 +1,10 @@
 """Figures of trajectories: accuracy and the spectral quantities against optimizer steps (``plot_runs``), the
 phase portrait in the (spectral gap, commutator defect) plane (``phase_portrait``), and one figure per claims row
-(``claim_figure``, given the row's drawing callable)."""
+(``claim_figure``, given the row's drawing callable, e.g. ``verify.claims.draw("draw_box", ...)``).
+
+Runs are given as parsed trajectories or as run-store runs (``verify.store.Run``, e.g. ``load_stored(name).runs``).
+Importing this module imports matplotlib; the claims kernel and the studies reach it only when a figure is drawn.
+"""
 
 from __future__ import annotations
 
@@ -16,24 +20,29 @@ from matplotlib.ticker import NullFormatter
 from numerics.atomic import atomic_path
 from numerics.errors import TrajectoryError
 from numerics.trajectory import Trajectory
+from verify.grokking import grok_step
+from verify.store import Run
 
 __all__ = ["claim_figure", "draw_bars", "draw_box", "draw_hist", "draw_scatter", "phase_points", "phase_portrait",
            "plot_runs"]
 
 
-def plot_runs(runs: Mapping[str, Trajectory], path: str | os.PathLike[str], group: str = "attn") -> Path:
+def _trajectory(run: Trajectory | Run) -> Trajectory:
+    return run.trajectory if isinstance(run, Run) else run
+
+
+def plot_runs(runs: Mapping[str, Trajectory | Run], path: str | os.PathLike[str], group: str = "attn") -> Path:
     """Four panels per run set: test/train accuracy, gap ratio R, g₂₃ (log scale), and k*, against steps.
 
     The grokking step (registry default) of each run is marked with a dotted vertical line.
     """
-    from verify.grokking import grok_step
-
     # A bare Figure (no pyplot) renders headless without switching the global backend, so notebooks that
     # import this module keep inline figures.
     fig = Figure(figsize=(8, 10), layout="constrained")
     axes = fig.subplots(4, 1, sharex=True)
     colors = mpl.rcParams["axes.prop_cycle"].by_key()["color"]
-    for (label, t), color in zip(runs.items(), colors, strict=False):
+    for (label, run), color in zip(runs.items(), colors, strict=False):
+        t = _trajectory(run)
         steps, test = t.series("eval", "test_acc")
         _, train = t.series("eval", "train_acc")
         axes[0].plot(steps, test, color=color, label=f"{label}: test")
@@ -73,7 +82,7 @@ def _log_helps(x: np.ndarray) -> bool:
     return bool(len(x)) and bool(np.all(x > 0)) and float(x.max() / x.min()) > 10.0
 
 
-def phase_points(t: Trajectory, group: str = "attn") -> dict[str, np.ndarray]:
+def phase_points(run: Trajectory | Run, group: str = "attn") -> dict[str, np.ndarray]:
     """The phase-portrait points of one run: per spectrum record of ``group`` (falls back to ``all``), its step,
     gap g = σ_{k*} − σ_{k*+1}, the median commutator defect D of the latest ``defect`` record at or before that step,
     and the test accuracy of the latest ``eval`` record at or before it (NaN if none).
@@ -82,6 +91,7 @@ def phase_points(t: Trajectory, group: str = "attn") -> dict[str, np.ndarray]:
     ``TrajectoryError`` naming the file when the run has no ``defect`` records (train with ``defect.every``), no
     spectrum records of the group, or no point where both are known.
     """
+    t = _trajectory(run)
     groups = t.groups()
     if not groups:
         raise TrajectoryError(f"{t.path}: no spectrum records; cannot draw a phase portrait")
@@ -106,7 +116,7 @@ def phase_points(t: Trajectory, group: str = "attn") -> dict[str, np.ndarray]:
     return {"step": s_steps, "g": gap, "D": D, "test_acc": test_acc, "group": np.asarray(g_name)}
 
 
-def phase_portrait(runs: Mapping[str, Trajectory], path: str | os.PathLike[str], group: str = "attn") -> Path:
+def phase_portrait(runs: Mapping[str, Trajectory | Run], path: str | os.PathLike[str], group: str = "attn") -> Path:
     """Each run's trajectory in the (spectral gap g, commutator defect D) plane, written as a PNG to ``path``.
 
     x: g = σ_{k*} − σ_{k*+1} of the rolling update-Gram spectrum (group ``group``); y: the median commutator defect
@@ -116,8 +126,6 @@ def phase_portrait(runs: Mapping[str, Trajectory], path: str | os.PathLike[str],
     Axes are logarithmic where all values are positive and span more than a factor of 10. Raises
     ``TrajectoryError`` naming the file for a run without defect records (never a silently empty figure).
     """
-    from verify.grokking import grok_step
-
     if not runs:
         raise ValueError("phase_portrait needs at least one run")
     points = {label: phase_points(t, group) for label, t in runs.items()}
@@ -132,7 +140,7 @@ def phase_portrait(runs: Mapping[str, Trajectory], path: str | os.PathLike[str],
               (axes[1], "test_acc", "plasma", acc_norm, "test accuracy"))
     for i, (label, p) in enumerate(points.items()):
         color, marker = colors[i % len(colors)], markers[i % len(markers)]
-        e_steps, acc = runs[label].series("eval", "test_acc")
+        e_steps, acc = _trajectory(runs[label]).series("eval", "test_acc")
         gs = grok_step(e_steps, acc) if len(e_steps) else None
         at_grok = np.nonzero(p["step"] >= gs)[0] if gs is not None else np.array([], dtype=int)
         for ax, key, cmap, norm, _ in panels:

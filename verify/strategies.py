@@ -145,6 +145,32 @@ def _draw_float(draw: st.DrawFn, lo: float, hi: float) -> float:
     return lo if lo == hi else draw(st.floats(lo, hi))
 
 
+def _kinds(kind: str | Sequence[str], allowed: tuple[str, ...]) -> tuple[str, ...]:
+    """``kind`` as a non-empty tuple of names from ``allowed`` (raises ``ValueError`` otherwise)."""
+    kinds = (kind,) if isinstance(kind, str) else tuple(kind)
+    if not kinds or any(x not in allowed for x in kinds):
+        raise ValueError(f"kind must be one of {allowed} or a tuple of them, got {kind!r}")
+    return kinds
+
+
+def _draw_kind(draw: st.DrawFn, kinds: tuple[str, ...]) -> str:
+    """The one kind, or one drawn from several (mixed)."""
+    return kinds[0] if len(kinds) == 1 else draw(st.sampled_from(kinds))
+
+
+def _draw_P(draw: st.DrawFn, P: IntRange | None, n: int) -> int:
+    """A column count P ≥ n, drawn in ``P`` (default (n, 40))."""
+    p_lo, p_hi = (n, max(40, n)) if P is None else _int_range(P, "P")
+    return draw(st.integers(max(p_lo, n), max(p_hi, n)))
+
+
+def _draw_entries(draw: st.DrawFn, shape: tuple[int, int]) -> np.ndarray:
+    """An array of ``shape`` with every entry drawn from ``ELEMENT``, not all zero."""
+    X = draw(hnp.arrays(np.float64, shape, elements=ELEMENT, fill=st.nothing()))
+    assume(np.any(X != 0))
+    return X
+
+
 def _draw_scale(draw: st.DrawFn, log10_scale: FloatRange) -> float:
     """10^e with e drawn in ``log10_scale``: shrinks to e = 0, i.e. unit scale, whenever 0 is in the range."""
     lo, hi = (float(log10_scale), float(log10_scale)) if isinstance(log10_scale, (int, float)) else log10_scale
@@ -228,8 +254,7 @@ def planted_gap_windows(
     r, kk = _check_planted(ratio, margin, k)
     w_lo, w_hi = _int_range(w, "w", low=2)
     n = draw(st.integers(max(w_lo, kk[0] + 1), max(w_hi, kk[0] + 1)))
-    p_lo, p_hi = (n, max(40, n)) if P is None else _int_range(P, "P")
-    Pn = draw(st.integers(max(p_lo, n), max(p_hi, n)))
+    Pn = _draw_P(draw, P, n)
     return _planted(draw, n, Pn, kk, r, margin, inner_max, log10_scale)
 
 
@@ -264,14 +289,12 @@ def windows(
     * ``"planted_gap"``: as ``planted_gap_windows`` with ``k`` and ``ratio`` over all w + extra_rows rows (needs P
       ≥ w + extra_rows, which the default P range ensures).
     """
-    kinds = (kind,) if isinstance(kind, str) else tuple(kind)
-    if not kinds or any(x not in KINDS for x in kinds):
-        raise ValueError(f"kind must be one of {KINDS} or a tuple of them, got {kind!r}")
+    kinds = _kinds(kind, KINDS)
     if extra_rows < 0:
         raise ValueError(f"extra_rows must be ≥ 0, got {extra_rows!r}")
     w_lo, w_hi = _int_range(w, "w", low=1)
     w_lo, w_hi = _int_range((min_w if min_w is not None else w_lo, max_w if max_w is not None else w_hi), "w", 1)
-    chosen = kinds[0] if len(kinds) == 1 else draw(st.sampled_from(kinds))
+    chosen = _draw_kind(draw, kinds)
     n = draw(st.integers(w_lo, w_hi))
     rows = n + extra_rows
     if P is None:
@@ -281,9 +304,7 @@ def windows(
         p_lo, p_hi = _int_range(P, "P")
         Pn = draw(st.integers(p_lo, max_P if max_P is not None else p_hi))
     if chosen == "entries":
-        X = draw(hnp.arrays(np.float64, (rows, Pn), elements=ELEMENT, fill=st.nothing()))
-        assume(np.any(X != 0))
-        return X
+        return _draw_entries(draw, (rows, Pn))
     if chosen == "planted_gap":
         r, kk = _check_planted(ratio, 1.5, k)
         return _planted(draw, rows, max(Pn, rows), kk, r, 1.5, 2.0, log10_scale).X
@@ -387,8 +408,7 @@ def linear_models(
     """
     lo, hi = _int_range(n, "n")
     m = draw(st.integers(lo, hi))
-    p_lo, p_hi = (m, max(40, m)) if P is None else _int_range(P, "P")
-    Pn = draw(st.integers(max(p_lo, m), max(p_hi, m)))
+    Pn = _draw_P(draw, P, m)
     kappa = 10.0 ** draw(hnp.arrays(np.float64, m, elements=st.floats(*log10_kappa)))
     c = draw(st.floats(*eta_kappa_max))
     rng = np.random.default_rng(draw(_SEEDS))
@@ -435,17 +455,14 @@ def trajectories(
 
     s = 10^e scales the stream (parameter units), e in ``log10_scale``; "gd" keeps its natural scale.
     """
-    kinds = (kind,) if isinstance(kind, str) else tuple(kind)
-    if not kinds or any(x not in TRAJECTORY_KINDS for x in kinds):
-        raise ValueError(f"kind must be one of {TRAJECTORY_KINDS} or a tuple of them, got {kind!r}")
-    chosen = kinds[0] if len(kinds) == 1 else draw(st.sampled_from(kinds))
+    chosen = _draw_kind(draw, _kinds(kind, TRAJECTORY_KINDS))
     W_lo, W_hi = _int_range(W, "W", low=1)
     Wn = draw(st.integers(W_lo, W_hi))
     T_lo, T_hi = _int_range(T, "T")
     Tn = draw(st.integers(max(T_lo, Wn + 1), max(T_hi, Wn + 1)))
     P_lo, P_hi = _int_range(P, "P")
     if chosen == "gd":
-        from theory.ntk import linear_model_updates
+        from theory.ntk import linear_model_updates  # theory imports sympy: kept out of import time
 
         model = draw(linear_models(n=(1, min(8, P_hi)), P=(P_lo, P_hi)))
         deltas = linear_model_updates(model.J, model.r0, model.eta, Tn)
@@ -453,9 +470,7 @@ def trajectories(
         return Stream(deltas, Wn)
     Pn = draw(st.integers(P_lo, P_hi))
     if chosen == "entries":
-        deltas = draw(hnp.arrays(np.float64, (Tn, Pn), elements=ELEMENT, fill=st.nothing()))
-        assume(np.any(deltas != 0))
-        return Stream(deltas, Wn)
+        return Stream(_draw_entries(draw, (Tn, Pn)), Wn)
     scale = _draw_scale(draw, log10_scale)
     if chosen == "gaussian":
         return Stream(scale * np.random.default_rng(draw(_SEEDS)).standard_normal((Tn, Pn)), Wn)

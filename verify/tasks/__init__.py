@@ -5,10 +5,10 @@ A workload module ``verify/tasks/<name>.py`` defines one task object (``name``, 
 module level, optionally
 
 * ``PRESETS: dict[str, dict]`` — task-config overrides per preset name (fields of ``config_class``);
-* ``RECOMMENDED: dict[str, dict]`` — run settings per preset name (fields of ``verify.config.RunConfig``:
+* ``RECOMMENDED: dict[str, dict]`` — run settings per preset name (fields of ``verify.harness.config.RunConfig``:
   ``optimizer``, ``lr``, ``batch_size``, ``max_steps``, ``monitor``, ``defect``, ...).
 
-``verify.config.preset(name, task=...)`` merges the two entries of that name (either may be missing). Optional
+``verify.harness.config.preset(name, task=...)`` merges the two entries of that name (either may be missing). Optional
 methods of the task object, used when present:
 
 * ``run_label(config) -> str``: the middle of run file names (``{task}-{label}-wd{wd:g}-s{seed}``; modular:

@@ -17,7 +17,8 @@ that token (13 classes, 0..12; padding targets −100 are ignored). A fixed pool
   identical);
 * the author's out-of-distribution eval (ctx 48, ≤ 20 pairs) is left out: its depths can exceed the 13 classes.
 
-The attention building blocks (:class:`Attention`, :class:`Block`) are shared with ``verify.tasks.scan``.
+The attention building blocks (:class:`Attention`, :class:`Block`) and their initialisation live in
+``verify.tasks.layers``, shared with ``verify.tasks.scan`` and ``verify.tasks.modular``.
 """
 
 from __future__ import annotations
@@ -32,7 +33,17 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import Tensor, nn
 
 from verify.tasks.base import eval_mode
-from verify.tasks.layers import Attention
+from verify.tasks.common import IGNORE, AttentionGramTask, TokenCounts, build_on_meta, chunks
+from verify.tasks.layers import (
+    ATTN_PROJ,
+    Attention,
+    Block,
+    attention_weight_names,
+    init_attention,
+    init_linear,
+    uniform_,
+)
+from verify.tasks.presets import derive
 
 __all__ = [
     "ATTN_PROJ",
@@ -58,8 +69,6 @@ __all__ = [
 
 OPEN, CLOSE, PAD = 0, 1, 2  # vocabulary of [P] dyck/grok_sweep.py
 VOCAB_SIZE = 3
-IGNORE = -100  # target of padding positions (ignored by the loss and the metrics)
-ATTN_PROJ = ("q_proj", "k_proj", "v_proj", "o_proj")
 
 
 class DyckConfig(BaseModel):
@@ -140,21 +149,6 @@ def make_dataset(cfg: DyckConfig, seed: int) -> dict[str, tuple[Tensor, Tensor]]
 # --- model -------------------------------------------------------------------------------------------------------
 
 
-class Block(nn.Module):
-    """Pre-norm transformer layer: x + attn(LN(x)), then x + MLP(LN(x)); GELU, dropout 0."""
-
-    def __init__(self, d_model: int, n_heads: int, d_ff: int) -> None:
-        super().__init__()
-        self.ln1 = nn.LayerNorm(d_model)
-        self.attn = Attention(d_model, n_heads)
-        self.ln2 = nn.LayerNorm(d_model)
-        self.mlp = nn.Sequential(nn.Linear(d_model, d_ff), nn.GELU(), nn.Linear(d_ff, d_model))
-
-    def forward(self, x: Tensor, *, causal: bool = False, key_mask: Tensor | None = None) -> Tensor:
-        x = x + self.attn(self.ln1(x), causal=causal, key_mask=key_mask)
-        return x + self.mlp(self.ln2(x))
-
-
 class DyckTransformer(nn.Module):
     """Token + learned positional embedding → causal pre-norm blocks → LayerNorm → per-position depth head.
 
@@ -198,39 +192,10 @@ class DyckTransformer(nn.Module):
             init_linear(lin, g)
 
 
-def uniform_(t: Tensor, bound: float, g: torch.Generator | None) -> None:
-    """U(−bound, bound) in place, from ``g``."""
-    nn.init.uniform_(t, -bound, bound, generator=g)
-
-
-def init_linear(lin: nn.Linear, g: torch.Generator | None, weight_bound: float | None = None) -> None:
-    """``nn.Linear`` default init from ``g``: weight U(±1/√fan_in) (or U(±weight_bound)), bias U(±1/√fan_in)."""
-    default = 1.0 / math.sqrt(lin.in_features)
-    uniform_(lin.weight, default if weight_bound is None else weight_bound, g)
-    uniform_(lin.bias, default, g)
-
-
-def init_attention(attn: Attention, g: torch.Generator | None, o_bound: float) -> None:
-    """``nn.MultiheadAttention`` init from ``g``: Q/K/V U(±√(6/4d)) (xavier over the fused in_proj), O U(±o_bound),
-    all biases zero."""
-    d = attn.q_proj.in_features
-    for name in ATTN_PROJ:
-        lin: nn.Linear = getattr(attn, name)
-        uniform_(lin.weight, o_bound if name == "o_proj" else math.sqrt(6.0 / (4 * d)), g)
-        nn.init.zeros_(lin.bias)
-
-
-def attention_weight_names(model: nn.Module) -> list[str]:
-    """Names of every attention weight matrix W_Q, W_K, W_V, W_O (self and cross; biases excluded), in model order:
-    the δ-scope of the author's Gram spectra ([P] dyck_scan ``spectral/thesis_table7_replication.py``)."""
-    suffixes = tuple(f".{proj}.weight" for proj in ATTN_PROJ)
-    return [name for name, _ in model.named_parameters() if name.endswith(suffixes)]
-
-
 # --- the Task ----------------------------------------------------------------------------------------------------
 
 
-class DyckTask:
+class DyckTask(AttentionGramTask):
     """Dyck-1 depth prediction as a :class:`verify.tasks.base.Task`. Batches are ``(x, y)`` int64 pairs."""
 
     name = "dyck"
@@ -248,11 +213,7 @@ class DyckTask:
         """Built on the meta device (PyTorch's default init never runs, the global RNG is untouched), initialised
         on the CPU from ``generator``, then moved to ``device``."""
         cfg = DyckConfig.model_validate(config)
-        with torch.device("meta"):
-            model = DyckTransformer(cfg)
-        model.to_empty(device="cpu")
-        model.reset_parameters(generator)
-        return model.to(device)
+        return build_on_meta(lambda: DyckTransformer(cfg), generator, device)
 
     def sample_batch(self, data: dict[str, Any], batch_size: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
         """``batch_size`` training sequences drawn uniformly with replacement (as the author)."""
@@ -270,23 +231,12 @@ class DyckTask:
         """On a whole split: ``acc`` (per-token accuracy, the author's grokking metric), ``loss`` (token-mean CE),
         ``seq_acc`` (fraction of sequences right at every token). Eval mode; the previous mode is restored."""
         x, y = data[split]
+        counts = TokenCounts()
         with eval_mode(model):
-            device = next(model.parameters()).device
-            loss_sum, correct, tokens, seq_ok = 0.0, 0, 0, 0
-            for i in range(0, len(x), chunk):
-                xb, yb = x[i : i + chunk].to(device), y[i : i + chunk].to(device)
-                logits = model(xb)
-                mask = yb != IGNORE
-                hit = (logits.argmax(-1) == yb) & mask
-                loss_sum += F.cross_entropy(logits.flatten(0, 1), yb.flatten(), ignore_index=IGNORE,
-                                            reduction="sum").item()
-                correct += int(hit.sum())
-                tokens += int(mask.sum())
-                seq_ok += int((hit | ~mask).all(1).sum())
-        return {"acc": correct / tokens, "loss": loss_sum / tokens, "seq_acc": seq_ok / len(x)}
-
-    def attention_weight_names(self, model: nn.Module) -> list[str]:
-        return attention_weight_names(model)
+            for xb, yb in chunks((x, y), chunk, next(model.parameters()).device):
+                counts.add(model(xb), yb)
+        return {"acc": counts.correct / counts.tokens, "loss": counts.loss_sum / counts.tokens,
+                "seq_acc": counts.seq_ok / len(x)}
 
     def run_label(self, config: BaseModel) -> str:
         """``d{d_model}-l{n_layers}``: run files are ``dyck-d128-l2-wd{wd:g}-s{seed}.jsonl(.gz)`` for the author."""
@@ -308,31 +258,21 @@ PRESETS: dict[str, dict[str, Any]] = {
     "tiny": {"n_sequences": 1050, "n_layers": 1, "d_model": 64, "d_ff": 128},
 }
 
-# Run settings for the harness (optimiser, schedule, monitor), named as in verify.config; not validated here.
+# Run settings for the harness (optimiser, schedule, monitor), named as in verify.harness.config; not validated here.
 # [P] dyck/grok_sweep.py: AdamW, batch 50 drawn *with replacement* from the 50 training sequences, clip 1.0, eval
 # every 100 steps, early stop at test acc >= 0.99 on 10 consecutive evals; attention weights logged every 200 steps
 # (wd-0 controls: every 500, 10k steps; the dense retrain for the Gram analysis, s42 wd 1: every 50). The Gram
 # replication ([P] spectral/thesis_table7_replication.py) uses W = 3 and grok step = first test acc >= 0.95; the
 # lifecycle scripts use W = 5.
+_AUTHOR_RUN: dict[str, Any] = {
+    "optimizer": "adamw", "lr": 1e-3, "betas": (0.9, 0.98), "weight_decay": 1.0, "batch_size": 50,
+    "grad_clip": 1.0, "max_steps": 20_000, "eval_every": 100, "grok_threshold": 0.95,
+    "early_stop": {"acc": 0.99, "patience": 10}, "monitor": {"window": 3, "every": 200, "groups": ["attn"]},
+}
 RECOMMENDED: dict[str, dict[str, Any]] = {
-    "author": {
-        "optimizer": "adamw", "lr": 1e-3, "betas": (0.9, 0.98), "weight_decay": 1.0, "batch_size": 50,
-        "grad_clip": 1.0, "max_steps": 20_000, "eval_every": 100, "grok_threshold": 0.95,
-        "early_stop": {"acc": 0.99, "patience": 10}, "monitor": {"window": 3, "every": 200, "groups": ["attn"]},
-    },
-    "author_control": {
-        "optimizer": "adamw", "lr": 1e-3, "betas": (0.9, 0.98), "weight_decay": 0.0, "batch_size": 50,
-        "grad_clip": 1.0, "max_steps": 10_000, "eval_every": 100, "grok_threshold": 0.95,
-        "early_stop": {"acc": 0.99, "patience": 10}, "monitor": {"window": 3, "every": 500, "groups": ["attn"]},
-    },
-    "author_dense": {
-        "optimizer": "adamw", "lr": 1e-3, "betas": (0.9, 0.98), "weight_decay": 1.0, "batch_size": 50,
-        "grad_clip": 1.0, "max_steps": 20_000, "eval_every": 100, "grok_threshold": 0.95,
-        "early_stop": {"acc": 0.99, "patience": 10}, "monitor": {"window": 5, "every": 50, "groups": ["attn"]},
-    },
-    "tiny": {
-        "optimizer": "adamw", "lr": 3e-3, "betas": (0.9, 0.98), "weight_decay": 1.0, "batch_size": 50,
-        "grad_clip": 1.0, "max_steps": 1500, "eval_every": 100, "grok_threshold": 0.99,
-        "early_stop": {"acc": 0.99, "patience": 3}, "monitor": {"window": 3, "every": 25, "groups": ["attn"]},
-    },
+    "author": _AUTHOR_RUN,
+    "author_control": derive(_AUTHOR_RUN, weight_decay=0.0, max_steps=10_000, monitor={"every": 500}),
+    "author_dense": derive(_AUTHOR_RUN, monitor={"window": 5, "every": 50}),
+    "tiny": derive(_AUTHOR_RUN, lr=3e-3, max_steps=1500, grok_threshold=0.99, early_stop={"patience": 3},
+                   monitor={"every": 25}),
 }

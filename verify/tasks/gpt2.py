@@ -28,7 +28,8 @@ from torch import Tensor, nn
 
 from verify import corpus as lm_corpus
 from verify.tasks.base import eval_mode
-from verify.tasks.layers import Attention
+from verify.tasks.common import AttentionGramTask, build_on_meta, chunks
+from verify.tasks.layers import Attention, attention_weight_names
 
 __all__ = [
     "GPT2",
@@ -43,8 +44,6 @@ __all__ = [
     "hidden_matrix_names",
     "no_decay_names",
 ]
-
-ATTN_PROJ = ("q_proj", "k_proj", "v_proj", "o_proj")
 
 
 # ---------------------------------------------------------------------------------------------------- the model
@@ -136,17 +135,7 @@ class GPT2Model(nn.Module):
 def build_model(cfg: ModelConfig, generator: torch.Generator, device: str | torch.device = "cpu") -> GPT2Model:
     """Build on the meta device (no default init, no global RNG), materialise on the CPU, initialise from
     ``generator``, then move to ``device`` (so the init is the same on every device)."""
-    with torch.device("meta"):
-        model = GPT2Model(cfg)
-    model.to_empty(device="cpu")
-    model.reset_parameters(generator)
-    return model.to(device)
-
-
-def attention_weight_names(model: nn.Module) -> list[str]:
-    """Names of W_Q, W_K, W_V, W_O of every block (biases excluded), in model order."""
-    suffixes = tuple(f".{proj}.weight" for proj in ATTN_PROJ)
-    return [name for name, _ in model.named_parameters() if name.endswith(suffixes)]
+    return build_on_meta(lambda: GPT2Model(cfg), generator, device)
 
 
 def hidden_matrix_names(model: nn.Module) -> list[str]:
@@ -215,13 +204,13 @@ _SIZES: dict[str, dict[str, Any]] = {
              "eval_windows": 16, "eval_batch_size": 16},
 }
 
-# Run settings (fields of verify.config.RunConfig) for the optimiser dependence of k* (issue 5: Muon k* = 1, AdamW
-# k* = 2 at comparable validation loss) and the backbone claim (SGD). Matched across optimisers: batch, steps, clip,
-# weight decay, eval and monitor cadence; spectra over all parameters, W = 10, Δs = 200 (the author's GPT-2 analysis,
-# author-experiments.md §5.3). Muon runs with torch's ``match_rms_adamw`` (Liu et al. 2025, "Muon is Scalable for
-# LLM Training"), so it shares AdamW's lr and weight decay; embeddings, positions, LayerNorms and biases stay on
-# AdamW (``hidden_matrix_names`` is Muon's group). lr 3e-4 rather than nanoGPT's 6e-4 because RunConfig has no
-# warmup. SGD (momentum 0.9, L2 weight decay) is not tuned: sweep lr ∈ {0.03, 0.1, 0.3} on the GPU first.
+# Run settings (fields of verify.harness.config.RunConfig) for the optimiser dependence of k* (issue 5: Muon k* = 1,
+# AdamW k* = 2 at comparable validation loss) and the backbone claim (SGD). Matched across optimisers: batch, steps,
+# clip, weight decay, eval and monitor cadence; spectra over all parameters, W = 10, Δs = 200 (the author's GPT-2
+# analysis, author-experiments.md §5.3). Muon runs with torch's ``match_rms_adamw`` (Liu et al. 2025, "Muon is Scalable
+# for LLM Training"), so it shares AdamW's lr and weight decay; embeddings, positions, LayerNorms and biases stay on
+# AdamW (``hidden_matrix_names`` is Muon's group). lr 3e-4 rather than nanoGPT's 6e-4 because RunConfig has no warmup.
+# SGD (momentum 0.9, L2 weight decay) is not tuned: sweep lr ∈ {0.03, 0.1, 0.3} on the GPU first.
 _MATCHED: dict[str, dict[str, Any]] = {
     # 3000 × 16 × 1024 = 49M tokens ≈ 4.8 passes over the 10.1M-token corpus; 15 snapshots → 6 windows of W = 10.
     "124M": {"batch_size": 16, "max_steps": 3000, "eval_every": 200, "lr": 3e-4,
@@ -281,7 +270,7 @@ def _split(tokens: Tensor, n_ctx: int, n_eval: int, name: str) -> dict[str, Tens
     return {"tokens": tokens, "eval_x": eval_x, "eval_y": eval_y}
 
 
-class GPT2Task:
+class GPT2Task(AttentionGramTask):
     """The GPT-2 workload (implements :class:`verify.tasks.base.Task`).
 
     ``make_data`` returns ``{"train": split, "test": split, "n_ctx", "eval_batch_size", "corpus": provenance}``;
@@ -332,21 +321,17 @@ class GPT2Task:
     def evaluate(self, model: nn.Module, data: dict[str, Any], split: str) -> dict[str, float]:
         """Mean next-token cross-entropy (``loss``), accuracy (``acc``) and perplexity on the split's fixed
         windows, in eval mode (restored afterwards)."""
-        x_all, y_all = data[split]["eval_x"], data[split]["eval_y"]
+        windows = (data[split]["eval_x"], data[split]["eval_y"])
         device = next(model.parameters()).device
         total, correct, n = 0.0, 0, 0
         with eval_mode(model):
-            for i in range(0, len(x_all), data["eval_batch_size"]):
-                x, y = x_all[i:i + data["eval_batch_size"]].to(device), y_all[i:i + data["eval_batch_size"]].to(device)
+            for x, y in chunks(windows, data["eval_batch_size"], device):
                 logits = model(x).float()
                 total += F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="sum").item()
                 correct += int((logits.argmax(-1) == y).sum())
                 n += y.numel()
         loss = total / n
         return {"loss": loss, "acc": correct / n, "ppl": math.exp(min(loss, 50.0))}
-
-    def attention_weight_names(self, model: nn.Module) -> list[str]:
-        return attention_weight_names(model)
 
     def run_label(self, config: BaseModel) -> str:
         """Middle of run file names: the size preset's name (``124M``, ``small``, ``tiny``) when the architecture

@@ -1,12 +1,18 @@
-"""Layers shared by the workloads' transformers (each model stays a short readable module of its own)."""
+"""Layers shared by the workloads' transformers (each model stays a short readable module of its own): attention,
+the pre-norm block, ``nn.Linear`` / ``nn.MultiheadAttention`` initialisation from a generator, and the names of the
+attention weights (the author's Gram group)."""
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["Attention"]
+__all__ = ["ATTN_PROJ", "Attention", "Block", "attention_weight_names", "init_attention", "init_linear", "uniform_"]
+
+ATTN_PROJ = ("q_proj", "k_proj", "v_proj", "o_proj")
 
 
 class Attention(nn.Module):
@@ -49,3 +55,48 @@ class Attention(nn.Module):
             mask, causal = allowed if mask is None else mask & allowed, False
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal)
         return self.o_proj(y.transpose(1, 2).reshape(B, T, C))
+
+
+class Block(nn.Module):
+    """Pre-norm transformer layer: x + attn(LN(x)), then x + MLP(LN(x)); GELU, dropout 0."""
+
+    def __init__(self, d_model: int, n_heads: int, d_ff: int) -> None:
+        super().__init__()
+        self.ln1 = nn.LayerNorm(d_model)
+        self.attn = Attention(d_model, n_heads)
+        self.ln2 = nn.LayerNorm(d_model)
+        self.mlp = nn.Sequential(nn.Linear(d_model, d_ff), nn.GELU(), nn.Linear(d_ff, d_model))
+
+    def forward(self, x: Tensor, *, causal: bool = False, key_mask: Tensor | None = None) -> Tensor:
+        x = x + self.attn(self.ln1(x), causal=causal, key_mask=key_mask)
+        return x + self.mlp(self.ln2(x))
+
+
+def uniform_(t: Tensor, bound: float, g: torch.Generator | None) -> None:
+    """U(−bound, bound) in place, from ``g``."""
+    nn.init.uniform_(t, -bound, bound, generator=g)
+
+
+def init_linear(lin: nn.Linear, g: torch.Generator | None, weight_bound: float | None = None) -> None:
+    """``nn.Linear`` default init from ``g``: weight U(±1/√fan_in) (or U(±weight_bound)), bias U(±1/√fan_in)."""
+    default = 1.0 / math.sqrt(lin.in_features)
+    uniform_(lin.weight, default if weight_bound is None else weight_bound, g)
+    uniform_(lin.bias, default, g)
+
+
+def init_attention(attn: Attention, g: torch.Generator | None, o_bound: float) -> None:
+    """``nn.MultiheadAttention`` init from ``g``: Q/K/V U(±√(6/4d)) (xavier over the fused in_proj), O U(±o_bound),
+    all biases zero."""
+    d = attn.q_proj.in_features
+    for name in ATTN_PROJ:
+        lin: nn.Linear = getattr(attn, name)
+        uniform_(lin.weight, o_bound if name == "o_proj" else math.sqrt(6.0 / (4 * d)), g)
+        nn.init.zeros_(lin.bias)
+
+
+def attention_weight_names(model: nn.Module) -> list[str]:
+    """Names of every attention weight matrix W_Q, W_K, W_V, W_O (self and cross; biases excluded), in model order:
+    the δ-scope of the author's Gram spectra ([P] grokking-integrability, dyck_scan
+    ``spectral/thesis_table7_replication.py``)."""
+    suffixes = tuple(f".{proj}.weight" for proj in ATTN_PROJ)
+    return [name for name, _ in model.named_parameters() if name.endswith(suffixes)]

@@ -32,7 +32,8 @@ from torch import Tensor, nn
 
 from theory import registry
 from theory.li2 import LI2_WEIGHT_DECAY  # noqa: F401 - registers the weight-decay variants
-from verify.tasks.base import eval_mode
+from verify.tasks.common import split_metrics
+from verify.tasks.presets import derive
 
 __all__ = ["LI2", "PRESETS", "RECOMMENDED", "Li2Config", "Li2MLP", "Li2Task", "centred_mse", "li2_split"]
 
@@ -136,12 +137,7 @@ class Li2Task:
     @torch.no_grad()
     def evaluate(self, model: nn.Module, data: dict[str, Any], split: str) -> dict[str, float]:
         """``acc`` (argmax of ŷ) and the centred-MSE ``loss`` on the whole split."""
-        device = next(model.parameters()).device
-        x, y = (t.to(device) for t in data[split])
-        with eval_mode(model):
-            out = model(x)
-            return {"acc": (out.argmax(-1) == y).float().mean().item(),
-                    "loss": centred_mse(out, y, model.M).item()}  # type: ignore[arg-type]
+        return split_metrics(model, data, split, lambda out, y: centred_mse(out, y, model.M))  # type: ignore[arg-type]
 
     def attention_weight_names(self, model: nn.Module) -> list[str]:
         """No attention: the author's Gram group of this workload is the first-layer W (``monitor_groups``)."""
@@ -176,8 +172,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     "tiny": {"M": 23, "K": 256, "n_train": 211},
 }
 RECOMMENDED: dict[str, dict[str, Any]] = {
-    "paper": dict(_SETUP),
-    "relu": dict(_SETUP),
-    "control": {**_SETUP, "weight_decay": 0.0},
-    "tiny": {**_SETUP, "batch_size": 211},
+    "paper": derive(_SETUP),
+    "relu": derive(_SETUP),
+    "control": derive(_SETUP, weight_decay=0.0),
+    "tiny": derive(_SETUP, batch_size=211),
 }

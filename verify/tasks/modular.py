@@ -23,8 +23,8 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from torch import Tensor, nn
 
-from verify.tasks.base import eval_mode
-from verify.tasks.layers import Attention
+from verify.tasks.common import AttentionGramTask, build_on_meta, split_metrics
+from verify.tasks.layers import ATTN_PROJ, Attention, Block, attention_weight_names
 
 __all__ = [
     "MODULAR",
@@ -54,8 +54,6 @@ OPS: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
     "x2_xy_y2": lambda a, b: a**2 + a * b + b**2,
     "x3_xy": lambda a, b: a**3 + a * b,
 }
-
-ATTN_PROJ = ("q_proj", "k_proj", "v_proj", "o_proj")
 
 
 def all_pairs(p: int, op: str) -> tuple[Tensor, Tensor]:
@@ -111,21 +109,6 @@ class ModelConfig:
     def __post_init__(self) -> None:
         if self.d_model % self.n_heads:
             raise ValueError(f"n_heads={self.n_heads} must divide d_model={self.d_model}")
-
-
-class Block(nn.Module):
-    """Pre-norm encoder layer: x + attn(LN(x)), then x + MLP(LN(x)); GELU, dropout 0."""
-
-    def __init__(self, d_model: int, n_heads: int, d_ff: int) -> None:
-        super().__init__()
-        self.ln1 = nn.LayerNorm(d_model)
-        self.attn = Attention(d_model, n_heads)
-        self.ln2 = nn.LayerNorm(d_model)
-        self.mlp = nn.Sequential(nn.Linear(d_model, d_ff), nn.GELU(), nn.Linear(d_ff, d_model))
-
-    def forward(self, x: Tensor) -> Tensor:
-        x = x + self.attn(self.ln1(x))
-        return x + self.mlp(self.ln2(x))
 
 
 class ModularTransformer(nn.Module):
@@ -193,25 +176,12 @@ def init_model(cfg: ModelConfig, generator: torch.Generator, device: str | torch
     Modules are constructed on the meta device, so PyTorch's default init never runs and the global RNG is not
     touched; all values come from the generator (on CPU, then moved, so the init is device-independent).
     """
-    with torch.device("meta"):
-        model = ModularTransformer(cfg)
-    model.to_empty(device="cpu")
-    model.reset_parameters(generator)
-    return model.to(device)
+    return build_on_meta(lambda: ModularTransformer(cfg), generator, device)
 
 
 def build_model(cfg: ModelConfig, seed: int, device: str | torch.device = "cpu") -> ModularTransformer:
     """:func:`init_model` from ``torch.Generator().manual_seed(seed)``."""
     return init_model(cfg, torch.Generator().manual_seed(seed), device)
-
-
-def attention_weight_names(model: nn.Module) -> list[str]:
-    """Names of the attention weight matrices W_Q, W_K, W_V, W_O of every layer (biases excluded), in model order.
-
-    This is the δ-scope of the author's Gram / trajectory PCA ([P] grokking-integrability, dyck_scan).
-    """
-    suffixes = tuple(f".{proj}.weight" for proj in ATTN_PROJ)
-    return [name for name, _ in model.named_parameters() if name.endswith(suffixes)]
 
 
 # --- the Task --------------------------------------------------------------------------------------------------
@@ -222,7 +192,7 @@ Op = Literal["add", "sub", "mul", "x2_y2", "x2_xy_y2", "x3_xy"]
 class ModularConfig(BaseModel):
     """Task and model of one modular-arithmetic run (defaults: the author's ``SweepConfig``, p = 97).
 
-    Optimiser, schedule, seeds and monitor live in ``verify.config.RunConfig``.
+    Optimiser, schedule, seeds and monitor live in ``verify.harness.config.RunConfig``.
     """
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
@@ -257,7 +227,7 @@ class ModularConfig(BaseModel):
                            d_ff=self.d_ff)
 
 
-class ModularTask:
+class ModularTask(AttentionGramTask):
     """Modular arithmetic as a :class:`verify.tasks.base.Task`. Data ``{"train": (x, y), "test": (x, y)}``; batches
     ``(x, y)`` drawn with replacement ([P] ``grok_sweep.py``); metric ``acc`` = accuracy of the answer token."""
 
@@ -284,14 +254,7 @@ class ModularTask:
     @torch.no_grad()
     def evaluate(self, model: nn.Module, data: dict[str, Any], split: str) -> dict[str, float]:
         """``acc`` and mean cross-entropy ``loss`` on the whole split, in eval mode (the previous mode restored)."""
-        device = next(model.parameters()).device
-        x, y = (t.to(device) for t in data[split])
-        with eval_mode(model):
-            logits = model(x)
-            return {"acc": (logits.argmax(-1) == y).float().mean().item(), "loss": F.cross_entropy(logits, y).item()}
-
-    def attention_weight_names(self, model: nn.Module) -> list[str]:
-        return attention_weight_names(model)
+        return split_metrics(model, data, split, F.cross_entropy)
 
     def run_label(self, config: BaseModel) -> str:
         """``{op}-p{p}``: run files are ``modular-{op}-p{p}-wd{wd:g}-s{seed}.jsonl(.gz)``."""

@@ -42,8 +42,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import Tensor, nn
 
 from verify.tasks.base import eval_mode
-from verify.tasks.dyck import Block, attention_weight_names, init_attention, init_linear
-from verify.tasks.layers import Attention
+from verify.tasks.common import IGNORE, AttentionGramTask, TokenCounts, build_on_meta, chunks
+from verify.tasks.layers import Attention, Block, init_attention, init_linear
+from verify.tasks.presets import derive
 
 __all__ = [
     "ACTIONS",
@@ -155,7 +156,6 @@ def simple_split(generator: torch.Generator, train_fraction: float = 0.8) -> tup
 # --- vocabularies and tensors ------------------------------------------------------------------------------------
 
 PAD, SOS, EOS = 0, 1, 2  # in both vocabularies, as [P] scan/grok_sweep.py Vocab
-IGNORE = -100  # target of padding positions
 CMD_VOCAB = ("<PAD>", "<SOS>", "<EOS>", *COMMAND_WORDS)  # 16
 ACT_VOCAB = ("<PAD>", "<SOS>", "<EOS>", *ACTIONS)  # 9
 SRC_LEN = MAX_CMD_WORDS + 2  # 11: the author's max command length + 2 margin
@@ -328,7 +328,7 @@ def greedy_decode(model: ScanTransformer, src: Tensor, max_len: int = TGT_LEN - 
 # --- the Task ----------------------------------------------------------------------------------------------------
 
 
-class ScanTask:
+class ScanTask(AttentionGramTask):
     """SCAN (simple split) as a :class:`verify.tasks.base.Task`. Batches are dicts ``{"src", "tgt_in", "tgt_out"}``."""
 
     name = "scan"
@@ -349,11 +349,7 @@ class ScanTask:
         """Built on the meta device (PyTorch's default init never runs, the global RNG is untouched), initialised
         on the CPU from ``generator``, then moved to ``device``."""
         cfg = ScanConfig.model_validate(config)
-        with torch.device("meta"):
-            model = ScanTransformer(cfg)
-        model.to_empty(device="cpu")
-        model.reset_parameters(generator)
-        return model.to(device)
+        return build_on_meta(lambda: ScanTransformer(cfg), generator, device)
 
     def sample_batch(self, data: dict[str, Any], batch_size: int, generator: torch.Generator) -> dict[str, Tensor]:
         """``batch_size`` training pairs drawn uniformly with replacement (as the author)."""
@@ -371,32 +367,22 @@ class ScanTask:
         """On a whole split: ``acc`` (teacher-forced exact match), ``greedy_acc`` (free-running greedy exact match;
         only if ``config.greedy``), ``tok_acc`` (teacher-forced per-token), ``loss`` (token-mean CE)."""
         part = data[split]
+        counts, greedy_ok = TokenCounts(), 0
         with eval_mode(model):
             device = next(model.parameters()).device
-            loss_sum, tok_ok, tokens, seq_ok, greedy_ok = 0.0, 0, 0, 0, 0
-            for i in range(0, len(part["src"]), chunk):
-                src, tgt_in, tgt = (part[k][i : i + chunk].to(device) for k in ("src", "tgt_in", "tgt_out"))
-                logits = model(src, tgt_in)
-                mask = tgt != IGNORE
-                hit = (logits.argmax(-1) == tgt) & mask
-                loss_sum += F.cross_entropy(logits.flatten(0, 1), tgt.flatten(), ignore_index=IGNORE,
-                                            reduction="sum").item()
-                tok_ok += int(hit.sum())
-                tokens += int(mask.sum())
-                seq_ok += int((hit | ~mask).all(1).sum())
+            for src, tgt_in, tgt in chunks([part[k] for k in ("src", "tgt_in", "tgt_out")], chunk, device):
+                mask = counts.add(model(src, tgt_in), tgt)
                 if model.cfg.greedy:
                     pred = greedy_decode(model, src)
                     want = tgt.masked_fill(~mask, PAD)
                     pred = F.pad(pred, (0, want.shape[1] - pred.shape[1]), value=PAD)
                     greedy_ok += int((pred == want).all(1).sum())
         n = len(part["src"])
-        out = {"acc": seq_ok / n, "tok_acc": tok_ok / tokens, "loss": loss_sum / tokens}
+        out = {"acc": counts.seq_ok / n, "tok_acc": counts.correct / counts.tokens,
+               "loss": counts.loss_sum / counts.tokens}
         if model.cfg.greedy:
             out["greedy_acc"] = greedy_ok / n
         return out
-
-    def attention_weight_names(self, model: nn.Module) -> list[str]:
-        return attention_weight_names(model)
 
     def run_label(self, config: BaseModel) -> str:
         """``d{d_model}-l{enc}x{dec}``: run files are ``scan-d256-l3x3-wd{wd:g}-s{seed}.jsonl(.gz)`` for the author."""
@@ -407,6 +393,8 @@ class ScanTask:
 SCAN = ScanTask()
 
 # Task-config overrides (fields of ScanConfig).
+_TINY_MODEL: dict[str, Any] = {"n_train": 1024, "n_test": 200, "n_enc_layers": 1, "n_dec_layers": 1, "d_model": 64,
+                               "d_ff": 128}
 PRESETS: dict[str, dict[str, Any]] = {
     # The author's setup ([P] scan/grok_sweep.py ScanSweepConfig): 3,979,529 parameters, p_attn = 2,359,296.
     "author": {},
@@ -414,43 +402,29 @@ PRESETS: dict[str, dict[str, Any]] = {
     # Measured with RECOMMENDED["tiny"] (plain AdamW loop, seed 0, ~50-100 ms/step on the shared 2-core CPU):
     # teacher-forced test exact match 0.62 (wd 1) vs 0.50 (wd 0, train 0.98) after 2,000 steps; it does not grok
     # within a CI minute, so the qualitative check for SCAN needs the author preset on a GPU.
-    "tiny": {"n_train": 1024, "n_test": 200, "n_enc_layers": 1, "n_dec_layers": 1, "d_model": 64, "d_ff": 128},
+    "tiny": _TINY_MODEL,
     # The stored CPU runs (verify/runs/scan/): the tiny model, 1,500 steps (≈ 0.12 s/step single-threaded, so six
     # runs fit ≈ 20 CPU-minutes); see RECOMMENDED["cpu"] and verify/runs/scan/README.md.
-    "cpu": {"n_train": 1024, "n_test": 200, "n_enc_layers": 1, "n_dec_layers": 1, "d_model": 64, "d_ff": 128},
+    "cpu": derive(_TINY_MODEL),
 }
 
-# Run settings for the harness, named as in verify.config; not validated here. [P] scan/grok_sweep.py: AdamW, batch
-# 256 drawn with replacement, clip 1.0, 30k steps (wd-0 controls 20k), eval and attention snapshots every 500 steps,
-# early stop at teacher-forced exact match >= 0.98 on 5 consecutive evals. The Gram replication uses W = 5 and grok
-# step = first test acc >= 0.95; the dense retrain (s2024, wd 1) snapshots every 100 steps.
+# Run settings for the harness, named as in verify.harness.config; not validated here. [P] scan/grok_sweep.py: AdamW,
+# batch 256 drawn with replacement, clip 1.0, 30k steps (wd-0 controls 20k), eval and attention snapshots every 500
+# steps, early stop at teacher-forced exact match >= 0.98 on 5 consecutive evals. The Gram replication uses W = 5 and
+# grok step = first test acc >= 0.95; the dense retrain (s2024, wd 1) snapshots every 100 steps. Each preset is the
+# author's settings (or the tiny ones) plus its changes.
+_AUTHOR_RUN: dict[str, Any] = {
+    "optimizer": "adamw", "lr": 1e-4, "betas": (0.9, 0.98), "weight_decay": 1.0, "batch_size": 256,
+    "grad_clip": 1.0, "max_steps": 30_000, "eval_every": 500, "grok_threshold": 0.95,
+    "early_stop": {"acc": 0.98, "patience": 5}, "monitor": {"window": 5, "every": 500, "groups": ["attn"]},
+}
+_TINY_RUN = derive(_AUTHOR_RUN, lr=1e-3, batch_size=64, max_steps=3000, eval_every=250, monitor={"every": 50})
 RECOMMENDED: dict[str, dict[str, Any]] = {
-    "author": {
-        "optimizer": "adamw", "lr": 1e-4, "betas": (0.9, 0.98), "weight_decay": 1.0, "batch_size": 256,
-        "grad_clip": 1.0, "max_steps": 30_000, "eval_every": 500, "grok_threshold": 0.95,
-        "early_stop": {"acc": 0.98, "patience": 5}, "monitor": {"window": 5, "every": 500, "groups": ["attn"]},
-    },
-    "author_control": {
-        "optimizer": "adamw", "lr": 1e-4, "betas": (0.9, 0.98), "weight_decay": 0.0, "batch_size": 256,
-        "grad_clip": 1.0, "max_steps": 20_000, "eval_every": 500, "grok_threshold": 0.95,
-        "early_stop": {"acc": 0.98, "patience": 5}, "monitor": {"window": 5, "every": 500, "groups": ["attn"]},
-    },
-    "author_dense": {
-        "optimizer": "adamw", "lr": 1e-4, "betas": (0.9, 0.98), "weight_decay": 1.0, "batch_size": 256,
-        "grad_clip": 1.0, "max_steps": 30_000, "eval_every": 500, "grok_threshold": 0.95,
-        "early_stop": {"acc": 0.98, "patience": 5}, "monitor": {"window": 5, "every": 100, "groups": ["attn"]},
-    },
-    "tiny": {
-        "optimizer": "adamw", "lr": 1e-3, "betas": (0.9, 0.98), "weight_decay": 1.0, "batch_size": 64,
-        "grad_clip": 1.0, "max_steps": 3000, "eval_every": 250, "grok_threshold": 0.95,
-        "early_stop": {"acc": 0.98, "patience": 5}, "monitor": {"window": 5, "every": 50, "groups": ["attn"]},
-    },
+    "author": _AUTHOR_RUN,
+    "author_control": derive(_AUTHOR_RUN, weight_decay=0.0, max_steps=20_000),
+    "author_dense": derive(_AUTHOR_RUN, monitor={"every": 100}),
+    "tiny": _TINY_RUN,
     # Stored CPU runs: the tiny settings capped at 1,500 steps, eval every 250; Gram group = self + cross attention
     # weights (W = 5, Δs = 50) plus all parameters.
-    "cpu": {
-        "optimizer": "adamw", "lr": 1e-3, "betas": (0.9, 0.98), "weight_decay": 1.0, "batch_size": 64,
-        "grad_clip": 1.0, "max_steps": 1500, "eval_every": 250, "grok_threshold": 0.95,
-        "early_stop": {"acc": 0.98, "patience": 5},
-        "monitor": {"window": 5, "every": 50, "groups": ["attn", "all"]},
-    },
+    "cpu": derive(_TINY_RUN, max_steps=1500, monitor={"groups": ["attn", "all"]}),
 }

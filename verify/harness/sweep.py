@@ -21,14 +21,16 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
+import torch
 from tqdm.auto import tqdm
 
 from numerics.atomic import atomic_write_text
 from numerics.errors import SpectralEdgeError
 from numerics.provenance import provenance
-from numerics.trajectory import compress_trajectory, read_trajectory
-from verify.config import RunConfig
-from verify.summary import summarise
+from numerics.trajectory import compress_trajectory
+from verify.harness.config import RunConfig
+from verify.harness.runner import run_name, train_with_monitor
+from verify.store import checkpoint_path, load_run
 
 __all__ = ["conditions", "run_sweep"]
 
@@ -46,13 +48,8 @@ def conditions(base: RunConfig, seeds: Sequence[int], wds: Sequence[float], **gr
 
 
 def _run_one(cfg_json: str, path: str, device: str = "cpu", resume: bool = False) -> dict[str, Any]:
-    import torch
-
-    torch.set_num_threads(1)
-    from verify.config import RunConfig as _Cfg
-    from verify.runner import train_with_monitor
-
-    cfg = _Cfg.model_validate_json(cfg_json)
+    torch.set_num_threads(1)  # one thread per worker process (module docstring)
+    cfg = RunConfig.model_validate_json(cfg_json)
     result = train_with_monitor(cfg, path, progress=False, device=device, resume=resume)
     gz = compress_trajectory(path)
     return {"file": gz.name, "grok_step": result.grok_step, "final_step": result.final_step,
@@ -76,8 +73,6 @@ def run_sweep(
     cfgs: Sequence[RunConfig], out: str | Path, *, jobs: int = 2, progress: bool = True, device: str = "cpu"
 ) -> list[dict[str, Any]]:
     """Run every config (skipping finished ones, resuming checkpointed ones); returns the manifest rows."""
-    from verify.runner import checkpoint_path, run_name
-
     names = [run_name(cfg) for cfg in cfgs]
     clashes = [n for n, c in Counter(names).items() if c > 1]
     if clashes:
@@ -90,8 +85,7 @@ def run_sweep(
         plain = out / f"{name}.jsonl"
         gz = plain.with_name(plain.name + ".gz")
         if gz.exists():
-            s = summarise(read_trajectory(gz))
-            rows.append({"file": gz.name, "grok_step": s["grok_step"], "final_step": None, "wall_s": None})
+            rows.append({"file": gz.name, "grok_step": load_run(gz).grok_step(), "final_step": None, "wall_s": None})
             continue
         resume = plain.exists() and checkpoint_path(plain).exists()
         if plain.exists() and not resume:

@@ -33,7 +33,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from verify.config import RunConfig
+from verify.harness.config import RunConfig
 
 __all__ = ["MuonAdamW", "build_optimizer", "lr_factor", "muon_split", "set_lr"]
 

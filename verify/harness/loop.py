@@ -4,14 +4,20 @@ Source: [P] grokking-integrability ``grok_sweep.py`` (AdamW, clipping, batches d
 100 steps, early stop at test acc ≥ 0.98 × 3), rewritten nanoGPT-style around the :class:`verify.tasks.base.Task`
 protocol, with four independent RNG streams (author-experiments.md §9; ``RunConfig.generator``): the data, the model
 init, the batch order and a diagnostics stream that only measurements read (commutator-defect batch pairs; the
-fixed probe batches come from its sub-stream ``probe``). The global RNG is seeded from its own derived stream for
-tasks with dropout-like ops, and every measurement runs inside ``torch.random.fork_rng``, so the same seeds give the
-same trajectory at any measurement cadence, with or without a monitor.
+fixed probe batches come from its sub-stream ``probe``; other studies derive their own). The global RNG is seeded
+from its own derived stream for tasks with dropout-like ops, and every measurement runs inside
+``torch.random.fork_rng``, so the same seeds give the same trajectory at any measurement cadence, with or without a
+monitor.
+
+The loop names no study. Measurements plug in (``verify.harness.measurement``): every registered measurement whose
+run-config section is on is built once per run and called at the named points — ``at_setup`` after the monitor
+exists, ``measure`` when ``due`` at the top of the loop, ``state_dict`` / ``load_state_dict`` at every checkpoint and
+resume — and its records go to the trajectory (``monitor.event``) and to ``History.measurements``.
 
 Per step s (s = completed optimizer steps; 0 = at init), in this order: the monitor's optimizer post-hook captures
 (inside ``optimizer.step``); then at the top of the loop the eval (every ``eval_every`` and at ``max_steps``), the
-commutator defect (``defect.every``), the probes (``probes.every``; h_j and G_j along the monitor's current v_j),
-the stop test, and the checkpoint (``checkpoint_every``). A resumed run restarts right after that checkpoint.
+due measurements in registration order (``verify/studies/__init__.py``), the stop test, and the checkpoint
+(``checkpoint_every``). A resumed run restarts right after that checkpoint.
 """
 
 from __future__ import annotations
@@ -30,13 +36,12 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from numerics.atomic import atomic_path, atomic_write_text
-from numerics.errors import SpectralEdgeError, WindowTooSmallError, ZeroWindowError
-from numerics.probes import ablation_delta_loss, curvature_and_gradient, gradient_projection
+from numerics.errors import SpectralEdgeError
 from numerics.provenance import provenance
-from verify.checkpoint import load_checkpoint, save_checkpoint
-from verify.config import RunConfig, stream_seed
-from verify.defect import commutator_defect
-from verify.optim import build_optimizer, set_lr
+from verify.harness.checkpoint import load_checkpoint, save_checkpoint
+from verify.harness.config import RunConfig, stream_seed
+from verify.harness.measurement import RunContext, measurement_class, measurement_names
+from verify.harness.optim import build_optimizer, set_lr
 from verify.tasks import get_task
 from verify.tasks.base import Task, to_device
 
@@ -46,8 +51,8 @@ __all__ = ["History", "Monitor", "MonitorFactory", "RunResult", "diag_generator"
 class Monitor(Protocol):
     """What ``train`` needs from a monitor (e.g. ``numerics.monitor.SpectralMonitor``).
 
-    Optional, used when present: ``event(kind, step, **fields)`` (defect and probe records), ``state_dict`` /
-    ``load_state_dict`` (checkpoints), ``gram`` and ``layout`` (the v_j of the probes).
+    Optional, used when present: ``event(kind, step, **fields)`` (measurement records), ``state_dict`` /
+    ``load_state_dict`` (checkpoints), ``gram``, ``layout`` and ``latest`` (the window measurements read).
     """
 
     def log(self, step: int, **scalars: float) -> None: ...
@@ -63,7 +68,8 @@ class History:
     """Evaluation and measurement records; ``steps[i]`` counts completed optimizer steps (0 = at init).
 
     ``metrics[i]`` holds every metric of eval i as ``{split}_{name}`` (``train_acc``, ``test_loss``, task extras);
-    ``defect`` and ``probes`` hold one dict per measurement (with its ``step``; probes also ``group``).
+    ``measurements[name]`` one dict per record of measurement ``name`` (with its ``step``), also readable as an
+    attribute (``history.defect``, ``history.probes``).
     """
 
     steps: list[int] = field(default_factory=list)
@@ -72,10 +78,13 @@ class History:
     train_loss: list[float] = field(default_factory=list)
     test_loss: list[float] = field(default_factory=list)
     metrics: list[dict[str, float]] = field(default_factory=list)
-    defect: list[dict[str, Any]] = field(default_factory=list)
-    probes: list[dict[str, Any]] = field(default_factory=list)
-    backbone: list[dict[str, Any]] = field(default_factory=list)
-    lch: list[dict[str, Any]] = field(default_factory=list)
+    measurements: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+
+    def __getattr__(self, name: str) -> list[dict[str, Any]]:
+        measurements = self.__dict__.get("measurements", {})
+        if name in measurements or name in measurement_names():
+            return measurements.get(name, [])
+        raise AttributeError(f"History has no attribute or measurement {name!r}")
 
 
 @dataclass
@@ -109,12 +118,8 @@ class _Run:
     model: nn.Module
     optimizer: torch.optim.Optimizer
     batch_gen: torch.Generator
-    diag_gen: torch.Generator
     monitor: Any = None
-    probe_groups: list[str] = field(default_factory=list)
-    probe_batches: dict[str, Any] = field(default_factory=dict)
-    backbone: dict[str, Any] = field(default_factory=dict)  # group → numerics.backbone.BackboneTracker (θ_0 kept)
-    lch: Any = None  # verify.lch.LCHProbe (gradient window, probe set, its own diagnostics stream)
+    measurements: dict[str, Any] = field(default_factory=dict)  # name → Measurement (verify.harness.measurement)
     step: int = 0
     grok_step: int | None = None
     streak: int = 0  # consecutive evals at or above early_stop.acc
@@ -182,7 +187,7 @@ def train(
     ``monitor_factory(model, optimizer, config)`` is called once, after the optimizer exists (and after a resumed
     run's model and optimizer state are loaded); the monitor may register optimizer hooks, gets
     ``monitor.log(step, train_acc=..., test_acc=..., train_loss=..., test_loss=..., <task extras>)`` at every eval,
-    ``event("defect" | "probe", step, ...)`` per measurement, and ``close()`` at the end (also on error, after an
+    ``event(record_type, step, ...)`` per measurement record, and ``close()`` at the end (also on error, after an
     ``interrupted`` event). ``optimizer.global_step`` holds the number of completed optimizer steps (already
     incremented when step-post hooks run).
 
@@ -201,19 +206,13 @@ def train(
     with _rng_fork(torch.device(device)):  # the caller's global RNG is restored on exit
         run = _build(cfg, torch.device(device), saved)
         run.monitor = monitor_factory(run.model, run.optimizer, cfg) if monitor_factory is not None else None
-        if cfg.backbone.every:  # θ_0 = the init (a resumed run's θ_0 comes from its checkpoint in _restore)
-            from verify.backbone import backbone_trackers
-
-            run.backbone = backbone_trackers(run.model, cfg)
         bar = tqdm(total=cfg.max_steps, initial=int(saved["step"]) if saved else 0, disable=not progress,
                    desc=run_label(cfg))
         try:
-            if cfg.probes.every:
-                _probe_setup(run)  # draws the fixed probe batches from the fresh diagnostics stream
-            if cfg.lch.every:  # LCH coupling (verify.lch); draws from its own stream, never diag_gen
-                from verify.lch import LCHProbe
-
-                run.lch = LCHProbe(cfg, run.model, run.task, run.data, run.monitor, run.device)
+            ctx = _context(run)
+            with _rng_fork(run.device):  # what a setup draws never reaches the training RNG
+                for m in run.measurements.values():  # e.g. fixed probe batches; θ_0 (a resume restores it)
+                    m.at_setup(ctx)
             if saved is not None:
                 _restore(run, saved, ckpt_path)  # type: ignore[arg-type]
             pending = saved is None  # measurements at run.step still to do (a checkpoint is written after them)
@@ -261,8 +260,15 @@ def _build(cfg: RunConfig, device: torch.device, saved: dict[str, Any] | None) -
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
     optimizer.global_step = int(saved["step"]) if saved is not None else 0  # type: ignore[attr-defined]
-    # stream 3: batch order (a CPU generator: the order does not depend on the device); stream 4: measurements only
-    return _Run(cfg, task, device, data, model, optimizer, cfg.generator("batch"), cfg.generator("diag"))
+    # stream 3: batch order (a CPU generator: the order does not depend on the device); the diagnostics stream and
+    # its sub-streams belong to the measurements, which draw them themselves
+    measurements = {name: measurement_class(name)(cfg.section(name), cfg) for name in measurement_names()
+                    if cfg.section(name).every}
+    return _Run(cfg, task, device, data, model, optimizer, cfg.generator("batch"), measurements=measurements)
+
+
+def _context(run: _Run) -> RunContext:
+    return RunContext(run.cfg, run.task, run.data, run.model, run.optimizer, run.device, run.monitor)
 
 
 def _train_step(run: _Run) -> None:
@@ -285,30 +291,24 @@ def _train_step(run: _Run) -> None:
 
 
 def _measure(run: _Run) -> bool:
-    """Eval / defect / probes due at ``run.step``; True when the run should stop here."""
+    """Eval and the measurements due at ``run.step``; True when the run should stop here."""
     cfg, step = run.cfg, run.step
     with _rng_fork(run.device):  # nothing a measurement draws can reach the training RNG
         stop = step >= cfg.max_steps
         if step % cfg.eval_every == 0 or stop:
             stop = _evaluate(run) or stop
-        if cfg.defect.every and step % cfg.defect.every == 0:
-            _defect(run)
-        if cfg.probes.every and step % cfg.probes.every == 0:
-            _probes(run)
-        if cfg.backbone.every and step % cfg.backbone.every == 0 and step > 0:
-            for group, tracker in run.backbone.items():  # cumulative displacement θ_t − θ_0 (numerics.backbone)
-                _record(run, "backbone", {"group": group, **tracker.capture(step)})
-        if run.lch is not None:
-            rec = run.lch.measure(run.model, step, final=stop)
-            if rec is not None:
-                _record(run, "lch", rec)
+        ctx = _context(run)
+        for name, m in run.measurements.items():
+            if m.due(step):
+                for rec in m.measure(ctx, step, final=stop):
+                    _record(run, name, m.record_type, rec)
     return stop
 
 
-def _record(run: _Run, kind: str, rec: dict[str, Any]) -> None:
-    getattr(run.history, kind).append({"step": run.step, **rec})
+def _record(run: _Run, name: str, record_type: str, rec: dict[str, Any]) -> None:
+    run.history.measurements.setdefault(name, []).append({"step": run.step, **rec})
     if hasattr(run.monitor, "event"):
-        run.monitor.event(kind.removesuffix("s"), run.step, **rec)  # record types "defect" and "probe"
+        run.monitor.event(record_type, run.step, **rec)
 
 
 def _evaluate(run: _Run) -> bool:
@@ -328,76 +328,6 @@ def _evaluate(run: _Run) -> bool:
     return cfg.early_stop is not None and run.streak >= cfg.early_stop.patience
 
 
-def _defect(run: _Run) -> None:
-    d = run.cfg.defect
-    size = d.batch_size or run.cfg.batch_size
-
-    def draw() -> Any:
-        return to_device(run.task.sample_batch(run.data, size, run.diag_gen), run.device)
-
-    pairs = [(draw(), draw()) for _ in range(d.pairs)]
-    result = commutator_defect(run.model, run.task.loss, pairs, eta=d.eta, adaptive_eta=d.adaptive_eta,
-                               eta_floor=d.eta_floor, train_mode=d.train_mode)
-    _record(run, "defect", result.record())
-
-
-def _probe_setup(run: _Run) -> None:
-    """Check the monitor can serve v_j; draw the fixed train and val probe batches from the diagnostics stream."""
-    monitor, cfg = run.monitor, run.cfg
-    if not (hasattr(monitor, "gram") and hasattr(monitor, "layout")):
-        raise SpectralEdgeError("probes need the spectral monitor (numerics.monitor.SpectralMonitor): v_j come from "
-                                "its window; pass a monitor_factory or set probes.every = 0")
-    if getattr(monitor, "sketch", None) is not None:
-        raise SpectralEdgeError("probes need v_j in parameter coordinates; the monitor stores JL sketches")
-    run.probe_groups = cfg.probes.groups or list(monitor.layout.groups)
-    missing = [g for g in run.probe_groups if g not in monitor.layout.groups]
-    if missing:
-        raise SpectralEdgeError(f"probe groups {missing} are not monitor groups {list(monitor.layout.groups)}")
-    size = cfg.probes.batch_size or cfg.batch_size
-    val = "val" if "val" in run.data else "test"
-    # The probe sub-stream (verify.config.SUB_STREAMS), not diag_gen: probes on or off never move the defect pairs.
-    gen = cfg.generator("probe")
-    # sample_batch draws from data["train"]; the val batch is drawn the same way from the val split
-    batches = {"train": run.task.sample_batch(run.data, size, gen),
-               "val": run.task.sample_batch({**run.data, "train": run.data[val]}, size, gen)}
-    run.probe_batches = {k: to_device(b, run.device) for k, b in batches.items()}
-
-
-def _probe_modes(run: _Run, group: str) -> list[int]:
-    """1-indexed modes to probe: 1..k, plus the gap pair (k*, k*+1) of the current window with ``gap_pair``."""
-    k, monitor = run.cfg.probes.k, run.monitor
-    modes = list(range(1, k + 1))
-    if run.cfg.probes.gap_pair and monitor.gram.w >= 2:
-        from numerics.spectrum import spectrum_from_gram
-
-        spec = spectrum_from_gram(monitor.gram.gram(group), P=monitor.layout.group_dims()[group],
-                                  kstar=getattr(monitor, "kstar", "argmax"))
-        if spec.kstar is not None and spec.kstar + 1 <= monitor.gram.w:
-            modes = sorted({*modes, int(spec.kstar), int(spec.kstar) + 1})
-    return modes
-
-
-def _probes(run: _Run) -> None:
-    k, monitor = run.cfg.probes.k, run.monitor
-    for group in run.probe_groups:
-        try:
-            modes = _probe_modes(run, group)
-            v = monitor.gram.right_vectors(group, max(modes))[[m - 1 for m in modes]]
-        except (WindowTooSmallError, ZeroWindowError):
-            continue  # the window has fewer than k independent updates yet
-        h, g_train = curvature_and_gradient(run.model, run.task.loss, run.probe_batches["train"], v, monitor.layout,
-                                            group)
-        g_val = gradient_projection(run.model, run.task.loss, run.probe_batches["val"], v, monitor.layout, group)
-        rec = {"group": group, "k": k, "h": h.tolist(), "G_train": g_train.tolist(), "G_val": g_val.tolist()}
-        if modes != list(range(1, k + 1)):
-            rec["modes"] = modes
-        if run.cfg.probes.ablation:  # Test 8: ΔL_val with v_j projected out of the group's weights
-            dloss, coef = ablation_delta_loss(run.model, run.task.loss, run.probe_batches["val"], v, monitor.layout,
-                                              group)
-            rec.update(dloss_ablate=dloss.tolist(), theta_proj=coef.tolist())
-        _record(run, "probes", rec)
-
-
 # --- checkpoints -----------------------------------------------------------------------------------------------
 
 
@@ -407,28 +337,32 @@ def _checkpoint(run: _Run, path: Path, elapsed: float) -> None:
         path, run.cfg, run.step,
         model=run.model.state_dict(),
         optimizer=run.optimizer.state_dict(),
-        rng={"batch": run.batch_gen.get_state(), "diag": run.diag_gen.get_state(), **_rng_state(run.device)},
+        rng={"batch": run.batch_gen.get_state(), **_rng_state(run.device)},
         monitor=monitor.state_dict() if hasattr(monitor, "state_dict") else None,
-        backbone={g: t.state_dict() for g, t in run.backbone.items()},
+        measurements={name: m.state_dict() for name, m in run.measurements.items()},
         loop={"grok_step": run.grok_step, "streak": run.streak, "wall_s": run.wall_s + elapsed,
               "history": asdict(run.history)},
     )
 
 
 def _restore(run: _Run, saved: dict[str, Any], path: Path) -> None:
-    """RNG, monitor and loop state from a validated checkpoint (model and optimizer were loaded in ``_build``)."""
+    """RNG, monitor, measurement and loop state from a validated checkpoint (model and optimizer were loaded in
+    ``_build``)."""
     monitor = run.monitor
     has_state = hasattr(monitor, "load_state_dict")
     if (saved["monitor"] is None) == has_state:
         raise SpectralEdgeError(f"{path} was written {'without' if saved['monitor'] is None else 'with'} a monitor "
                                 f"state; this run has {'a' if has_state else 'no'} checkpointable monitor")
     run.batch_gen.set_state(saved["rng"]["batch"])
-    run.diag_gen.set_state(saved["rng"]["diag"])
     _set_rng_state(saved["rng"], run.device)
     if has_state:
         monitor.load_state_dict(saved["monitor"])  # writes a "resume" record
-    for group, tracker in run.backbone.items():
-        tracker.load_state_dict(saved["backbone"][group])
+    states = saved.get("measurements") or {}
+    if set(states) != set(run.measurements):
+        raise SpectralEdgeError(f"{path} holds the state of measurements {sorted(states)}, this run has "
+                                f"{sorted(run.measurements)}")
+    for name, m in run.measurements.items():
+        m.load_state_dict(states[name])
     s = saved["loop"]
     run.step, run.grok_step, run.streak = int(saved["step"]), s["grok_step"], int(s["streak"])
     run.wall_s, run.history = float(s["wall_s"]), History(**s["history"])

@@ -11,7 +11,7 @@ Signals (issue 6, "Onset prediction"; spec spectral-edge-math.md §1.3, §1.6, �
   (A ≥ ``threshold`` after at least one window below it) for ``sustain`` windows ([A] regime map, spec §1.6; the
   threshold is [S] and is what calibration fits).
 - ``defect``: the commutator defect D exceeds ``factor`` × the median of its first 3 records and ``floor``
-  ([P] ``find_spike_step``, ``verify.defect.onset_ratio``); only when ``defect`` records exist.
+  ([P] ``find_spike_step``, ``verify.studies.defect.onset_ratio``); only when ``defect`` records exist.
 
 Every detector is causal: the step it reports is the step of the window at which its condition is *confirmed*
 (the last window of a sustained run), so the same detector run online (``OnsetCallback``) and offline
@@ -25,6 +25,10 @@ its grokking step is a miss (late), never a hit: "the run grokked" is never coun
 Calibration (``calibrate``) fits a detector family's thresholds on a calibration split by a grid search that
 maximises (true positives − false positives) with positive lead; the detector it returns remembers the runs it
 saw, and ``evaluate`` refuses any of them (held-out evaluation only).
+
+The detectors read a run through the run store: ``verify.store.RunData`` (one run seen through one parameter
+group; ``verify.store.load_rundata`` reads files and directories). The claims row (``claim_rows``, provider
+"onset"): the author's frozen defect detector on every stored sweep that measured the commutator defect.
 """
 
 from __future__ import annotations
@@ -34,18 +38,21 @@ import itertools
 import json
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from numerics.errors import SpectralEdgeError, TrajectoryError
+from numerics.errors import SpectralEdgeError
 from numerics.predictors import adiabatic
-from numerics.trajectory import Trajectory, read_trajectory
-from verify.grokking import grok_step
+from numerics.trajectory import Trajectory
+from verify.claims import ClaimRow, draw, inconclusive
+from verify.stats import fmt
+from verify.store import DefectRecord, RunData, SpectrumRecord, load_rundata
 
 __all__ = [
+    "DEFECT_GROK_DEFINITION",
     "FAMILIES",
     "AdiabaticDetector",
     "DefectDetector",
@@ -53,119 +60,21 @@ __all__ = [
     "G23Decline",
     "GapOpening",
     "OnsetCallback",
-    "RunData",
     "SplitError",
+    "adiabatic_series",
     "calibrate",
+    "claim_rows",
     "default_detectors",
+    "detector_params",
     "evaluate",
-    "load_runs",
+    "format_evaluation",
     "predict",
-    "run_id",
     "split_runs",
 ]
 
 
 class SplitError(SpectralEdgeError):
     """A calibration run was given to ``evaluate`` (the held-out split must be disjoint from calibration)."""
-
-
-# --- run data ------------------------------------------------------------------------------------------------------
-
-
-def run_id(path: str | os.PathLike[str]) -> str:
-    """A run's identity: its file name without ``.jsonl``/``.jsonl.gz`` (e.g. ``modular-add-p97-wd1-s42``)."""
-    name = Path(path).name
-    for suffix in (".gz", ".jsonl"):
-        name = name.removesuffix(suffix)
-    return name
-
-
-def _find_key(tree: Any, key: str) -> Any:
-    """First value of ``key`` in a nested dict (flat or nested run configs both store ``lr``/``weight_decay``)."""
-    if isinstance(tree, Mapping):
-        if key in tree:
-            return tree[key]
-        for v in tree.values():
-            found = _find_key(v, key)
-            if found is not None:
-                return found
-    return None
-
-
-@dataclass
-class RunData:
-    """What the detectors read from one run: spectrum records of one group, defect and eval records, η and Δs.
-
-    ``eta`` is the learning rate from the provenance config (``lr``) and ``delta_s`` the monitor cadence (meta
-    ``every``); ``weight_decay`` from the config. Build with ``RunData.from_trajectory``.
-    """
-
-    id: str
-    spectra: list[dict[str, Any]]
-    defect: list[dict[str, Any]] = field(default_factory=list)
-    evals: list[dict[str, Any]] = field(default_factory=list)
-    eta: float | None = None
-    delta_s: int = 1
-    weight_decay: float | None = None
-    task: str = "?"
-    seed: int | None = None
-    finished: bool = True
-    grok_definition: str | None = None
-
-    @classmethod
-    def from_trajectory(cls, traj: Trajectory | str | os.PathLike[str], group: str = "attn",
-                        grok_definition: str | None = None) -> RunData:
-        """Read a trajectory (path or ``Trajectory``); falls back to group ``"all"`` if ``group`` is absent."""
-        t = traj if isinstance(traj, Trajectory) else read_trajectory(traj)
-        groups = t.groups()
-        if not groups:
-            raise TrajectoryError(f"{t.path}: no spectrum records (is the run empty or not a monitor trajectory?)")
-        g = group if group in groups else ("all" if "all" in groups else groups[0])
-        cfg = t.provenance.get("config", {})
-        seeds = t.provenance.get("seeds", {}) or {}
-        lr, wd = _find_key(cfg, "lr"), _find_key(cfg, "weight_decay")
-        op = _find_key(cfg, "op")
-        task = str(t.meta.get("task", "?")) + (f"-{op}" if op is not None else "")
-        return cls(id=run_id(t.path), spectra=[r for r in t.spectra(g) if "sigma" in r], defect=t.of_type("defect"),
-                   evals=t.evals(), eta=None if lr is None else float(lr), delta_s=int(t.meta.get("every", 1) or 1),
-                   weight_decay=None if wd is None else float(wd), task=task,
-                   seed=seeds.get("init_seed", seeds.get("data_seed")),
-                   finished=bool(t.of_type("end")), grok_definition=grok_definition)
-
-    @property
-    def grok_step(self) -> int | None:
-        """Observed grokking step (``verify.grokking.grok_step``, default ``first>=0.95``); None = did not grok."""
-        if not self.evals:
-            return None
-        steps = [r["step"] for r in self.evals]
-        acc = [np.nan if r.get("test_acc") is None else r["test_acc"] for r in self.evals]
-        return grok_step(steps, acc, self.grok_definition)
-
-    @property
-    def is_control(self) -> bool:
-        """Control: no weight decay, or never grokked. Positive: grokked with weight decay > 0."""
-        return self.grok_step is None or not (self.weight_decay or 0) > 0
-
-
-def load_runs(paths: Iterable[str | os.PathLike[str]], group: str = "attn", *, finished_only: bool = False,
-              grok_definition: str | None = None) -> list[RunData]:
-    """Runs from trajectory files and directories (``*.jsonl``, ``*.jsonl.gz``; a run stored both ways counts once).
-
-    A missing path raises ``TrajectoryError``; ``finished_only`` drops runs without an ``end`` record (still being
-    written by a sweep).
-    """
-    files: dict[str, Path] = {}
-    for p in map(Path, paths):
-        if p.is_dir():
-            found = sorted([*p.glob("*.jsonl"), *p.glob("*.jsonl.gz")])
-        elif p.exists():
-            found = [p]
-        else:
-            raise TrajectoryError(f"trajectory file or directory not found: {p}")
-        for f in found:
-            files.setdefault(run_id(f), f)
-    runs = [RunData.from_trajectory(f, group, grok_definition) for f in files.values()]
-    return [r for r in runs if r.finished or not finished_only]
 
 
 # --- detectors -----------------------------------------------------------------------------------------------------
@@ -181,12 +90,6 @@ def _sustained(cond: Sequence[bool], steps: Sequence[int], sustain: int) -> int 
     return None
 
 
-def _field(spectra: Sequence[Mapping[str, Any]], key: str) -> tuple[list[int], np.ndarray]:
-    steps = [int(r["step"]) for r in spectra]
-    vals = np.array([np.nan if r.get(key) is None else float(r[key]) for r in spectra], dtype=np.float64)
-    return steps, vals
-
-
 @dataclass(frozen=True)
 class G23Decline:
     """g₂₃ < ``frac`` × running peak for ``sustain`` windows, after the peak was at least ``min_windows`` in.
@@ -200,7 +103,7 @@ class G23Decline:
     signal: str = "g23"
 
     def fire(self, run: RunData) -> int | None:
-        steps, g = _field(run.spectra, "g23")
+        steps, g = run.series("g23")
         peak, cond = -np.inf, []
         for v in g:
             cond.append(bool(np.isfinite(v) and np.isfinite(peak) and peak > 0 and v < self.frac * peak))
@@ -222,7 +125,7 @@ class GapOpening:
     signal: str = "gap"
 
     def fire(self, run: RunData) -> int | None:
-        steps, x = _field(run.spectra, self.key)
+        steps, x = run.series(self.key)
         finite = np.flatnonzero(np.isfinite(x))
         if len(finite) <= self.n_baseline:
             return None
@@ -239,13 +142,13 @@ def adiabatic_series(run: RunData) -> tuple[list[int], np.ndarray]:
     """
     if run.eta is None:
         raise SpectralEdgeError(f"{run.id}: no learning rate ('lr') in the provenance config; A needs η")
-    keep = [r for r in run.spectra if r.get("dG_norm") is not None and r.get("g") is not None]
-    steps = [int(r["step"]) for r in run.spectra]
+    keep = [r for r in run.spectra if r.dG_norm is not None and r.g is not None]
+    steps = [r.step for r in run.spectra]
     out = np.full(len(steps), np.nan)
     if keep:
-        A, _ = adiabatic(np.array([r["dG_norm"] for r in keep]), np.array([r["g"] for r in keep]), run.eta,
+        A, _ = adiabatic(np.array([r.dG_norm for r in keep]), np.array([r.g for r in keep]), run.eta,
                          run.delta_s, on_zero_gap="inf")
-        pos = {int(r["step"]): a for r, a in zip(keep, np.atleast_1d(A), strict=True)}
+        pos = {r.step: a for r, a in zip(keep, np.atleast_1d(A), strict=True)}
         out = np.array([pos.get(s, np.nan) for s in steps])
     return steps, out
 
@@ -275,8 +178,8 @@ class AdiabaticDetector:
 class DefectDetector:
     """Commutator defect D > ``factor`` × max(median of the first 3, 0.1) and D > ``floor`` (from the 3rd record).
 
-    Source: [P] grokking-integrability ``find_spike_step`` (``verify.defect.onset_ratio``). Returns None when the
-    run has no ``defect`` records (the signal is optional)."""
+    Source: [P] grokking-integrability ``find_spike_step`` (``verify.studies.defect.onset_ratio``). Returns None
+    when the run has no ``defect`` records (the signal is optional)."""
 
     factor: float = 10.0
     floor: float = 20.0
@@ -284,12 +187,12 @@ class DefectDetector:
     signal: str = "defect"
 
     def fire(self, run: RunData) -> int | None:
-        from verify.defect import onset_ratio
+        # local: verify.studies.defect imports torch (its measurement); the detector reads stored runs without it
+        from verify.studies.defect import onset_ratio
 
-        recs = [r for r in run.defect if r.get("D") is not None]
-        if not recs:
+        if not run.defect:
             return None
-        return onset_ratio([int(r["step"]) for r in recs], [float(r["D"]) for r in recs], factor=self.factor,
+        return onset_ratio([r.step for r in run.defect], [r.D for r in run.defect], factor=self.factor,
                            floor=self.floor)
 
 
@@ -310,7 +213,8 @@ def default_detectors() -> list[Detector]:
     return [G23Decline(), GapOpening(), AdiabaticDetector(), DefectDetector()]
 
 
-def _params(det: Detector) -> dict[str, Any]:
+def detector_params(det: Detector) -> dict[str, Any]:
+    """A detector's thresholds by name (its dataclass fields but ``calibrated_on`` and ``signal``)."""
     return {f.name: getattr(det, f.name) for f in dataclasses.fields(det) if f.name not in ("calibrated_on",
                                                                                               "signal")}
 
@@ -331,7 +235,7 @@ def predict(run: RunData | Trajectory | str | os.PathLike[str], detectors: Seque
     signals = []
     for d in dets:
         if d.signal == "defect" and not r.defect:
-            signals.append({"signal": d.signal, "params": _params(d), "predicted_step": None, "lead": None,
+            signals.append({"signal": d.signal, "params": detector_params(d), "predicted_step": None, "lead": None,
                             "fired": False, "note": "no defect records"})
             continue
         try:
@@ -340,7 +244,7 @@ def predict(run: RunData | Trajectory | str | os.PathLike[str], detectors: Seque
         except SpectralEdgeError as exc:
             step, note = None, str(exc)
         lead = None if step is None or obs is None else obs - step
-        signals.append({"signal": d.signal, "params": _params(d), "predicted_step": step, "lead": lead,
+        signals.append({"signal": d.signal, "params": detector_params(d), "predicted_step": step, "lead": lead,
                         "fired": step is not None, "note": note})
     fired = [s for s in signals if s["fired"]]
     first = min(fired, key=lambda s: s["predicted_step"]) if fired else None
@@ -441,7 +345,7 @@ def evaluate(detectors: Sequence[Detector], runs: Sequence[RunData]) -> dict[str
         for r, o in zip(scored, outs, strict=True):
             per_task.setdefault(r.task, []).append(o)
             per_workload.setdefault(r.task.split("-")[0], []).append(o)  # "modular-add" → "modular"
-        entry = {"params": _params(d), "calibrated_on": sorted(d.calibrated_on), **_rates(outs),
+        entry = {"params": detector_params(d), "calibrated_on": sorted(d.calibrated_on), **_rates(outs),
                  "per_task": {t: _rates(o) for t, o in sorted(per_task.items())},
                  "per_workload": {t: _rates(o) for t, o in sorted(per_workload.items())}}
         if len(scored) < len(runs):
@@ -453,16 +357,12 @@ def evaluate(detectors: Sequence[Detector], runs: Sequence[RunData]) -> dict[str
     return report
 
 
-def _f(x: Any, spec: str = ".2f") -> str:
-    return "n/a" if x is None else format(x, spec)
-
-
 def _rate_line(label: str, e: Mapping[str, Any]) -> str:
     iqr = "" if e["lead_iqr"] is None else f" [{e['lead_iqr'][0]:.0f}, {e['lead_iqr'][1]:.0f}]"
     span = f" range {min(e['leads']):.0f}–{max(e['leads']):.0f}" if e.get("leads") else ""
-    return (f"{label:<52} {_f(e['precision']):>5} {_f(e['recall']):>5} {_f(e['fpr']):>5}  "
+    return (f"{label:<52} {fmt(e['precision'], '.2f'):>5} {fmt(e['recall'], '.2f'):>5} {fmt(e['fpr'], '.2f'):>5}  "
             f"{e['tp']:>2}/{e['late']}/{e['fn']:<2}{'':>5} {e['fp']:>2}/{e['tn']:<2}{'':>2} "
-            f"{_f(e['lead_median'], '.0f')}{iqr}{span}")
+            f"{fmt(e['lead_median'], '.0f')}{iqr}{span}")
 
 
 def format_evaluation(report: Mapping[str, Any]) -> str:
@@ -495,9 +395,11 @@ class OnsetCallback:
     """SpectralMonitor callback: feed spectrum (and defect) records; emits one event when the frozen detector fires.
 
     ``OnsetCallback(detector, eta=lr, delta_s=every, group="attn", on_event=print)``; pass it in
-    ``SpectralMonitor(callbacks=[cb])``. ``event`` is None until the detector fires, then
-    ``{"type": "onset", "signal", "step", "params"}``; ``on_event`` is called once with it. Records of other
-    groups are ignored. Since every detector is causal the event step equals what ``predict`` finds offline.
+    ``SpectralMonitor(callbacks=[cb])``: the monitor calls it with each spectrum record (a mapping, read as a
+    ``verify.store.SpectrumRecord``); defect measurements are fed as ``DefectRecord``. ``event`` is None until the
+    detector fires, then ``{"type": "onset", "signal", "step", "params"}``; ``on_event`` is called once with it.
+    Records of other groups, and degenerate windows (no spectrum, as ``predict`` leaves them out offline), are
+    ignored. Since every detector is causal the event step equals what ``predict`` finds offline.
     """
 
     def __init__(self, detector: Detector, *, eta: float | None = None, delta_s: int = 1, group: str = "attn",
@@ -506,19 +408,74 @@ class OnsetCallback:
         self._run = RunData(id="online", spectra=[], eta=eta, delta_s=delta_s)
         self.event: dict[str, Any] | None = None
 
-    def __call__(self, record: Mapping[str, Any]) -> None:
+    def __call__(self, record: Mapping[str, Any] | SpectrumRecord | DefectRecord) -> None:
         if self.event is not None:
             return
-        kind = record.get("type", "spectrum")
-        if kind == "spectrum" and record.get("group", self.group) == self.group:
-            self._run.spectra.append(dict(record))
-        elif kind == "defect":
-            self._run.defect.append(dict(record))
+        if isinstance(record, DefectRecord):
+            self._run.defect.append(record)
         else:
-            return
+            rec = record if isinstance(record, SpectrumRecord) else SpectrumRecord.from_record(record)
+            if rec.group != self.group or not rec.has_spectrum:
+                return
+            self._run.spectra.append(rec)
         step = self.detector.fire(self._run)
         if step is not None:
             self.event = {"type": "onset", "signal": self.detector.signal, "step": step,
-                          "params": _params(self.detector)}
+                          "params": detector_params(self.detector)}
             if self.on_event is not None:
                 self.on_event(self.event)
+
+
+# --- claim rows ------------------------------------------------------------------------------------------------
+
+#: Grokking-step definition of the defect lead times per workload: the author's ([P] 2602.16746 grok_90 for
+#: modular arithmetic; 2602.16967 first test accuracy ≥ 0.99 for Dyck/SCAN, author-experiments.md §2.3).
+DEFECT_GROK_DEFINITION = {"modular": "first>=0.9", "dyck": "first>=0.99", "scan": "first>=0.99"}
+
+
+def claim_rows(runs_root: Path, *, group: str = "attn") -> list[ClaimRow]:
+    """The claims provider (``verify.claims``): "commutator-defect onset leads grokking" with the author's frozen
+    detector (D > 10× its early median and > 20, ``DefectDetector`` defaults: nothing fitted) on the finished runs
+    with ``defect`` records in ``runs_root/{modular,dyck,scan}``.
+
+    PASS: the detector fires strictly before grokking on ≥ 80 % of the positive runs (grokked with weight decay)
+    and on ≤ 20 % of the controls; FAIL otherwise; INCONCLUSIVE without a positive run that measured the defect.
+    """
+    claim, source, claimed = "commutator-defect onset leads grokking", "[P] 2602.16746, 2602.16967", \
+        "defect spike 600–1600 steps before grokking"
+    det = DefectDetector()
+    pos: list[tuple[str, int | None]] = []
+    ctrl: list[tuple[str, bool]] = []
+    for workload, definition in DEFECT_GROK_DEFINITION.items():
+        d = Path(runs_root) / workload
+        if not d.is_dir():
+            continue
+        for r in load_rundata([d], group, finished_only=True, grok_definition=definition):
+            if not r.defect:
+                continue
+            fired = predict(r, [det], group)["signals"][0]
+            if r.is_control:
+                ctrl.append((r.id, bool(fired["fired"])))
+            else:
+                pos.append((r.id, fired["lead"]))  # None: never fired
+    if not pos:
+        return [inconclusive(claim, source, "—", claimed, f"no grokking run with defect records under {runs_root}")]
+    early = [lead for _, lead in pos if lead is not None and lead > 0]
+    in_band = [lead for lead in early if 600 <= lead <= 1600]
+    fp = sum(f for _, f in ctrl)
+    recall, fpr = len(early) / len(pos), (fp / len(ctrl) if ctrl else 0.0)
+    verdict = "PASS" if recall >= 0.8 and fpr <= 0.2 else "FAIL"
+    leads = {rid: lead for rid, lead in pos}
+    return [ClaimRow(
+        claim, source, "—", claimed,
+        f"fires before grokking on {len(early)}/{len(pos)} grokking runs (leads {sorted(early)}; "
+        f"{len(in_band)} in 600–1600); late or never on {len(pos) - len(early)} "
+        f"({ {k: v for k, v in leads.items() if v is None or v <= 0} }); fires on {fp}/{len(ctrl)} controls",
+        verdict,
+        "frozen author detector (10× early median and > 20, nothing fitted); grokking step per workload "
+        f"{DEFECT_GROK_DEFINITION}; PASS needs ≥ 80% of grokking runs fired before grokking and ≤ 20% of controls "
+        "fired; controls = no weight decay or never grokked",
+        {"leads": leads, "controls_fired": dict(ctrl), "grok_definition": DEFECT_GROK_DEFINITION},
+        plot=draw("draw_bars", [rid.replace("-p97", "") for rid, _ in pos],
+                  [float(lead) if lead is not None else 0.0 for _, lead in pos],
+                  ylabel="lead = grok step − defect onset (0: never fired)", band=(600.0, 1600.0)))]

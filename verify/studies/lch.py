@@ -30,23 +30,22 @@ training run nor the other diagnostics (tested bitwise). Centroids are taken in 
 ``model.eval()``); the finite difference is checked against the exact directional derivative (``torch.func.jvp``)
 in the tests.
 
-The measurement is wired into the one training loop by ``RunConfig.lch`` (``verify.config.LCHConfig``); each
-measurement is a trajectory record of type ``lch``. :func:`claim_rows` reads the stored runs in
-``verify/runs/lch``.
+The measurement is wired into the one training loop by ``RunConfig.lch`` (``verify.harness.config.LCHConfig``); each
+measurement is a trajectory record of type ``lch``. The claims rows read the stored runs in ``verify/runs/lch`` and
+``verify/runs/lch-window`` (helper module ``verify.studies.lch_claims``; :func:`claim_rows` is this study's provider).
 """
 
 from __future__ import annotations
 
 import contextlib
-import itertools
 import math
 from collections.abc import Sequence
-from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 from torch import Tensor, nn
 from torch.func import functional_call
 
@@ -60,38 +59,30 @@ from numerics.errors import (
 from numerics.gram import RollingGram
 from numerics.layout import ParamLayout
 from numerics.probes import measurement_mode
+from numerics.spectrum import right_vectors, spectrum_from_gram
+from verify.harness.config import CadenceConfig
+from verify.harness.measurement import BaseMeasurement, RunContext
+from verify.studies.lch_claims import claim_rows
+from verify.studies.modes import mode_record
 
 __all__ = [
-    "CLAIMED_GRADIENT_RANGE",
-    "CLAIMED_R1_BY_WINDOW",
-    "CLAIMED_UPDATE_RANGE",
-    "LCH_RUNS",
-    "LCH_WINDOW_RUNS",
     "GradientWindow",
+    "LCHConfig",
+    "LCHMeasurement",
     "LCHProbe",
     "centred_directions",
     "centroid_response",
     "centroids",
     "claim_rows",
     "coupling",
-    "draw_coupling",
     "lch_generator",
     "lch_seed",
-    "load_lch_runs",
-    "load_window_runs",
-    "peak_R",
-    "peak_R1",
-    "run_window",
     "unit_directions",
-    "window_row",
 ]
 
-#: Claimed R_k peak ranges (spec §5, [P] 2604.25143): gradient SED 100–330×, update SED 3–9×.
-CLAIMED_GRADIENT_RANGE = (100.0, 330.0)
-CLAIMED_UPDATE_RANGE = (3.0, 9.0)
 
 # SeedSequence spawn key of the LCH diagnostics stream: a child (3, 8) of the "diag" stream (index 3 of
-# verify.config.STREAMS), so it is independent of the diag generator the defect and probes read.
+# verify.harness.config.STREAMS), so it is independent of the diag generator the defect and probes read.
 _LCH_SPAWN_KEY = (3, 8)
 
 
@@ -289,6 +280,18 @@ class GradientWindow:
             raise ZeroWindowError("the gradient in the W = 1 window is zero: v_1 = g/‖g‖ undefined")
         return (self._latest / norm)[None]
 
+    def state_dict(self) -> dict[str, Any]:
+        """The window's rows: the Gram's state (W ≥ 2) or the one latest gradient (W = 1)."""
+        if self.gram is not None:
+            return {"gram": self.gram.state_dict()}
+        return {"latest": None if self._latest is None else self._latest.clone()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if self.gram is not None:
+            self.gram.load_state_dict(state["gram"])
+        else:
+            self._latest = state["latest"]
+
     def sigma(self) -> list[float]:
         if self.gram is not None:
             return self.gram.spectrum(self.group).sigma.tolist()
@@ -301,12 +304,12 @@ def _cross_entropy(model: nn.Module, batch: tuple[Tensor, Tensor]) -> Tensor:
 
 
 class LCHProbe:
-    """The LCH measurement inside :func:`verify.train.train` (``RunConfig.lch``).
+    """The LCH measurement inside :func:`verify.harness.loop.train` (``RunConfig.lch``).
 
     Every ``grad_every`` steps it pushes g(τ) into the gradient window; every ``every`` steps (and at the final
     step) it measures R_k for the gradient-SED and the update-SED directions against the same random directions,
-    plus the functional modes along the update-SED v₁ (``verify.modes``; at the final step or at every measurement,
-    ``modes``). Needs a task with ``(x, y)`` data splits and an embedding module (modular arithmetic).
+    plus the functional modes along the update-SED v₁ (``verify.studies.modes``; at the final step or at every
+    measurement, ``modes``). Needs a task with ``(x, y)`` data splits and an embedding module (modular arithmetic).
     """
 
     def __init__(self, cfg: Any, model: nn.Module, task: Any, data: dict[str, Any], monitor: Any,
@@ -333,6 +336,14 @@ class LCHProbe:
         self.window = GradientWindow(model, self.names, lc.window, batch, task.loss, lc.group)
         self.gen = gen
         self.P = sum(p.numel() for p in _named(model, self.names))
+
+    def state_dict(self) -> dict[str, Any]:
+        """The stream's state and the gradient window (the probe set is redrawn from the stream's seed)."""
+        return {"gen": self.gen.get_state(), "window": self.window.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.gen.set_state(state["gen"])
+        self.window.load_state_dict(state["window"])
 
     def _update_directions(self) -> Tensor | None:
         try:
@@ -362,8 +373,6 @@ class LCHProbe:
         rec.update(group=lc.group, k=lc.k, window=lc.window, w_grad=self.window.w,
                    w_update=self.monitor.gram.w, sigma_grad=self.window.sigma(), final=final)
         if V_upd is not None and (lc.modes == "all" or (lc.modes == "final" and final)):
-            from verify.modes import mode_record
-
             def modes(v: Tensor) -> dict[str, Any]:
                 return mode_record(model, self.cfg.task_config, self.names, v, rec["eps"])
 
@@ -380,8 +389,6 @@ def centred_directions(gram: RollingGram, group: str, k: int) -> Tensor:
     """Top-k right singular vectors (k × P_group) of the column-centred window X − 1x̄ᵀ ([P] the functional-modes
     scripts' ``window_svd``: ``X -= X.mean(0)`` before the SVD). Its Gram C G C (C = I − 11ᵀ/w) comes from the
     streaming Gram; only the final product Xᵀ(Cu_j)/σ_j reads the stored window."""
-    from numerics.spectrum import right_vectors, spectrum_from_gram
-
     w = gram.w
     if w < 2:
         raise WindowTooSmallError(f"a centred window needs w ≥ 2 updates, got w = {w}")
@@ -392,227 +399,58 @@ def centred_directions(gram: RollingGram, group: str, k: int) -> Tensor:
     return right_vectors(Xc, spec, k).T.contiguous()
 
 
-# --- stored runs and claims ---------------------------------------------------------------------------------------
-
-#: Stored LCH runs (``spectral-edge`` trajectory files with ``lch`` records).
-LCH_RUNS = Path(__file__).resolve().parent / "runs" / "lch"
+# --- measurement (harness plug-in) ---------------------------------------------------------------------------------
 
 
-def load_lch_runs(root: str | Path = LCH_RUNS) -> list[dict[str, Any]]:
-    """One dict per stored run: ``name``, ``op``, ``seed``, ``grok_step``, ``records`` (the ``lch`` records),
-    ``lch_window`` (the configured gradient window W)."""
-    from numerics.trajectory import read_trajectory
+class LCHConfig(CadenceConfig):
+    """Linear-Centroid coupling (spec §1.8, [P] 2604.25143) every ``every`` steps (0/None: off): R_k = A(v_k)/median_j
+    A(r_j) for the gradient-SED and the monitor's update-SED directions of ``group``, plus the functional modes along
+    the update-SED v₁. Draws come from their own diagnostics stream."""
 
-    root = Path(root)
-    out = []
-    for path in sorted([*root.glob("*.jsonl"), *root.glob("*.jsonl.gz")]):
-        t = read_trajectory(path)
-        recs = list(t.of_type("lch"))
-        if not recs or not t.of_type("end"):  # unfinished (running or interrupted) runs are left out
-            continue
-        cfg = (t.header.get("provenance") or {}).get("config") or {}
-        tc = cfg.get("task_config") or {}
-        evals = [r for r in t.of_type("eval") if "test_acc" in r]
-        thr = float(cfg.get("grok_threshold", 0.95))
-        grok = next((int(r["step"]) for r in evals if r["test_acc"] >= thr), None)
-        out.append({"name": path.name.split(".jsonl")[0], "op": tc.get("op"), "seed": cfg.get("init_seed"),
-                    "weight_decay": cfg.get("weight_decay"), "grok_step": grok, "records": recs,
-                    "final_test_acc": evals[-1]["test_acc"] if evals else None,
-                    "lch_window": (cfg.get("lch") or {}).get("window")})
-    return out
+    grad_every: int = Field(25, ge=1, description="steps between pushes of the fixed-batch gradient g(τ)")
+    window: int = Field(20, ge=1, description="W of the gradient window (the gradient-SED v_k; independent of "
+                        "monitor.window, which gives the update-SED v_k); W = 1: v_1 = g/‖g‖ only [R]")
+    k: int = Field(3, ge=1, description="K: directions v_1..v_K per estimator")
+    n_random: int = Field(20, ge=1, description="Gaussian random directions of the baseline")
+    n_probe: int = Field(1024, ge=1, description="|X|: probe inputs of the centroids")
+    grad_batch: int = Field(512, ge=1, description="|B|: the fixed gradient batch (training split)")
+    eps_rel: float = Field(0.005, gt=0.0, description="ε = eps_rel·‖θ_group‖")
+    group: Literal["attn"] = "attn"
+    embedding: str = Field("tok_emb", min_length=1, description="module whose output is 'emb' in ∇_emb ℓ_y")
+    modes: Literal["off", "final", "all"] = Field("final", description="functional modes at the final / every "
+                                                  "measurement")
 
 
-def peak_R(records: Sequence[dict[str, Any]], key: str) -> float | None:
-    """max over measurements and k of R_k for ``key`` (``grad`` or ``update``); None when never measured."""
-    vals = [max(r[f"R_{key}"]) for r in records if r.get(f"R_{key}")]
-    return max(vals) if vals else None
+class LCHMeasurement(BaseMeasurement):
+    """``LCHProbe`` as a harness measurement: called at every step (it pushes g(τ) every ``grad_every`` steps and
+    measures every ``every`` steps and at the final step); its gradient window and stream are checkpointed."""
 
+    Config = LCHConfig
+    record_type = "lch"
 
-#: Stored W-ablation runs (gradient window W ≠ 20, one sub-directory per W; the W = 20 runs are :data:`LCH_RUNS`).
-LCH_WINDOW_RUNS = LCH_RUNS.parent / "lch-window"
+    @staticmethod
+    def check_run_config(cfg: Any) -> None:
+        """The update-SED group must be monitored, and K directions must exist in each window."""
+        lc, m = cfg.lch, cfg.monitor
+        if lc.group not in m.groups:
+            raise ValueError(f"lch.group={lc.group!r} must be a monitor group (update-SED directions come from its "
+                             f"window); monitor.groups = {m.groups}")
+        # a W = 1 gradient window has exactly one direction (g/‖g‖) whatever k: only W ≥ 2 must hold k of them
+        if lc.k > (m.window if lc.window == 1 else min(lc.window, m.window)):
+            raise ValueError(f"lch.k={lc.k} exceeds a window (lch.window={lc.window}, monitor.window={m.window})")
 
-#: Claimed gradient-SED R_1 by gradient window W (spec §5, [P] 2604.25143).
-CLAIMED_R1_BY_WINDOW: dict[int, float] = {1: 648.0, 20: 212.0, 40: 140.0}
+    def at_setup(self, ctx: RunContext) -> None:
+        self.probe = LCHProbe(self.run_config, ctx.model, ctx.task, ctx.data, ctx.monitor, ctx.device)
 
+    def due(self, step: int) -> bool:
+        return True  # LCHProbe.measure decides: a push every grad_every, a measurement every `every` and at the end
 
-def peak_R1(records: Sequence[dict[str, Any]], key: str = "grad", steps: set[int] | None = None) -> float | None:
-    """max over measurements (at ``steps`` only, if given) of R_1 (the top direction only) for ``key``; None when
-    never measured."""
-    vals = [r[f"R_{key}"][0] for r in records if r.get(f"R_{key}") and (steps is None or r["step"] in steps)]
-    return max(vals) if vals else None
+    def measure(self, ctx: RunContext, step: int, *, final: bool) -> list[dict[str, Any]]:
+        rec = self.probe.measure(ctx.model, step, final=final)
+        return [] if rec is None else [rec]
 
+    def state_dict(self) -> dict[str, Any]:
+        return self.probe.state_dict()
 
-def _measured_steps(records: Sequence[dict[str, Any]], key: str = "grad") -> set[int]:
-    return {int(r["step"]) for r in records if r.get(f"R_{key}")}
-
-
-def run_window(run: dict[str, Any]) -> int | None:
-    """The gradient window W of a loaded run: the ``window`` of its lch records, else its config's ``lch.window``."""
-    ws = {r["window"] for r in run["records"] if r.get("window") is not None}
-    if len(ws) > 1:
-        raise SpectralEdgeError(f"run {run['name']} mixes gradient windows {sorted(ws)}")
-    if ws:
-        return int(ws.pop())
-    return None if run.get("lch_window") is None else int(run["lch_window"])
-
-
-def load_window_runs(root: str | Path = LCH_WINDOW_RUNS) -> list[dict[str, Any]]:
-    """The finished LCH runs under ``root`` and its direct sub-directories (``w1/``, ``w40/``, …)."""
-    root = Path(root)
-    if not root.exists():
-        return []
-    dirs = [root, *sorted(d for d in root.iterdir() if d.is_dir())]
-    return [r for d in dirs for r in load_lch_runs(d)]
-
-
-_WINDOW_CLAIM = "gradient-SED R_1 by window W (W = 1: 648, W = 20: 212, W = 40: 140)"
-
-
-def window_row(w20_runs: Sequence[dict[str, Any]], ablation_runs: Sequence[dict[str, Any]]) -> Any:
-    """The W-ablation row: peak R_1 of the gradient SED at W = 1, 20, 40 for the same (op, seed).
-
-    W = 20 comes from ``w20_runs`` (the main set), W = 1 and 40 from ``ablation_runs``; only (op, seed) with all three
-    windows count, and the peak is taken over the steps measured in all three (the training runs are identical —
-    measuring never changes them — but a W = 1 window already has its direction at step 0, W ≥ 2 ones do not).
-
-    Criterion, fixed before the runs were looked at: PASS iff R_1(W=1) > R_1(W=20) > R_1(W=40) in every matched
-    run (the claim's qualitative content: the coupling falls as the window grows), FAIL if that order breaks in
-    some run, INCONCLUSIVE with no matched run. Caveat: the W = 1 run's extra step-0 measurement draws 20 random
-    directions the other runs do not, so from then on its baseline r_j are other draws of the same distribution
-    (its median A(r_j) agrees with the W = 20 / 40 runs' to a few per cent on the stored runs). The ratios to
-    648 / 212 / 140 are reported, not scored (absolute R depends on the random baseline's scale in each setup).
-    """
-    from verify.claims import ClaimRow
-
-    src, ver, claimed = "P (2604.25143)", "gradient-SED note", "648 / 212 / 140"
-    recs: dict[tuple[Any, Any], dict[int, Sequence[dict[str, Any]]]] = {}
-    for runs, allowed in ((w20_runs, {20}), (ablation_runs, set(CLAIMED_R1_BY_WINDOW) - {20})):
-        for r in runs:
-            W = run_window(r)
-            if W in allowed and _measured_steps(r["records"]) and r["op"] is not None:
-                recs.setdefault((r["op"], r["seed"]), {})[W] = r["records"]
-    Ws = sorted(CLAIMED_R1_BY_WINDOW)
-    by_run = {key: {W: 0.0 for W in v} for key, v in recs.items()}  # the windows present (for the message)
-    matched: dict[tuple[Any, Any], dict[int, float]] = {}
-    max_k: dict[tuple[Any, Any], dict[int, float]] = {}  # peak max_k R_k (the other rows' statistic), for details
-    for key, v in sorted(recs.items(), key=str):
-        if not set(Ws) <= set(v):
-            continue
-        common = set.intersection(*(_measured_steps(v[W]) for W in Ws))
-        peaks = {W: peak_R1(v[W], steps=common) for W in Ws}
-        if all(pk is not None for pk in peaks.values()):
-            matched[key] = {W: float(pk) for W, pk in peaks.items() if pk is not None}
-            max_k[key] = {W: max(max(r["R_grad"]) for r in v[W] if r.get("R_grad") and r["step"] in common)
-                          for W in Ws}
-    if not matched:
-        have = sorted({W for v in by_run.values() for W in v})
-        return ClaimRow(_WINDOW_CLAIM, src, ver, claimed, "—", "INCONCLUSIVE",
-                        f"no (op, seed) measured at all of W = {Ws} at common steps (windows stored: "
-                        f"{have or 'none'})")
-    ordered = {key: all(v[a] > v[b] for a, b in itertools.pairwise(Ws)) for key, v in matched.items()}
-    parts = []
-    for (op, seed), v in matched.items():
-        vals = ", ".join(f"W = {W}: {v[W]:.3g} ({v[W] / CLAIMED_R1_BY_WINDOW[W]:.2f}× claim)" for W in Ws)
-        parts.append(f"{op} s{seed}: {vals}")
-    measured = "peak R_1 " + "; ".join(parts) + f" (n = {len(matched)})"
-    ok = all(ordered.values())
-    broken = [f"{op} s{seed}" for (op, seed), good in ordered.items() if not good]
-    reason = ("criterion: peak R_1(W=1) > R_1(W=20) > R_1(W=40) in every matched (op, seed), peaks over the steps "
-              "measured at all three W; "
-              + (f"holds in {len(matched)}/{len(matched)}" if ok else "order broken in " + ", ".join(broken))
-              + "; ratios to 648 / 212 / 140 reported, not scored")
-    return ClaimRow(_WINDOW_CLAIM, src, ver, claimed, measured, "PASS" if ok else "FAIL", reason,
-                    details={"peak_R1": {f"{op}-s{seed}": v for (op, seed), v in matched.items()},
-                             "peak_max_k_R": {f"{op}-s{seed}": v for (op, seed), v in max_k.items()}})
-
-
-_OP_COLOURS = {"add": "tab:blue", "sub": "tab:orange", "mul": "tab:green", "x2_y2": "tab:red"}
-
-
-def draw_coupling(fig: Any, runs: Sequence[dict[str, Any]]) -> None:
-    """R_k(t) (max over k) against the step for every run: gradient SED (left) and update SED (right), log scale,
-    the claimed bands shaded and each run's grokking step marked."""
-    axes = fig.subplots(1, 2, sharey=True)
-    for ax, key, (lo, hi), title in ((axes[0], "grad", CLAIMED_GRADIENT_RANGE, "gradient SED"),
-                                     (axes[1], "update", CLAIMED_UPDATE_RANGE, "update SED")):
-        ax.axhspan(lo, hi, color="0.9", label=f"claimed {lo:g}–{hi:g}×")
-        for r in runs:
-            pts = [(x["step"], max(x[f"R_{key}"])) for x in r["records"] if x.get(f"R_{key}")]
-            if not pts:
-                continue
-            c = _OP_COLOURS.get(r["op"], "k")
-            ax.plot(*zip(*pts, strict=True), "-o", ms=2, lw=1, color=c, alpha=0.8)
-            if r["grok_step"] is not None:
-                ax.axvline(r["grok_step"], color=c, lw=0.5, ls=":")
-        ax.set_yscale("log")
-        ax.set_xlabel("step")
-        ax.set_title(title)
-    for op, c in _OP_COLOURS.items():
-        axes[0].plot([], [], color=c, label=op)
-    axes[0].set_ylabel(r"max$_k$ $R_k$ = A(v_k) / median A(r_j)")
-    axes[0].legend(fontsize=7)
-
-
-def _spread(vals: Sequence[float]) -> str:
-    a = np.asarray(vals, float)
-    return f"median {np.median(a):.3g}, range {a.min():.3g}–{a.max():.3g} (n = {len(a)})"
-
-
-def claim_rows(runs_root: str | Path | None = None) -> list[Any]:
-    """Claims rows of the gradient-SED note on the stored runs (``runs_root/lch``, default ``verify/runs/lch``).
-
-    Rows: (1) gradient-SED R_k peaks 100–330× per op; (2) update-SED R_k peaks 3–9×; (3) gradient SED couples more
-    strongly than update SED. Verdicts, criteria fixed before looking at the runs: (1) PASS if the median over seeds
-    of the peak R_k lies in [100, 330] for every op, FAIL if outside for some op; (2) the same with [3, 9];
-    (3) PASS if the gradient peak exceeds the update peak in every run. No runs: INCONCLUSIVE. (4) the W ablation,
-    :func:`window_row` (W = 1, 40 from ``runs_root/lch-window``, default :data:`LCH_WINDOW_RUNS`).
-    """
-    from verify.claims import ClaimRow
-
-    root = Path(runs_root) / "lch" if runs_root is not None else LCH_RUNS
-    window_root = Path(runs_root) / "lch-window" if runs_root is not None else LCH_WINDOW_RUNS
-    runs = [r for r in load_lch_runs(root) if r["op"] in ("add", "sub", "mul", "x2_y2")] if root.exists() else []
-    src, ver = "P (2604.25143)", "gradient-SED note"
-    if not runs:
-        why = f"no stored LCH runs under {root}"
-        return [ClaimRow(c, src, ver, v, "—", "INCONCLUSIVE", why) for c, v in (
-            ("gradient-SED LCH coupling R_k peaks per op (W = 20, K = 3)", "100–330×"),
-            ("update-SED LCH coupling R_k peaks", "3–9×"),
-            ("gradient SED couples more strongly than update SED", "100–330× vs 3–9×"))] + [
-            window_row([], load_window_runs(window_root))]
-    rows = []
-    for key, (lo, hi), claim in (("grad", CLAIMED_GRADIENT_RANGE,
-                                  "gradient-SED LCH coupling R_k peaks per op (W = 20, K = 3)"),
-                                 ("update", CLAIMED_UPDATE_RANGE, "update-SED LCH coupling R_k peaks")):
-        per_op: dict[str, list[float]] = {}
-        for r in runs:
-            pk = peak_R(r["records"], key)
-            if pk is not None:
-                per_op.setdefault(r["op"], []).append(pk)
-        if not per_op:
-            rows.append(ClaimRow(claim, src, ver, f"{lo:g}–{hi:g}×", "—", "INCONCLUSIVE", "no measurement"))
-            continue
-        meds = {op: float(np.median(v)) for op, v in per_op.items()}
-        measured = "; ".join(f"{op} {_spread(v)}" for op, v in sorted(per_op.items()))
-        inside = all(lo <= m <= hi for m in meds.values())
-        verdict = "PASS" if inside else "FAIL"
-        outside = [f"{op} {m:.3g}" for op, m in sorted(meds.items()) if not lo <= m <= hi]
-        reason = (f"criterion: median over seeds of peak max_k R_k within [{lo:g}, {hi:g}] for every op; "
-                  + ("all inside" if inside else "outside: " + ", ".join(outside))
-                  + f"; ops measured: {sorted(per_op)}")
-        rows.append(ClaimRow(claim, src, ver, f"{lo:g}–{hi:g}×", measured, verdict, reason,
-                             details={"peaks": per_op, "median_per_op": meds},
-                             plot=lambda fig, runs=runs: draw_coupling(fig, runs)))
-    pairs = [(peak_R(r["records"], "grad"), peak_R(r["records"], "update"), r["name"]) for r in runs]
-    pairs = [(g, u, n) for g, u, n in pairs if g is not None and u is not None]
-    if pairs:
-        ratios = [g / u for g, u, _ in pairs]
-        ok = all(g > u for g, u, _ in pairs)
-        rows.append(ClaimRow("gradient SED couples more strongly than update SED", src, ver,
-                             "100–330× vs 3–9× (≈ 10–100× more)", f"peak ratio grad/update {_spread(ratios)}",
-                             "PASS" if ok else "FAIL",
-                             f"criterion: gradient peak > update peak in every run; {sum(g > u for g, u, _ in pairs)}"
-                             f"/{len(pairs)} runs", details={"ratios": dict(zip([n for *_, n in pairs], ratios,
-                                                                                 strict=True))}))
-    rows.append(window_row(runs, load_window_runs(window_root)))
-    return rows
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.probe.load_state_dict(state)

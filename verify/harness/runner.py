@@ -18,10 +18,10 @@ from numerics.errors import SpectralEdgeError
 from numerics.layout import per_layer_groups
 from numerics.monitor import SpectralMonitor
 from numerics.provenance import provenance
-from numerics.trajectory import read_trajectory
-from verify.config import RunConfig, load_config, make_run_config, preset
+from verify.harness.config import RunConfig, load_config, make_run_config, preset
+from verify.harness.loop import MonitorFactory, RunResult, run_label, train
+from verify.store import checkpoint_path, is_finished
 from verify.tasks import get_entry, get_task
-from verify.train import MonitorFactory, RunResult, run_label, train
 
 __all__ = [
     "RunFinished",
@@ -58,7 +58,7 @@ def monitor_groups(model: nn.Module, names: Sequence[str], task: str = "modular"
 
 
 def spectral_monitor_factory(path: str | Path, device: str | torch.device = "cpu") -> MonitorFactory:
-    """A ``monitor_factory`` for :func:`verify.train.train` that records to ``path`` with full provenance."""
+    """A ``monitor_factory`` for :func:`verify.harness.loop.train` that records to ``path`` with full provenance."""
 
     def make(model: nn.Module, optimizer: torch.optim.Optimizer, cfg: RunConfig) -> SpectralMonitor:
         seeds = {k: getattr(cfg, k) for k in ("data_seed", "init_seed", "batch_seed", "diag_seed")}
@@ -85,24 +85,8 @@ def run_name(cfg: RunConfig) -> str:
     return run_label(cfg)
 
 
-def checkpoint_path(trajectory: str | Path) -> Path:
-    """``NAME.ckpt.pt`` next to ``NAME.jsonl``."""
-    p = Path(trajectory)
-    return p.with_name(p.name.removesuffix(".jsonl") + ".ckpt.pt")
-
-
 class RunFinished(SpectralEdgeError):
     """Resume was asked for a run whose trajectory is complete (nothing to do)."""
-
-
-def is_finished(path: str | Path) -> bool:
-    """True if the trajectory ends a run: its last ``end`` record is not an interruption's and no checkpoint waits."""
-    path = Path(path)
-    if not path.exists() or checkpoint_path(path).exists():
-        return False
-    t = read_trajectory(path)
-    ends, stops = ([r["step"] for r in t.of_type(kind)] for kind in ("end", "interrupted"))
-    return bool(ends) and max(ends) > max(stops, default=-1)
 
 
 def train_with_monitor(

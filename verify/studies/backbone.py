@@ -2,8 +2,8 @@
 
 The tracker itself is ``numerics.backbone`` (uncentred, row-normalised PCA of θ_t − θ_0; [P] mini_gpt
 ``backbone_decomposition.py``, author-experiments.md §5.3). The training loop runs it when ``backbone.every`` is set
-(``verify.config.BackboneConfig``) and writes one ``backbone`` record per group and checkpoint holding the new Gram
-row ⟨D_i, D_t⟩, so the whole N×N Gram, and every backbone number, is rebuilt from the file alone.
+(:class:`BackboneConfig`) and writes one ``backbone`` record per group and checkpoint holding the new Gram row
+⟨D_i, D_t⟩, so the whole N×N Gram, and every backbone number, is rebuilt from the file alone (``backbone_of``).
 
 Rows (``claim_rows``), each with a criterion fixed before the runs were looked at:
 
@@ -21,33 +21,54 @@ Rows (``claim_rows``), each with a criterion fixed before the runs were looked a
 
 from __future__ import annotations
 
+import json
 import os
+import time
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
+import torch
+from pydantic import Field
 from torch import nn
 
+from numerics.atomic import atomic_write_text
 from numerics.backbone import BackboneSpectrum, BackboneTracker, backbone_from_gram, gram_from_rows, trunk_weight_names
 from numerics.errors import SpectralEdgeError, TrajectoryError
-from numerics.trajectory import Trajectory, read_trajectory
-from verify.claims import RUNS_ROOT, ClaimRow
+from numerics.trajectory import compress_trajectory
+from verify.claims import ClaimRow
+from verify.harness.config import CadenceConfig, RunConfig, preset
+from verify.harness.measurement import BaseMeasurement, RunContext
+from verify.harness.runner import run_name, train_with_monitor
+from verify.store import RUNS_ROOT, Run, SpectrumRecord, load_run, load_runs
+from verify.tasks import get_task
 
-__all__ = ["backbone_of", "backbone_trackers", "claim_rows", "full_windows", "kstar_mode", "store_runs",
-           "stored_run_configs", "three_phase"]
+__all__ = [
+    "STORED_KINDS",
+    "BackboneConfig",
+    "BackboneMeasurement",
+    "backbone_of",
+    "backbone_trackers",
+    "claim_rows",
+    "full_windows",
+    "kstar_mode",
+    "store_runs",
+    "stored_run_configs",
+    "three_phase",
+]
 
 PC1_RANGE = (0.60, 0.80)  # [P] "60–80 %" (AdamW)
 SGD_PC1 = 0.95  # "~100 %": k95 = 1
 LOSS_MATCH = 0.10  # "comparable validation loss": final val losses within 10 %
 RISE, PLATEAU, COLLAPSE = 1.2, 0.8, 1.20  # three-phase criterion (module docstring); COLLAPSE is the SED detector's
+#: The stored-run directories :func:`store_runs` writes (``verify/runs/<kind>``; ``spectral-edge store-runs``).
+STORED_KINDS = ("gpt2", "backbone")
 
 
 def backbone_trackers(model: nn.Module, cfg: Any) -> dict[str, BackboneTracker]:
     """One tracker per ``cfg.backbone.groups`` entry (trunk / all / attn), θ_0 = the model's parameters now."""
-    from verify.tasks import get_task
-
     named = dict(model.named_parameters())
     out = {}
     for group in cfg.backbone.groups:
@@ -66,27 +87,28 @@ def backbone_trackers(model: nn.Module, cfg: Any) -> dict[str, BackboneTracker]:
     return out
 
 
-def backbone_of(trajectory: str | os.PathLike[str] | Trajectory, group: str = "trunk") -> BackboneSpectrum:
-    """The backbone PCA of a stored run, from its ``backbone`` records' Gram rows."""
-    t = trajectory if isinstance(trajectory, Trajectory) else read_trajectory(trajectory)
-    recs = t.of_type("backbone", group)
+def backbone_of(run: Run | str | os.PathLike[str], group: str = "trunk") -> BackboneSpectrum:
+    """The backbone PCA of a stored run (a ``verify.store.Run`` or its file), from its ``backbone`` records' Gram
+    rows."""
+    run = run if isinstance(run, Run) else load_run(run)
+    recs = run.backbone(group)
     if not recs:
-        raise TrajectoryError(f"{t.path}: no backbone records for group {group!r}")
-    return backbone_from_gram(gram_from_rows(recs))
+        raise TrajectoryError(f"{run.path}: no backbone records for group {group!r}")
+    return backbone_from_gram(gram_from_rows(r.fields for r in recs))
 
 
-def full_windows(t: Trajectory, group: str = "all") -> list[dict[str, Any]]:
+def full_windows(run: Run, group: str = "all") -> list[SpectrumRecord]:
     """Spectrum records of full windows only (w = W; the monitor's first, adaptive windows have w < W), as the
     author's SED analysis slides W×W sub-Grams."""
-    W = int(t.meta.get("window", 0))
-    return [r for r in t.spectra(group) if "sigma" in r and int(r.get("w", W)) == W]
+    W = int(run.meta.get("window", 0))
+    return [r for r in run.spectra(group) if r.w == W]
 
 
-def kstar_mode(t: Trajectory, group: str = "all") -> tuple[int, float, dict[int, int]]:
+def kstar_mode(run: Run, group: str = "all") -> tuple[int, float, dict[int, int]]:
     """(modal k*, its share of windows, all counts) over the full-window spectrum records."""
-    ks = [int(r["kstar"]) for r in full_windows(t, group) if r.get("kstar") is not None]
+    ks = [int(r.kstar) for r in full_windows(run, group) if r.kstar is not None]
     if not ks:
-        raise TrajectoryError(f"{t.path}: no spectrum records for group {group!r}")
+        raise TrajectoryError(f"{run.path}: no spectrum records for group {group!r}")
     counts = Counter(ks)
     mode, n = counts.most_common(1)[0]
     return mode, n / len(ks), dict(sorted(counts.items()))
@@ -136,47 +158,33 @@ def _lines(series: dict[str, tuple[Sequence[float], Sequence[float]]], *, xlabel
 
 
 
-def _runs(d: Path) -> list[Trajectory]:
-    files = sorted([*d.glob("*.jsonl.gz"), *d.glob("*.jsonl")]) if d.is_dir() else []
-    out = []
-    for f in files:
-        t = read_trajectory(f)
-        if t.of_type("end"):
-            out.append(t)
-    return out
+def _runs(d: Path) -> list[Run]:
+    """The finished runs of directory ``d`` (``verify.store.load_runs``; none when it is missing)."""
+    return load_runs([d], missing_ok=True)
 
 
-def _optimiser(t: Trajectory) -> str:
-    return str(t.meta.get("optimizer") or (t.provenance.get("config") or {}).get("optimizer"))
+def _optimiser(run: Run) -> str:
+    return str(run.meta.get("optimizer") or run.config.get("optimizer"))
 
 
-def _final_val_loss(t: Trajectory) -> float | None:
-    _, loss = t.series("eval", "test_loss")
+def _final_val_loss(run: Run) -> float | None:
+    _, loss = run.eval_series("test_loss")
     return float(loss[-1]) if len(loss) else None
 
 
-def _name(t: Trajectory) -> str:
-    return t.path.name.removesuffix(".gz").removesuffix(".jsonl")
-
-
-def _shrinkage(t: Trajectory, group: str = "trunk") -> dict[str, float | None]:
+def _shrinkage(run: Run, group: str = "trunk") -> dict[str, float | None]:
     """‖θ_T − θ_0‖/‖θ_0‖ at the last checkpoint and cos∠(θ_T − θ_0, −θ_0) (where recorded): both → 1 when weight
     decay has shrunk the weights to ~0, so the displacement is −θ_0 (a pure drift) whatever the gradients did. ‖θ_0‖
     is rebuilt from the run's init stream when the records predate it (trunk only)."""
-    last = t.of_type("backbone", group)[-1]
+    last = run.backbone(group)[-1]
     norm0 = last.get("theta0_norm")
     if norm0 is None and group == "trunk":
-        import torch
-
-        from verify.config import RunConfig
-        from verify.tasks import get_task
-
-        cfg = RunConfig.model_validate(t.provenance["config"])
+        cfg = RunConfig.model_validate(run.config)
         model = get_task(cfg.task).build_model(cfg.task_config, cfg.generator("init"), "cpu")
         named = dict(model.named_parameters())
         with torch.no_grad():
             norm0 = float(torch.cat([named[n].reshape(-1).double() for n in trunk_weight_names(model)]).norm())
-    return {"displacement_over_theta0": last["norm"] / norm0 if norm0 else None,
+    return {"displacement_over_theta0": last.get("norm") / norm0 if norm0 else None,
             "cos_minus_theta0": last.get("cos_minus_theta0")}
 
 
@@ -195,11 +203,11 @@ def claim_rows(runs_root: str | os.PathLike[str] = RUNS_ROOT) -> list[ClaimRow]:
     # backbone, per run with backbone records
     bb: dict[str, tuple[str, BackboneSpectrum]] = {}
     for t in gpt2 + grok:
-        if t.of_type("backbone", "trunk"):
-            bb[_name(t)] = (_optimiser(t), backbone_of(t, "trunk"))
+        if t.backbone("trunk"):
+            bb[t.id] = (_optimiser(t), backbone_of(t, "trunk"))
     adamw = {n: s for n, (o, s) in bb.items() if o == "adamw"}
     sgd = {n: s for n, (o, s) in bb.items() if o == "sgd"}
-    steps_of = {_name(t): [r["step"] for r in t.of_type("backbone", "trunk")] for t in gpt2 + grok}
+    steps_of = {t.id: [r.step for r in t.backbone("trunk")] for t in gpt2 + grok}
     fraction_plot = _lines({f"{n} ({o})": (steps_of[n], s.fraction) for n, (o, s) in bb.items()}, xlabel="step",
                            ylabel="backbone fraction a(t)²/‖θ_t − θ_0‖² (trunk)")
     detail = {n: {"optimizer": o, "pc1_share": s.pc1_share, "k95": s.k95, "n_checkpoints": s.n,
@@ -221,7 +229,7 @@ def claim_rows(runs_root: str | os.PathLike[str] = RUNS_ROOT) -> list[ClaimRow]:
     claim = "SGD backbone: PC1 ≈ 100%, k95 = 1"
     if sgd:
         ok = [s.pc1_share >= SGD_PC1 for s in sgd.values()]
-        files = {_name(t): t for t in gpt2 + grok}
+        files = {t.id: t for t in gpt2 + grok}
         for n in sgd:
             detail[n].update(_shrinkage(files[n]))
 
@@ -244,7 +252,7 @@ def claim_rows(runs_root: str | os.PathLike[str] = RUNS_ROOT) -> list[ClaimRow]:
                              "INCONCLUSIVE", f"no SGD backbone records under {root}/gpt2"))
 
     # k* per optimiser (GPT-2, all parameters)
-    by_opt: dict[str, list[Trajectory]] = {}
+    by_opt: dict[str, list[Run]] = {}
     for t in gpt2:
         if "all" in t.groups():
             by_opt.setdefault(_optimiser(t), []).append(t)
@@ -252,12 +260,12 @@ def claim_rows(runs_root: str | os.PathLike[str] = RUNS_ROOT) -> list[ClaimRow]:
     src = "[A] abstract v1; spec §3.2, §4.2 #2 (TS-51M)"
     if "muon" in by_opt and "adamw" in by_opt:
         info = {}
-        kplot = _lines({_name(t): ([r["step"] for r in full_windows(t)], [r["kstar"] for r in full_windows(t)])
+        kplot = _lines({t.id: ([r.step for r in full_windows(t)], [r.kstar for r in full_windows(t)])
                         for ts in by_opt.values() for t in ts}, xlabel="step", ylabel="k* (all parameters, W = 10)")
         for opt, ts in by_opt.items():
             for t in ts:
                 mode, share, counts = kstar_mode(t, "all")
-                info[_name(t)] = {"optimizer": opt, "kstar_mode": mode, "share": share, "counts": counts,
+                info[t.id] = {"optimizer": opt, "kstar_mode": mode, "share": share, "counts": counts,
                                   "final_val_loss": _final_val_loss(t)}
         mu = [v for v in info.values() if v["optimizer"] == "muon"]
         ad = [v for v in info.values() if v["optimizer"] == "adamw"]
@@ -285,8 +293,8 @@ def claim_rows(runs_root: str | os.PathLike[str] = RUNS_ROOT) -> list[ClaimRow]:
         for t in gpt2:
             specs = full_windows(t, "all")
             if specs:
-                curves[_name(t)] = ([r["step"] for r in specs], [np.nan if r["R"] is None else r["R"] for r in specs])
-                res[_name(t)] = {"optimizer": _optimiser(t), **three_phase([r["R"] for r in specs]),
+                curves[t.id] = ([r.step for r in specs], [np.nan if r.R is None else r.R for r in specs])
+                res[t.id] = {"optimizer": _optimiser(t), **three_phase([r.R for r in specs]),
                                  "n_windows": len(specs)}
         held = [v["holds"] for v in res.values()]
         measured = "; ".join(
@@ -319,9 +327,9 @@ def _scan_kstar_row(d: Path) -> ClaimRow:
     info = {}
     for t in runs:
         mode, share, counts = kstar_mode(t, "attn")
-        _, acc = t.series("eval", "test_acc")
-        wd = float((t.provenance.get("config") or {}).get("weight_decay", float("nan")))
-        info[_name(t)] = {"weight_decay": wd, "kstar_mode": mode, "share": share, "counts": counts,
+        _, acc = t.eval_series("test_acc")
+        wd = float(t.config.get("weight_decay", float("nan")))
+        info[t.id] = {"weight_decay": wd, "kstar_mode": mode, "share": share, "counts": counts,
                           "final_test_acc": float(acc[-1]) if len(acc) else None,
                           "grokked": bool(len(acc) and np.nanmax(acc) >= float(t.meta.get("grok_threshold", 0.95)))}
     wd1 = [v for v in info.values() if v["weight_decay"] > 0]
@@ -349,9 +357,6 @@ def stored_run_configs(kind: str, seed: int = 42, size: str = "cpu") -> dict[str
     """``{file stem: RunConfig}`` of the stored runs: ``gpt2`` (a size preset of ``verify.tasks.gpt2``, default
     ``cpu``; AdamW / Muon / SGD at matched settings, the optimiser in the name) or ``backbone`` (mod-97 add, weight
     decay 1 and 0)."""
-    from verify.config import preset
-    from verify.runner import run_name
-
     if kind == "gpt2":
         runs = {f"gpt2-{size}-{opt}-wd0.1-s{seed}": preset(f"{size}-{opt}", "gpt2").with_seed(seed)
                 for opt in ("adamw", "muon", "sgd")}
@@ -368,16 +373,8 @@ def stored_run_configs(kind: str, seed: int = 42, size: str = "cpu") -> dict[str
 def store_runs(kind: str, out: str | os.PathLike[str] | None = None, *, progress: bool = False, size: str = "cpu",
                device: str = "cpu") -> list[dict[str, Any]]:
     """Train the missing runs of ``kind`` one after the other (single-threaded) into ``out`` (default
-    ``verify/runs/{kind}``), compressed; a finished ``.jsonl.gz`` is skipped. Writes ``runs.json`` (wall times)."""
-    import json
-    import time
-
-    import torch
-
-    from numerics.atomic import atomic_write_text
-    from numerics.trajectory import compress_trajectory
-    from verify.runner import train_with_monitor
-
+    ``verify/runs/{kind}``), compressed; a finished ``.jsonl.gz`` is skipped. Writes ``runs.json`` (wall times).
+    Command line: ``spectral-edge store-runs gpt2 backbone`` (``--size 124M --device cuda`` on a GPU)."""
     torch.set_num_threads(1)
     d = Path(out) if out is not None else RUNS_ROOT / kind
     d.mkdir(parents=True, exist_ok=True)
@@ -398,15 +395,38 @@ def store_runs(kind: str, out: str | os.PathLike[str] | None = None, *, progress
     return rows
 
 
-if __name__ == "__main__":  # python -m verify.backbone [gpt2] [backbone] [--size 124M --device cuda --out DIR]
-    import argparse
+# --- measurement (harness plug-in) ---------------------------------------------------------------------------------
 
-    ap = argparse.ArgumentParser(prog="python -m verify.backbone", description="train the stored backbone runs")
-    ap.add_argument("kinds", nargs="*", choices=["gpt2", "backbone"], default=["gpt2", "backbone"])
-    ap.add_argument("--size", default="cpu", help="GPT-2 size preset: cpu (stored), small, 124M (GPU)")
-    ap.add_argument("--device", default="cpu")
-    ap.add_argument("--out", type=Path, default=None, help="default: verify/runs/KIND")
-    args = ap.parse_args()
-    for kind in args.kinds:
-        for row in store_runs(kind, args.out, progress=True, size=args.size, device=args.device):
-            print(row)
+
+class BackboneConfig(CadenceConfig):
+    """Backbone PCA of cumulative displacements θ_t − θ_0 (``numerics.backbone``; author-experiments.md §5.3) every
+    ``every`` steps (0/None: off): one ``backbone`` record per group and checkpoint (its Gram row ⟨D_i, D_t⟩)."""
+
+    groups: list[Literal["trunk", "all", "attn"]] = Field(
+        default_factory=lambda: ["trunk"], min_length=1, description="trunk: Linear weights minus heads (the "
+        "author's); all: every trainable parameter; attn: the task's attention weights")
+    sketch_dim: int | None = Field(None, ge=1, description="None: exact (keeps every D_i); d: JL sketch of each D_i")
+
+
+class BackboneMeasurement(BaseMeasurement):
+    """One ``BackboneTracker`` per group, θ_0 = the parameters at setup (the init; a resumed run's θ_0 comes back
+    from its checkpoint); a ``backbone`` record per group every ``backbone.every`` steps after step 0."""
+
+    Config = BackboneConfig
+    record_type = "backbone"
+
+    def at_setup(self, ctx: RunContext) -> None:
+        self.trackers = backbone_trackers(ctx.model, self.run_config)
+
+    def due(self, step: int) -> bool:
+        return step > 0 and step % self.config.every == 0
+
+    def measure(self, ctx: RunContext, step: int, *, final: bool) -> list[dict[str, Any]]:
+        return [{"group": group, **tracker.capture(step)} for group, tracker in self.trackers.items()]
+
+    def state_dict(self) -> dict[str, Any]:
+        return {group: tracker.state_dict() for group, tracker in self.trackers.items()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for group, tracker in self.trackers.items():
+            tracker.load_state_dict(state[group])

@@ -6,7 +6,7 @@ direction induces a single Fourier mode for addition (ω ≈ 25–26) and, for m
 (ω = 29) in the discrete-log basis, with a 5.9× concentration gain over the standard basis.
 
 Default definition (``functional_mode:logit_2d``, [R]). Along a unit direction v of the attention weights, with
-ε = 0.005·‖θ_attn‖ (as the LCH coupling, ``verify.lch``):
+ε = 0.005·‖θ_attn‖ (as the LCH coupling, ``verify.studies.lch``):
 
     Δf(a, b) = [z(a, b; θ + εv) − z(a, b; θ − εv)] / (2ε) ∈ ℝ^p,     z = logits − mean_c logits
 
@@ -44,9 +44,15 @@ from torch.func import functional_call
 
 from numerics.errors import ShapeMismatchError, SpectralEdgeError
 from theory.registry import register
+from verify.claims import ClaimRow
+from verify.stats import fmt
+from verify.store import LCHRecord
+from verify.studies.lch_claims import load_lch_runs
+from verify.tasks.modular import OPS
 
 __all__ = [
     "CLAIMED_MUL_GAIN",
+    "ModeRecord",
     "ModeResult",
     "all_inputs",
     "claim_rows",
@@ -65,6 +71,8 @@ __all__ = [
 CLAIMED_MUL_GAIN = 5.9
 #: "A single mode": the top mode carries at least this share of the non-constant power (fixed a priori, [R]).
 SINGLE_MODE_SHARE = 0.5
+#: The two definitions :func:`mode_record` measures (module docstring).
+DEFINITIONS = ("logit_2d", "residual_1d")
 
 
 # --- number theory ---------------------------------------------------------------------------------------------
@@ -264,8 +272,6 @@ def concentration_1d(signal: np.ndarray, groups: np.ndarray, period: int, top: i
 
 
 def _op_values(op: str, a: np.ndarray, b: np.ndarray, p: int) -> np.ndarray:
-    from verify.tasks.modular import OPS
-
     return torch.remainder(OPS[op](torch.as_tensor(a), torch.as_tensor(b)), p).numpy()
 
 
@@ -293,19 +299,62 @@ def mode_record(model: nn.Module, task_config: Any, names: Sequence[str], v: Ten
 # --- claims -------------------------------------------------------------------------------------------------------
 
 
-def _final_modes(run: dict[str, Any], key: str = "modes") -> dict[str, Any] | None:
+@dataclass(frozen=True)
+class ModeRecord:
+    """A stored :func:`mode_record` (an ``lch`` record's ``modes``, ``modes_v`` entries or ``modes_centred``), typed:
+    per definition (``logit_2d``, ``residual_1d``) and basis (``standard``, ``dlog``) its :class:`ModeResult`;
+    ``stored`` is the record as stored (what a row's details quote)."""
+
+    results: dict[str, dict[str, ModeResult]]
+    stored: dict[str, Any]
+
+    @classmethod
+    def from_stored(cls, rec: dict[str, Any]) -> ModeRecord:
+        results = {defn: {basis: ModeResult(**res) for basis, res in rec[defn].items()}
+                   for defn in DEFINITIONS if defn in rec}
+        return cls(results, rec)
+
+    def result(self, defn: str, basis: str) -> ModeResult | None:
+        return self.results.get(defn, {}).get(basis)
+
+
+def _final_modes(records: Sequence[LCHRecord], key: str = "modes") -> ModeRecord | None:
     """The mode record ``key`` (``modes``: update v₁; ``modes_centred``: centred-window v₁) of the last measurement
     that has one."""
-    recs = [r for r in run["records"] if r.get(key)]
-    return recs[-1][key] if recs else None
+    recs = [m for r in records if (m := r.get(key))]
+    return ModeRecord.from_stored(recs[-1]) if recs else None
 
 
-def _fmt(xs: Sequence[float]) -> str:
-    return ", ".join(f"{x:.3g}" for x in xs) if xs else "—"
+def _grokked_modes(root: Path) -> tuple[dict[str, list[tuple[str, ModeRecord]]], dict[str, ModeRecord]]:
+    """Per op, (run id, final modes) of the stored LCH runs under ``root`` that grokked
+    (``verify.studies.lch_claims.LCHRun``); and run id → final centred-window modes."""
+    per_op: dict[str, list[tuple[str, ModeRecord]]] = {}
+    centred: dict[str, ModeRecord] = {}
+    for r in load_lch_runs(root):
+        m = _final_modes(r.records)
+        if m is not None and r.grok_step is not None:
+            per_op.setdefault(r.op, []).append((r.name, m))
+            c = _final_modes(r.records, "modes_centred")
+            if c is not None:
+                centred[r.name] = c
+    return per_op, centred
 
 
-def draw_concentrations(fig: Any, per_op: dict[str, list[tuple[str, dict[str, Any]]]],
-                        centred: dict[str, dict[str, Any]]) -> None:
+def _join(xs: Sequence[float]) -> str:
+    return ", ".join(fmt(x) for x in xs)
+
+
+def _fmt_all(xs: Sequence[float]) -> str:
+    return _join(xs) if xs else "—"
+
+
+def _conc(m: ModeRecord | None, defn: str, basis: str) -> float:
+    r = m.result(defn, basis) if m is not None else None
+    return r.concentration if r is not None else np.nan
+
+
+def draw_concentrations(fig: Any, per_op: dict[str, list[tuple[str, ModeRecord]]],
+                        centred: dict[str, ModeRecord]) -> None:
     """Top-mode share per grokked run (logit_2d) in the standard and discrete-log bases, along the update v₁ (bars)
     and the centred-window v₁ (dots); the single-mode line at 0.5."""
     ax = fig.subplots()
@@ -313,11 +362,11 @@ def draw_concentrations(fig: Any, per_op: dict[str, list[tuple[str, dict[str, An
     for op in sorted(per_op):
         for name, m in per_op[op]:
             labels.append(name.removeprefix("modular-").replace("-p97-wd1", ""))
-            std.append(m["logit_2d"]["standard"]["concentration"])
-            dl.append(m["logit_2d"].get("dlog", {}).get("concentration", np.nan))
+            std.append(_conc(m, "logit_2d", "standard"))
+            dl.append(_conc(m, "logit_2d", "dlog"))
             c = centred.get(name)
-            cstd.append(c["logit_2d"]["standard"]["concentration"] if c else np.nan)
-            cdl.append(c["logit_2d"].get("dlog", {}).get("concentration", np.nan) if c else np.nan)
+            cstd.append(_conc(c, "logit_2d", "standard"))
+            cdl.append(_conc(c, "logit_2d", "dlog"))
     x = np.arange(len(labels))
     ax.bar(x - 0.2, std, 0.4, label="standard basis (update v₁)")
     ax.bar(x + 0.2, dl, 0.4, label="discrete-log basis (update v₁)")
@@ -330,7 +379,7 @@ def draw_concentrations(fig: Any, per_op: dict[str, list[tuple[str, dict[str, An
     ax.legend(fontsize=7)
 
 
-def claim_rows(runs_root: Any = None) -> list[Any]:
+def claim_rows(runs_root: Path) -> list[ClaimRow]:
     """Functional-mode rows on the stored LCH runs (``runs_root/lch``), at each run's last measurement (post-grok
     for a grokking run; runs that did not grok are left out).
 
@@ -340,34 +389,24 @@ def claim_rows(runs_root: Any = None) -> list[Any]:
     claimed 5.9× (2.95). The frequency ω is reported but not scored: which frequencies a run uses depends on its
     seed and initialisation (ours are not the author's).
     """
-    from verify.claims import ClaimRow
-    from verify.lch import LCH_RUNS, load_lch_runs
-
-    root = Path(runs_root) / "lch" if runs_root is not None else LCH_RUNS
-    runs = load_lch_runs(root) if root.exists() else []
+    root = Path(runs_root) / "lch"
+    per_op, centred = _grokked_modes(root)
     src, ver = "P (2604.06256)", "functional-modes paper"
-    per_op: dict[str, list[tuple[str, dict[str, Any]]]] = {}
-    centred: dict[str, dict[str, Any]] = {}
-    for r in runs:
-        m = _final_modes(r)
-        if m is not None and r["grok_step"] is not None:
-            per_op.setdefault(r["op"], []).append((r["name"], m))
-            c = _final_modes(r, "modes_centred")
-            if c is not None:
-                centred[r["name"]] = c
 
     def plot(fig: Any) -> None:
         draw_concentrations(fig, per_op, centred)
 
-    def conc_c(items: list[tuple[str, dict[str, Any]]], basis: str) -> list[float]:
-        return [centred[n]["logit_2d"][basis]["concentration"] for n, _ in items
-                if n in centred and basis in centred[n]["logit_2d"]]
+    def conc_c(items: list[tuple[str, ModeRecord]], basis: str) -> list[float]:
+        return [r.concentration for n, _ in items if n in centred and (r := centred[n].result("logit_2d", basis))]
 
-    def conc(items: list[tuple[str, dict[str, Any]]], defn: str, basis: str) -> list[float]:
-        return [m[defn][basis]["concentration"] for _, m in items if basis in m[defn]]
+    def conc(items: list[tuple[str, ModeRecord]], defn: str, basis: str) -> list[float]:
+        return [r.concentration for _, m in items if (r := m.result(defn, basis))]
 
-    def modes_of(items: list[tuple[str, dict[str, Any]]], defn: str, basis: str) -> list[list[int]]:
-        return [m[defn][basis]["mode"] for _, m in items if basis in m[defn]]
+    def modes_of(items: list[tuple[str, ModeRecord]], defn: str, basis: str) -> list[list[int]]:
+        return [r.mode for _, m in items if (r := m.result(defn, basis))]
+
+    def stored(items: list[tuple[str, ModeRecord]]) -> dict[str, dict[str, Any]]:
+        return {n: m.stored for n, m in items}
 
     rows = []
     add = per_op.get("add", [])
@@ -381,12 +420,12 @@ def claim_rows(runs_root: Any = None) -> list[Any]:
         c1 = conc(add, "residual_1d", "standard")
         rows.append(ClaimRow(
             claim, src, ver, "single mode, ω ≈ 25–26",
-            f"concentration median {med:.3g} (runs {', '.join(f'{x:.3g}' for x in c)}), modes "
-            f"{modes_of(add, 'logit_2d', 'standard')}; centred-window v₁: {_fmt(conc_c(add, 'standard'))}; "
-            f"author's 1-D variant: {_fmt(c1)} at ω {[m[0] for m in modes_of(add, 'residual_1d', 'standard')]}",
+            f"concentration median {fmt(med)} (runs {_join(c)}), modes "
+            f"{modes_of(add, 'logit_2d', 'standard')}; centred-window v₁: {_fmt_all(conc_c(add, 'standard'))}; "
+            f"author's 1-D variant: {_fmt_all(c1)} at ω {[m[0] for m in modes_of(add, 'residual_1d', 'standard')]}",
             "PASS" if med >= SINGLE_MODE_SHARE else "FAIL",
             f"criterion: median top-mode share of the non-constant power ≥ {SINGLE_MODE_SHARE} (logit_2d, standard "
-            f"basis, update-window v₁); ω is seed-specific and not scored", details={"runs": dict(add)}, plot=plot))
+            f"basis, update-window v₁); ω is seed-specific and not scored", details={"runs": stored(add)}, plot=plot))
     mul = per_op.get("mul", [])
     claim_m = "multiplication: single mode in the discrete-log basis"
     claim_g = "multiplication: concentration gain of the discrete-log over the standard basis"
@@ -402,17 +441,16 @@ def claim_rows(runs_root: Any = None) -> list[Any]:
         med = float(np.median(cd))
         rows.append(ClaimRow(
             claim_m, src, ver, "single mode, ω = 29",
-            f"dlog concentration median {med:.3g} (runs {', '.join(f'{x:.3g}' for x in cd)}), modes "
-            f"{modes_of(mul, 'logit_2d', 'dlog')}; standard basis {_fmt(cs)}; centred-window v₁ dlog "
-            f"{_fmt(conc_c(mul, 'dlog'))}; author's 1-D variant dlog {_fmt(cd1)}",
+            f"dlog concentration median {fmt(med)} (runs {_join(cd)}), modes "
+            f"{modes_of(mul, 'logit_2d', 'dlog')}; standard basis {_fmt_all(cs)}; centred-window v₁ dlog "
+            f"{_fmt_all(conc_c(mul, 'dlog'))}; author's 1-D variant dlog {_fmt_all(cd1)}",
             "PASS" if med >= SINGLE_MODE_SHARE else "FAIL",
             f"criterion: median dlog-basis top-mode share ≥ {SINGLE_MODE_SHARE} (logit_2d, update-window v₁)",
-            details={"runs": dict(mul)}, plot=plot))
+            details={"runs": stored(mul)}, plot=plot))
         gmed = float(np.median(gains))
         rows.append(ClaimRow(
             claim_g, src, ver, "5.9×",
-            f"gain median {gmed:.3g} (runs {', '.join(f'{x:.3g}' for x in gains)}); author's 1-D variant "
-            f"{', '.join(f'{x:.3g}' for x in gains1)}",
+            f"gain median {fmt(gmed)} (runs {_join(gains)}); author's 1-D variant {_join(gains1)}",
             "PASS" if gmed >= CLAIMED_MUL_GAIN / 2 else "FAIL",
             f"criterion: median gain (logit_2d) ≥ {CLAIMED_MUL_GAIN / 2:g} (half the claimed 5.9×)",
             details={"gains": gains, "gains_residual_1d": gains1}))

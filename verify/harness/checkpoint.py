@@ -1,12 +1,13 @@
 """Checkpoints: everything a run needs to continue *bitwise* as if it had never stopped.
 
-A checkpoint holds the run config (as JSON), the step, the model and optimizer state dicts, every RNG state (the
-batch and diagnostics generators, the global CPU RNG and the device's CUDA RNG), the monitor's ``state_dict`` (the
-rolling window and last snapshot) and the loop state (history, grok step, early-stop streak, wall time so far). It
-is written with ``torch.save`` to a temporary file that is renamed over the old one (``numerics.atomic``), so a
-crash mid-write leaves the previous checkpoint intact. Data and model architecture are rebuilt from the config and
-the data/init streams; the fixed probe batches are redrawn from the fresh diagnostics stream before its saved state
-is restored, so they are identical too.
+A checkpoint holds the run config (as JSON), the step, the model and optimizer state dicts, every training RNG state
+(the batch generator, the global CPU RNG and the device's CUDA RNG), the monitor's ``state_dict`` (the rolling window
+and last snapshot), every measurement's ``state_dict`` (by measurement name: its own streams, windows, references)
+and the loop state (history, grok step, early-stop streak, wall time so far). It is written with ``torch.save`` to a
+temporary file that is renamed over the old one (``numerics.atomic``), so a crash mid-write leaves the previous
+checkpoint intact. Data and model architecture are rebuilt from the config and the data/init streams; what a
+measurement draws once at setup (fixed probe batches, probe sets) is redrawn from its fresh stream before its saved
+state is restored, so it is identical too.
 
 Loading never silently starts over: a missing file, a file that is not a checkpoint (corrupt, truncated, foreign)
 or one written for a different config raises :class:`CheckpointError` before any training step.
@@ -22,7 +23,7 @@ import torch
 
 from numerics.atomic import atomic_path
 from numerics.errors import SpectralEdgeError
-from verify.config import RunConfig
+from verify.harness.config import RunConfig
 
 __all__ = ["KIND", "VERSION", "CheckpointError", "config_diff", "load_checkpoint", "save_checkpoint"]
 

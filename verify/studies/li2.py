@@ -1,12 +1,11 @@
-"""The Li₂ Stage-III lock-in detector (arXiv 2605.08119, the author's bridge to Tian's Li₂, arXiv 2509.21519):
-runs, detector, statistics and claims rows (issue 8, part 1).
+"""Li₂ (arXiv 2605.08119, the author's bridge to Tian's Li₂, arXiv 2509.21519): the lock-in detector on stored runs,
+its live Theorem-6 measurement, the run driver, the claims rows and the figure (issue 8, part 1).
 
-**Detector** [P] (spec §1.8): on the W = 20 rolling Gram of first-layer updates (one update per epoch, group
-``first_layer``), the eigenvalue ratio ρ(t) = λ₂/λ₃ (eigenvalue units, σ² of the updates: the bridge's "σ₂/σ₃"
-is λ_k(ΔᵀΔ), spec §1.3 / §7.3), its slope s(t) = [log ρ(t) − log ρ(t − 25)]/25 (log of max(ρ, 1e-6), as the
-bridge's ``analysis.py``) and the fire epoch = the first t ≥ 100 with s(t) > 0.04. Frozen thresholds from the
-paper: nothing here is fitted to our runs. Epoch t is the state after t full-batch steps; its window holds the
-updates δ_{t−w+1..t} (adaptive start w = min(20, t)), as the bridge logs it.
+**Detector** [P] (spec §1.8; ``verify.studies.li2_detector``): on the W = 20 rolling Gram of first-layer updates
+(one update per epoch, group ``first_layer``), ρ(t) = λ₂/λ₃, its 25-epoch log slope s(t) and the fire epoch = the
+first t ≥ 100 with s(t) > 0.04. Frozen thresholds from the paper: nothing here is fitted to our runs. Epoch t is the
+state after t full-batch steps; its window holds the updates δ_{t−w+1..t} (adaptive start w = min(20, t)), as the
+bridge logs it.
 
 **Statistics**: late-stage median ρ over epochs 200–400 (claimed ≈ 300 grok vs 1.31 control, 229×), median λ₂ and
 the λ₃ collapse after the fire (claimed: λ₂ ≈ 5e-3 stabilises while λ₃ falls ~100×), the detector's lag after
@@ -14,19 +13,20 @@ test accuracy 0.5 and 0.99 (claimed: ~72 and ~35 epochs after, a lock-in, not an
 Theorem 6's meaningful statistic P[B_jl < 0 | cos(f̃_j, f̃_l) > 0] (``theory.li2.repulsion_statistic``), measured
 live at a few epochs by a monitor callback (the callback draws no random numbers: training is unchanged).
 
-**Runs**: :func:`run_li2` trains configs of the ``li2`` task with the one loop (``verify.train.train``) and the
-spectral monitor (``verify.runner.spectral_monitor_factory``, float64 storage), then slims each trajectory to what
-the detector and the claims need (λ per epoch, eval records, events) and stores it compressed
-(``verify/runs/li2/*.jsonl.gz``); finished runs are skipped. ``python -m verify.li2 --help``.
+**Runs**: :func:`run_li2` trains configs of the ``li2`` task with the one loop (``verify.harness.loop.train``) and
+the spectral monitor (``verify.harness.runner.spectral_monitor_factory``, float64 storage), then slims each
+trajectory to what the detector and the claims need (λ per epoch, eval records, events) and stores it compressed
+(``verify/runs/li2/*.jsonl.gz``); finished runs are skipped. Command line: ``spectral-edge li2 run --kind grok
+--seeds 0-14`` (likewise ``control``, ``relu``). The rows and the figure read the stored runs through the run
+store (``verify.store``): :class:`Li2Run` is one run as the detector sees it.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,41 +35,45 @@ import numpy as np
 import torch
 from torch import nn
 
-from numerics.atomic import atomic_write_text
+from numerics.atomic import atomic_path, atomic_write_text
 from numerics.provenance import provenance
-from numerics.trajectory import Trajectory, compress_trajectory, read_trajectory
+from numerics.trajectory import compress_trajectory, read_trajectory
 from theory.li2 import repulsion_statistic
-from verify.claims import ClaimRow
-from verify.claims import _draw as _plot  # a row's figure: verify.figures.<name>(fig, ...)
-from verify.config import RunConfig, preset
+from verify.claims import ClaimRow, draw
+from verify.grokking import first_crossing
+from verify.harness.config import RunConfig, preset
+from verify.harness.loop import train
+from verify.harness.runner import run_name, spectral_monitor_factory
+from verify.stats import finite, fmt
+from verify.store import RUNS_ROOT, Run, SpectrumRecord, load_runs
+from verify.studies.li2_detector import (
+    FIRE_THRESHOLD,
+    LAG,
+    LATE,
+    T_MIN,
+    eigen_ratio,
+    fire_epoch,
+    late_median,
+    slope_signal,
+)
+from verify.tasks import get_task
 from verify.tasks.li2 import GROUP
 
 __all__ = [
-    "FIRE_THRESHOLD",
-    "LAG",
-    "T_MIN",
+    "DEFAULT_OUT",
+    "KINDS",
     "Li2Run",
+    "Repulsion",
     "claim_rows",
-    "eigen_ratio",
-    "fire_epoch",
-    "first_crossing",
-    "late_median",
     "li2_configs",
     "li2_monitor_factory",
+    "li2_rows",
     "load_li2_runs",
-    "log_ratio",
     "plot_li2",
     "run_li2",
     "slim_trajectory",
-    "slope_signal",
 ]
 
-#: The bridge's frozen detector settings [P] (2605.08119; spec §1.8).
-LAG = 25
-FIRE_THRESHOLD = 0.04
-T_MIN = 100
-RATIO_FLOOR = 1e-6  # log(max(ρ, 1e-6)) [P analysis.py]
-LATE = (200, 400)  # late stage, epochs [P]
 #: The claims [P] (spec §5).
 CLAIMED_FIRE, CLAIMED_FIRE_TOL = 174, 1
 CLAIMED_LATE_GROK, CLAIMED_LATE_CTRL = 300.0, 1.31
@@ -78,87 +82,41 @@ CLAIMED_LAG_05, CLAIMED_LAG_099 = 72, 35
 REPULSION_EPOCHS = (50, 100, 175, 250, 300, 400)
 #: Spectrum fields kept by :func:`slim_trajectory`.
 KEEP_SPECTRUM = ("type", "step", "group", "w", "sigma", "lam", "kstar", "R", "g23")
+#: The stored conditions :func:`li2_configs` knows by name (besides any preset of the task).
+KINDS = ("grok", "control", "relu", "tiny")
 
-DEFAULT_OUT = Path(__file__).parent / "runs" / "li2"
-
-
-# --- the detector ------------------------------------------------------------------------------------------------
-
-
-def eigen_ratio(lam: Sequence[float] | np.ndarray) -> float:
-    """ρ = λ₂/λ₃ of one window (eigenvalues, descending); NaN when the window has < 3 eigenvalues or λ₂ = 0,
-    +inf when λ₃ = 0 < λ₂."""
-    lam = np.asarray(lam, dtype=float)
-    if lam.size < 3 or not np.all(np.isfinite(lam[:3])):
-        return float("nan")
-    if lam[1] <= 0:
-        return float("nan")
-    return float(lam[1] / lam[2]) if lam[2] > 0 else float("inf")
-
-
-def log_ratio(ratio: np.ndarray) -> np.ndarray:
-    """log max(ρ, 1e-6) (NaN stays NaN, +inf stays +inf)."""
-    r = np.asarray(ratio, dtype=float)
-    with np.errstate(invalid="ignore"):
-        return np.log(np.where(np.isnan(r), np.nan, np.maximum(r, RATIO_FLOOR)))
-
-
-def slope_signal(steps: Sequence[int] | np.ndarray, ratio: Sequence[float] | np.ndarray, lag: int = LAG) -> np.ndarray:
-    """s(t) = [log ρ(t) − log ρ(t − lag)]/lag at every step t whose partner t − lag is recorded (else NaN).
-
-    Steps are matched by value, not position, so a missing record gives NaN rather than a shifted difference.
-    """
-    steps = np.asarray(steps, dtype=np.int64)
-    if steps.shape != np.shape(ratio):
-        raise ValueError(f"steps {steps.shape} and ratio {np.shape(ratio)} differ in shape")
-    if lag < 1:
-        raise ValueError(f"lag must be ≥ 1, got {lag}")
-    x = log_ratio(np.asarray(ratio, dtype=float))
-    where = {int(s): i for i, s in enumerate(steps)}
-    out = np.full(x.shape, np.nan)
-    for i, s in enumerate(steps):
-        j = where.get(int(s) - lag)
-        if j is not None:
-            with np.errstate(invalid="ignore"):
-                out[i] = (x[i] - x[j]) / lag
-    return out
-
-
-def fire_epoch(steps: Sequence[int] | np.ndarray, ratio: Sequence[float] | np.ndarray, *,
-               threshold: float = FIRE_THRESHOLD, lag: int = LAG, t_min: int = T_MIN) -> int | None:
-    """The first step t ≥ ``t_min`` with s(t) > ``threshold`` (None: never fires)."""
-    steps = np.asarray(steps, dtype=np.int64)
-    s = slope_signal(steps, ratio, lag)
-    with np.errstate(invalid="ignore"):
-        hit = (steps >= t_min) & (s > threshold)
-    idx = np.flatnonzero(hit)
-    return int(steps[idx[0]]) if idx.size else None
-
-
-def late_median(steps: Sequence[int] | np.ndarray, values: Sequence[float] | np.ndarray,
-                lo: int = LATE[0], hi: int = LATE[1]) -> float:
-    """Median of ``values`` over steps lo ≤ t ≤ hi, NaNs ignored (NaN when none)."""
-    steps, v = np.asarray(steps), np.asarray(values, dtype=float)
-    sel = v[(steps >= lo) & (steps <= hi)]
-    sel = sel[~np.isnan(sel)]
-    return float(np.median(sel)) if sel.size else float("nan")
-
-
-def first_crossing(steps: Sequence[int] | np.ndarray, values: Sequence[float] | np.ndarray,
-                   level: float) -> int | None:
-    """First step with value ≥ ``level`` (None: never)."""
-    steps, v = np.asarray(steps), np.asarray(values, dtype=float)
-    with np.errstate(invalid="ignore"):
-        idx = np.flatnonzero(v >= level)
-    return int(steps[idx[0]]) if idx.size else None
+DEFAULT_OUT = RUNS_ROOT / "li2"
 
 
 # --- runs ----------------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Repulsion:
+    """One ``li2_repulsion`` event (written by :func:`li2_monitor_factory`): Tian Theorem 6's statistic at ``step``
+    (``theory.li2.repulsion_statistic``: counts over the ``top_pairs`` most similar feature pairs and over all
+    pairs, their ratios ``p_top`` / ``p_all``), the weight decay ``eta`` and the ``seconds`` it took."""
+
+    step: int
+    eta: float
+    top_pairs: int
+    top_positive: int
+    top_negative_B: int
+    all_positive: int
+    all_negative_B: int
+    p_top: float | None
+    p_all: float | None
+    seconds: float | None = None
+
+    @classmethod
+    def from_record(cls, r: Mapping[str, Any]) -> Repulsion:
+        """The typed view of a stored event (``verify.store.Run.events``), by field name."""
+        return cls(**{k: v for k, v in r.items() if k in cls.__dataclass_fields__})
+
+
 @dataclass
 class Li2Run:
-    """One stored run, as the detector sees it."""
+    """One stored run, as the detector sees it (built from a ``verify.store.Run`` by :meth:`from_run`)."""
 
     name: str
     activation: str
@@ -169,7 +127,7 @@ class Li2Run:
     eval_steps: np.ndarray
     test_acc: np.ndarray
     train_acc: np.ndarray
-    repulsion: list[dict[str, Any]] = field(default_factory=list)
+    repulsion: list[Repulsion] = field(default_factory=list)
     wall_s: float | None = None
 
     @property
@@ -191,43 +149,35 @@ class Li2Run:
         return late_median(self.steps, self.ratio)
 
     def acc_epoch(self, level: float) -> int | None:
+        """The first eval epoch with test accuracy ≥ ``level`` (None: never)."""
         return first_crossing(self.eval_steps, self.test_acc, level)
 
     @classmethod
-    def from_trajectory(cls, t: Trajectory) -> Li2Run:
-        cfg = t.provenance.get("config", {})
-        tc = cfg.get("task_config") or {}
+    def from_run(cls, run: Run) -> Li2Run:
+        """The detector's view of a stored run of the ``li2`` task (``ValueError`` for another task)."""
+        cfg = run.config
         if cfg.get("task") != "li2":
-            raise ValueError(f"{t.path} is not a li2 run (task {cfg.get('task')!r})")
-        spectra = [r for r in t.of_type("spectrum", GROUP) if "lam" in r]
-        width = max((len(r["lam"]) for r in spectra), default=3)
+            raise ValueError(f"{run.path} is not a li2 run (task {cfg.get('task')!r})")
+        spectra = [(r.step, r.lam) for r in run.spectra(GROUP, with_spectrum=False) if r.lam is not None]
+        width = max((len(row) for _, row in spectra), default=3)
         lam = np.full((len(spectra), max(width, 3)), np.nan)
-        for i, r in enumerate(spectra):
-            lam[i, : len(r["lam"])] = r["lam"]
-        evals = t.evals()
-        end = t.of_type("end")
+        for i, (_, row) in enumerate(spectra):
+            lam[i, : len(row)] = row
+        evals = run.evals()
         return cls(
-            name=t.path.name.removesuffix(".gz").removesuffix(".jsonl"),
-            activation=tc.get("activation", "square"), weight_decay=float(cfg.get("weight_decay", 0.0)),
-            seed=int(cfg.get("init_seed", 0)), steps=np.array([r["step"] for r in spectra], dtype=np.int64),
-            lam=lam, eval_steps=np.array([r["step"] for r in evals], dtype=np.int64),
-            test_acc=np.array([r.get("test_acc", np.nan) for r in evals], dtype=float),
-            train_acc=np.array([r.get("train_acc", np.nan) for r in evals], dtype=float),
-            repulsion=t.of_type("li2_repulsion"), wall_s=(end[-1].get("wall_s") if end else None))
+            name=run.id, activation=run.task_config.get("activation", "square"),
+            weight_decay=float(cfg.get("weight_decay", 0.0)), seed=int(cfg.get("init_seed", 0)),
+            steps=np.array([step for step, _ in spectra], dtype=np.int64), lam=lam,
+            eval_steps=np.array([e.step for e in evals], dtype=np.int64),
+            test_acc=np.array([e.get("test_acc", np.nan) for e in evals], dtype=float),
+            train_acc=np.array([e.get("train_acc", np.nan) for e in evals], dtype=float),
+            repulsion=[Repulsion.from_record(e) for e in run.events("li2_repulsion")],
+            wall_s=run.end_fields.get("wall_s"))
 
 
 def load_li2_runs(paths: Iterable[str | Path] = (DEFAULT_OUT,)) -> list[Li2Run]:
-    """Finished li2 runs from files or directories (a directory: its stored ``*.jsonl.gz``; a plain ``.jsonl`` there
-    is a run still being written), other tasks' files skipped."""
-    out = []
-    for p in map(Path, paths):
-        files = sorted(p.glob("*.jsonl.gz")) if p.is_dir() else [p]
-        for f in files:
-            t = read_trajectory(f)
-            if t.provenance.get("config", {}).get("task") != "li2" or not t.of_type("end"):
-                continue
-            out.append(Li2Run.from_trajectory(t))
-    return out
+    """The finished li2 runs of files or directories (``verify.store.load_runs``), other tasks' runs skipped."""
+    return [Li2Run.from_run(r) for r in load_runs(paths) if r.config.get("task") == "li2"]
 
 
 def _centred_hidden(model: nn.Module, x: torch.Tensor) -> np.ndarray:
@@ -239,15 +189,12 @@ def _centred_hidden(model: nn.Module, x: torch.Tensor) -> np.ndarray:
 
 def li2_monitor_factory(path: str | Path, device: str = "cpu", repulsion_epochs: Sequence[int] = (),
                         top_pairs: int = 200) -> Any:
-    """``verify.runner.spectral_monitor_factory`` plus a callback that writes an ``li2_repulsion`` event (Tian
+    """``verify.harness.runner.spectral_monitor_factory`` plus a callback that writes an ``li2_repulsion`` event (Tian
     Theorem 6's statistic, ``theory.li2.repulsion_statistic`` with η = the weight decay) at ``repulsion_epochs``.
 
     The training inputs come from the config's data stream (the same split the loop trains on); the callback only
     reads the parameters.
     """
-    from verify.runner import spectral_monitor_factory
-    from verify.tasks import get_task
-
     make = spectral_monitor_factory(path, device)
     wanted = {int(e) for e in repulsion_epochs}
 
@@ -259,11 +206,12 @@ def li2_monitor_factory(path: str | Path, device: str = "cpu", repulsion_epochs:
         eta = float(cfg.weight_decay)
 
         def on_record(rec: dict[str, Any]) -> None:
-            if rec.get("group") != GROUP or rec["step"] not in wanted:
+            spec = SpectrumRecord.from_record(rec)
+            if spec.group != GROUP or spec.step not in wanted:
                 return
             t0 = time.perf_counter()
             stat = repulsion_statistic(_centred_hidden(model, x_train), eta, top_pairs)
-            monitor.event("li2_repulsion", rec["step"], eta=eta, top_pairs=stat.top_pairs,
+            monitor.event("li2_repulsion", spec.step, eta=eta, top_pairs=stat.top_pairs,
                           top_positive=stat.top_positive, top_negative_B=stat.top_negative_B,
                           all_positive=stat.all_positive, all_negative_B=stat.all_negative_B,
                           p_top=stat.p_top, p_all=stat.p_all, seconds=round(time.perf_counter() - t0, 2))
@@ -276,7 +224,8 @@ def li2_monitor_factory(path: str | Path, device: str = "cpu", repulsion_epochs:
 
 def slim_trajectory(path: str | Path) -> Path:
     """Rewrite a trajectory (atomically) keeping the header, the ``first_layer`` spectra reduced to
-    ``KEEP_SPECTRUM`` (λ per epoch, k*, R, g₂₃), and every other record; the Gram matrices and α variants go."""
+    ``KEEP_SPECTRUM`` (λ per epoch, k*, R, g₂₃), and every other record; the Gram matrices and α variants go.
+    (A writer of the file format: it projects the JSON lines by field name and interprets none.)"""
     p = Path(path)
     read_trajectory(p)  # never rewrite a corrupt file
     lines = p.read_text().splitlines()
@@ -305,9 +254,6 @@ def run_li2(cfgs: Sequence[RunConfig], out: str | Path = DEFAULT_OUT, *, repulsi
             log: Any = print) -> list[dict[str, Any]]:
     """Train each config (one at a time, skipping finished ``.jsonl.gz``), slim and compress its trajectory; the
     Theorem-6 statistic is measured for seeds in ``repulsion_seeds`` with η > 0. Updates ``out/manifest.json``."""
-    from verify.runner import run_name
-    from verify.train import train
-
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     manifest_path = out / "manifest.json"
@@ -328,7 +274,7 @@ def run_li2(cfgs: Sequence[RunConfig], out: str | Path = DEFAULT_OUT, *, repulsi
         row = {"file": gz.name, "grok_step": result.grok_step, "final_step": result.final_step,
                "wall_s": round(result.wall_s, 1), "torch_threads": torch.get_num_threads()}
         manifest["runs"][gz.name] = row
-        manifest["provenance"] = provenance({"driver": "verify.li2.run_li2"})
+        manifest["provenance"] = provenance({"driver": "verify.studies.li2.run_li2"})
         atomic_write_text(manifest_path, json.dumps(manifest, indent=1, sort_keys=True) + "\n")
         log(f"{gz.name}: grok step {result.grok_step}, {result.wall_s:.1f} s")
         rows.append(row)
@@ -338,28 +284,24 @@ def run_li2(cfgs: Sequence[RunConfig], out: str | Path = DEFAULT_OUT, *, repulsi
 # --- claims ------------------------------------------------------------------------------------------------------
 
 
-def _fmt(x: float | None, spec: str = ".3g") -> str:
-    return "—" if x is None or (isinstance(x, float) and not np.isfinite(x)) else format(x, spec)
-
-
 def _miqr(values: Sequence[float | None]) -> tuple[str, list[float]]:
-    a = np.asarray([v for v in values if v is not None and np.isfinite(v)], dtype=float)
+    """``median [IQR q25, q75] (n=N)`` over the finite values (4 significant digits) and the values themselves."""
+    a = finite(values)
     if not a.size:
         return "n/a", []
     q = np.percentile(a, [25, 50, 75])
-    return f"{q[1]:.4g} [IQR {q[0]:.4g}, {q[2]:.4g}] (n={a.size})", a.tolist()
+    return f"{fmt(q[1], '.4g')} [IQR {fmt(q[0], '.4g')}, {fmt(q[2], '.4g')}] (n={a.size})", a.tolist()
 
 
-def claim_rows(runs_root: str | Path | None = None, *, runs: Sequence[Li2Run] | None = None) -> list[ClaimRow]:
-    """The Li₂ rows of the claims table (spec §5) on the stored runs: ``runs_root`` is the stored-run root
-    (``verify/runs``: its ``li2/`` is read) or a directory of li2 runs; default ``verify/runs/li2``; or ``runs``.
+def claim_rows(runs_root: Path) -> list[ClaimRow]:
+    """The Li₂ rows of the claims table (spec §5) on the stored runs under ``runs_root/li2`` (the claims provider,
+    ``verify.claims``): :func:`li2_rows` of :func:`load_li2_runs`."""
+    d = Path(runs_root) / "li2"
+    return li2_rows(load_li2_runs([d]) if d.is_dir() else [])
 
-    A ``verify.claims`` row provider (``register_claims("li2", "verify.li2:claim_rows")``).
-    """
-    if runs is None:
-        root = Path(runs_root) if runs_root is not None else DEFAULT_OUT
-        root = root / "li2" if (root / "li2").is_dir() else root
-        runs = load_li2_runs([root]) if root.is_dir() else []
+
+def li2_rows(runs: Sequence[Li2Run]) -> list[ClaimRow]:
+    """The Li₂ rows on ``runs`` (any mix of grok, control and ReLU runs; criteria in each row's reason)."""
     runs = list(runs)
     src, ver = "[P] 2605.08119 (Li₂ bridge; spec §5)", "2605.08119"
     by = {k: [r for r in runs if r.kind == k] for k in ("grok", "control", "relu")}
@@ -367,7 +309,7 @@ def claim_rows(runs_root: str | Path | None = None, *, runs: Sequence[Li2Run] | 
     rows: list[ClaimRow] = []
     if not grok:
         return [ClaimRow("Li₂ lock-in detector", src, ver, "15/15 fire", "no stored li2 grokking runs",
-                         "INCONCLUSIVE", "train them: python -m verify.li2 run")]
+                         "INCONCLUSIVE", "train them: spectral-edge li2 run --kind grok")]
     fires = {r.name: r.fire() for r in runs}
     g_f = [fires[r.name] for r in grok]
     c_f = [fires[r.name] for r in ctrl]
@@ -383,7 +325,7 @@ def claim_rows(runs_root: str | Path | None = None, *, runs: Sequence[Li2Run] | 
         "PASS" if ok and ctrl else ("INCONCLUSIVE" if not ctrl else "FAIL"),
         "frozen detector s(t) > 0.04 at t ≥ 100, lag 25, W = 20; PASS needs all grok runs and no control to fire",
         {"fire_grok": g_f, "fire_control": c_f},
-        plot=_plot("draw_bars", ["grok (x², η=2e-4)", "control (x², η=0)", "ReLU (η=2e-4)"],
+        plot=draw("draw_bars", ["grok (x², η=2e-4)", "control (x², η=0)", "ReLU (η=2e-4)"],
                    [n_g / len(grok), n_c / len(ctrl) if ctrl else 0.0,
                     sum(f is not None for f in r_f) / len(relu) if relu else 0.0], ylabel="fraction of runs fired")))
 
@@ -395,7 +337,7 @@ def claim_rows(runs_root: str | Path | None = None, *, runs: Sequence[Li2Run] | 
         "fire epoch of the grokking runs", src, ver, "174 ± 1 (IQR [173, 174])", f"median {txt}",
         "PASS" if within else ("INCONCLUSIVE" if med is None else "FAIL"),
         "PASS needs the median fire epoch within 174 ± 1", {"fire_grok": g_f},
-        plot=_plot("draw_hist", vals, discrete=True, vlines=[CLAIMED_FIRE], xlabel="fire epoch (grokking runs)")))
+        plot=draw("draw_hist", vals, discrete=True, vlines=[CLAIMED_FIRE], xlabel="fire epoch (grokking runs)")))
 
     # 3. late-stage median λ₂/λ₃.
     lg = [r.late_ratio() for r in grok]
@@ -407,12 +349,13 @@ def claim_rows(runs_root: str | Path | None = None, *, runs: Sequence[Li2Run] | 
     rows.append(ClaimRow(
         "late-stage (epochs 200–400) median λ₂/λ₃, grok vs control (eigenvalue units)", src, ver,
         "≈ 300 vs 1.31 (229×)",
-        f"{_fmt(mg)} vs {_fmt(mc)} ({_fmt(sep)}×); grok range {_fmt(min(lg))}–{_fmt(max(lg))}, control "
-        f"{_fmt(min(lc)) if lc else '—'}–{_fmt(max(lc)) if lc else '—'}",
+        f"{fmt(mg, missing='—')} vs {fmt(mc, missing='—')} ({fmt(sep, missing='—')}×); grok range "
+        f"{fmt(min(lg), missing='—')}–{fmt(max(lg), missing='—')}, control "
+        f"{fmt(min(lc), missing='—') if lc else '—'}–{fmt(max(lc), missing='—') if lc else '—'}",
         "PASS" if ok else ("INCONCLUSIVE" if not lc else "FAIL"),
         "PASS needs a ≥ 10× separation of the medians with every grok run above every control (the order of "
         "magnitude, not the exact 229×)", {"late_grok": lg, "late_control": lc},
-        plot=_plot("draw_box", {k: v for k, v in {"grok": lg, "control": lc, "ReLU": [r.late_ratio() for r in relu]}
+        plot=draw("draw_box", {k: v for k, v in {"grok": lg, "control": lc, "ReLU": [r.late_ratio() for r in relu]}
                                 .items() if v}, log=True,
                    hlines=[CLAIMED_LATE_GROK, CLAIMED_LATE_CTRL], ylabel="median λ₂/λ₃, epochs 200–400")))
 
@@ -467,25 +410,25 @@ def claim_rows(runs_root: str | Path | None = None, *, runs: Sequence[Li2Run] | 
         "PASS needs every fire after test acc 0.5 and the median fire after test acc 0.99 (test accuracy is "
         "evaluated every eval_every = 2 epochs in the stored runs)",
         {"lag_05": lag05, "lag_099": lag99},
-        plot=_plot("draw_box", {"fire − t(acc 0.5)": lag05, "fire − t(acc 0.99)": lag99},
+        plot=draw("draw_box", {"fire − t(acc 0.5)": lag05, "fire − t(acc 0.99)": lag99},
                    hlines=[CLAIMED_LAG_05, CLAIMED_LAG_099, 0.0], ylabel="epochs")))
 
     # 7. Theorem 6: the identity is a theorem; the meaningful statistic.
-    recs = [(rec["step"], rec) for r in grok for rec in r.repulsion]
+    recs = [rec for r in grok for rec in r.repulsion]
     if recs:
-        per_epoch: dict[int, list[dict[str, Any]]] = {}
-        for step, rec in recs:
-            per_epoch.setdefault(int(step), []).append(rec)
+        per_epoch: dict[int, list[Repulsion]] = {}
+        for rec in recs:
+            per_epoch.setdefault(int(rec.step), []).append(rec)
         parts = []
         pooled = {}
         for step in sorted(per_epoch):
             rs = per_epoch[step]
-            pos, neg = sum(x["top_positive"] for x in rs), sum(x["top_negative_B"] for x in rs)
-            pall, nall = sum(x["all_positive"] for x in rs), sum(x["all_negative_B"] for x in rs)
+            pos, neg = sum(x.top_positive for x in rs), sum(x.top_negative_B for x in rs)
+            pall, nall = sum(x.all_positive for x in rs), sum(x.all_negative_B for x in rs)
             pooled[step] = {"p_top": neg / pos if pos else None, "p_all": nall / pall if pall else None,
                             "runs": len(rs)}
-            parts.append(f"ep {step}: {_fmt(pooled[step]['p_top'], '.3f')} (all cos>0 pairs "
-                         f"{_fmt(pooled[step]['p_all'], '.3f')})")
+            parts.append(f"ep {step}: {fmt(pooled[step]['p_top'], '.3f', '—')} (all cos>0 pairs "
+                         f"{fmt(pooled[step]['p_all'], '.3f', '—')})")
         rows.append(ClaimRow(
             "Theorem 6 'sign-match' → the meaningful statistic P[B_jl < 0 | cos(f̃_j, f̃_l) > 0] (top-200 pairs)",
             "[P] 2605.08119; [R] spec §6.18, §7.8", ver,
@@ -521,12 +464,10 @@ def _band(runs: Sequence[Li2Run], key: str, epochs: np.ndarray) -> tuple[np.ndar
 def plot_li2(runs: Sequence[Li2Run], path: str | Path) -> Path:
     """Three panels against epochs, median and IQR across seeds per condition: λ₂/λ₃ (log), its slope s(t) with
     the 0.04 threshold and t ≥ 100, and test accuracy; fire epochs of the grokking runs marked."""
-    import matplotlib
+    import matplotlib  # local: matplotlib (heavy, optional) only when the figure is drawn
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from numerics.atomic import atomic_path
+    import matplotlib.pyplot as plt  # local: as above
 
     epochs = np.arange(0, 401)
     fig, axes = plt.subplots(3, 1, figsize=(7.5, 8.5), sharex=True)
@@ -558,37 +499,3 @@ def plot_li2(runs: Sequence[Li2Run], path: str | Path) -> Path:
         fig.savefig(tmp, dpi=110)
     plt.close(fig)
     return path
-
-
-# --- command line -------------------------------------------------------------------------------------------------
-
-
-def _seeds(text: str) -> list[int]:
-    out: list[int] = []
-    for part in text.split(","):
-        lo, _, hi = part.partition("-")
-        out += list(range(int(lo), int(hi) + 1)) if hi else [int(lo)]
-    return out
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m verify.li2", description=__doc__.split("\n\n")[0])
-    sub = parser.add_subparsers(dest="cmd", required=True)
-    r = sub.add_parser("run", help="train and store runs (one at a time)")
-    r.add_argument("--kind", choices=["grok", "control", "relu", "tiny"], required=True)
-    r.add_argument("--seeds", type=_seeds, default=list(range(15)), help="e.g. 0-14 or 0,3,5")
-    r.add_argument("--repulsion-seeds", type=_seeds, default=[], help="seeds that measure the Theorem-6 statistic")
-    r.add_argument("--out", type=Path, default=DEFAULT_OUT)
-    c = sub.add_parser("claims", help="print the Li₂ claims rows")
-    c.add_argument("paths", nargs="*", type=Path, default=[DEFAULT_OUT], help="run files or directories")
-    args = parser.parse_args(argv)
-    if args.cmd == "run":
-        torch.set_num_threads(1)
-        run_li2(li2_configs(args.kind, args.seeds), args.out, repulsion_seeds=args.repulsion_seeds, progress=False)
-    else:
-        for row in claim_rows(runs=load_li2_runs(args.paths)):
-            print(f"[{row.verdict}] {row.claim}\n    claimed: {row.claimed}\n    measured: {row.measured}")
-
-
-if __name__ == "__main__":
-    main()

@@ -1,17 +1,18 @@
 """Run configurations (pydantic v2), validated in full before any training starts.
 
-A :class:`RunConfig` is the harness's part (optimiser, schedule, seeds, monitor, measurement cadences, checkpoints)
-plus ``task`` (a registered workload name, ``verify.tasks``) and ``task_config`` (that task's own pydantic model,
-validated by ``task.config_class``). Source: [P] grokking-integrability ``grok_sweep.py`` ``SweepConfig``
-(author-experiments.md §1.2), with the reproducibility fixes of §9: four separate seeds (data split / init / batch
-order / diagnostics) turned into four independent streams, no absolute paths, no hard-coded constants. Unknown keys
-are errors (``extra="forbid"``) so a typo in a JSON config cannot silently fall back to a default.
+A :class:`RunConfig` is the harness's part (optimiser, schedule, seeds, monitor, checkpoints), plus ``task`` (a
+registered workload name, ``verify.tasks``) and ``task_config`` (that task's own pydantic model, validated by
+``task.config_class``), plus one section per registered study measurement (``defect``, ``probes``, ``backbone``,
+``lch``: validated by the study's ``Config``, a :class:`CadenceConfig`; the harness names none of them). Source: [P]
+grokking-integrability ``grok_sweep.py`` ``SweepConfig`` (author-experiments.md §1.2), with the reproducibility fixes of
+§9: four separate seeds (data split / init / batch order / diagnostics) turned into four independent streams, no
+absolute paths, no hard-coded constants. Unknown keys are errors (sections are ``extra="forbid"``; unknown top-level
+keys are refused by name) so a typo in a JSON config cannot silently fall back to a default.
 
 Flat dictionaries are accepted wherever a config is built from user input (``make_run_config``, ``preset``,
-``with_overrides``, ``load_config``): keys that are ``RunConfig`` fields go to the run, the others to the task
-config (``{"p": 59, "lr": 3e-3}``); a nested ``{"task": ..., "task_config": {...}, ...}`` works too. Runs stored
-before issue 5 (flat modular configs in their provenance) load unchanged (add ``"streams": "plain"`` to repeat them
-bitwise).
+``with_overrides``, ``load_config``): keys that are ``RunConfig`` fields go to the run, the others to the task config
+(``{"p": 59, "lr": 3e-3}``); a nested ``{"task": ..., "task_config": {...}, ...}`` works too. Runs stored before issue 5
+(flat modular configs in their provenance) load unchanged (add ``"streams": "plain"`` to repeat them bitwise).
 """
 
 from __future__ import annotations
@@ -23,20 +24,22 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import InitErrorDetails
 
+from numerics.atomic import atomic_write_text
 from theory import registry
+from verify.harness.measurement import config_classes, measurement_class
 from verify.tasks import get_entry
 
 __all__ = [
     "STREAMS",
-    "BackboneConfig",
-    "DefectConfig",
+    "SUB_STREAMS",
+    "CadenceConfig",
     "EarlyStop",
-    "LCHConfig",
     "MonitorConfig",
-    "ProbeConfig",
     "RunConfig",
+    "StrictConfig",
     "load_config",
     "make_run_config",
     "preset",
@@ -53,11 +56,13 @@ STREAMS = ("data", "init", "batch", "diag")
 SUB_STREAMS = {"probe": "diag"}
 
 
-class _Strict(BaseModel):
+class StrictConfig(BaseModel):
+    """Base of every config section: unknown keys are errors, assignments are validated."""
+
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
-class _Cadence(_Strict):
+class CadenceConfig(StrictConfig):
     """A measurement cadence ``every`` in optimizer steps; 0 and None both mean off (stored as None)."""
 
     every: int | None = Field(None, ge=0, description="steps between measurements; 0 or None: off")
@@ -68,14 +73,14 @@ class _Cadence(_Strict):
         return every or None
 
 
-class EarlyStop(_Strict):
+class EarlyStop(StrictConfig):
     """Stop once test accuracy ≥ ``acc`` on ``patience`` consecutive evals ([P] ``grok_sweep.py``: 0.98 × 3)."""
 
     acc: float = Field(0.98, gt=0.0, le=1.0)
     patience: int = Field(3, ge=1)
 
 
-class MonitorConfig(_Strict):
+class MonitorConfig(StrictConfig):
     """Settings of the spectral monitor: window W, cadence Δs (optimizer steps), parameter groups, k* variant."""
 
     window: int = Field(10, ge=2, description="W: number of updates δ in the rolling window")
@@ -96,69 +101,16 @@ class MonitorConfig(_Strict):
         return name
 
 
-class DefectConfig(_Cadence):
-    """Commutator defect (``verify.defect``; author-experiments.md §1.3, §2.3) every ``every`` steps (0/None: off).
-
-    Defaults are the author's modular-arithmetic ones: K = 5 batch pairs, η = 1e-3, train mode, batches of the
-    training batch size (512). ``adaptive_eta``: the dyck_scan variant (η raised when η‖g‖ < ``eta_floor``).
-    """
-
-    pairs: int = Field(5, ge=1, description="K: batch pairs per measurement (the median is reported)")
-    batch_size: int | None = Field(None, ge=1, description="None: the training batch size")
-    eta: float = Field(1e-3, gt=0.0)
-    adaptive_eta: bool = False
-    eta_floor: float = Field(1e-6, gt=0.0, description="adaptive η: min(η‖g_A‖, η‖g_B‖) is raised to this")
-    train_mode: bool = Field(True, description="forward in train mode, as the author")
-
-
-class ProbeConfig(_Cadence):
-    """Predictor inputs (``numerics.probes``) every ``every`` steps (0/None: off): h_j = v_jᵀHv_j (Hessian-vector
-    product) and G_j = ⟨∇L, v_j⟩ on one fixed train and one fixed val batch, for the top-k right singular vectors v_j
-    of the monitor's current window in each group."""
-
-    k: int = Field(3, ge=1, description="number of directions v_1..v_k")
-    batch_size: int | None = Field(None, ge=1, description="size of the fixed batches; None: the training batch size")
-    groups: list[str] | None = Field(None, description="monitor groups to probe; None: all of them")
-    ablation: bool = Field(False, description="also ΔL_val when each v_j is projected out of the group's weights "
-                           "(numerics.probes.ablation_delta_loss; spec §3.7 Test 8)")
-    gap_pair: bool = Field(False, description="also probe v_{k*}, v_{k*+1} when k* ≥ k (the gap pair of Thm 14.2; "
-                           "the record's 'modes' lists the 1-indexed modes probed)")
-
-
-class BackboneConfig(_Cadence):
-    """Backbone PCA of cumulative displacements θ_t − θ_0 (``numerics.backbone``; author-experiments.md §5.3) every
-    ``every`` steps (0/None: off): one ``backbone`` record per group and checkpoint (its Gram row ⟨D_i, D_t⟩)."""
-
-    groups: list[Literal["trunk", "all", "attn"]] = Field(
-        default_factory=lambda: ["trunk"], min_length=1, description="trunk: Linear weights minus heads (the "
-        "author's); all: every trainable parameter; attn: the task's attention weights")
-    sketch_dim: int | None = Field(None, ge=1, description="None: exact (keeps every D_i); d: JL sketch of each D_i")
-
-
-class LCHConfig(_Cadence):
-    """Linear-Centroid coupling (``verify.lch``; spec §1.8, [P] 2604.25143) every ``every`` steps (0/None: off):
-    R_k = A(v_k)/median_j A(r_j) for the gradient-SED and the monitor's update-SED directions of ``group``, plus the
-    functional modes along the update-SED v₁ (``verify.modes``). Draws come from their own diagnostics stream."""
-
-    grad_every: int = Field(25, ge=1, description="steps between pushes of the fixed-batch gradient g(τ)")
-    window: int = Field(20, ge=1, description="W of the gradient window (the gradient-SED v_k; independent of "
-                        "monitor.window, which gives the update-SED v_k); W = 1: v_1 = g/‖g‖ only [R]")
-    k: int = Field(3, ge=1, description="K: directions v_1..v_K per estimator")
-    n_random: int = Field(20, ge=1, description="Gaussian random directions of the baseline")
-    n_probe: int = Field(1024, ge=1, description="|X|: probe inputs of the centroids")
-    grad_batch: int = Field(512, ge=1, description="|B|: the fixed gradient batch (training split)")
-    eps_rel: float = Field(0.005, gt=0.0, description="ε = eps_rel·‖θ_group‖")
-    group: Literal["attn"] = "attn"
-    embedding: str = Field("tok_emb", min_length=1, description="module whose output is 'emb' in ∇_emb ℓ_y")
-    modes: Literal["off", "final", "all"] = Field("final", description="functional modes at the final / every "
-                                                  "measurement")
-
-
-class RunConfig(_Strict):
+class RunConfig(BaseModel):
     """One training run: task (+ its config), optimiser, schedule, seeds, monitor, measurements, checkpoints.
 
-    Defaults are the author's modular-arithmetic settings ([P] ``grok_sweep.py``).
+    Defaults are the author's modular-arithmetic settings ([P] ``grok_sweep.py``). Each registered study's section
+    (``verify/studies/__init__.py``) is an extra field of the study's name, so ``cfg.probes.every`` reads as before
+    and a dump keeps the nested form every stored run's provenance has.
     """
+
+    # extras are the study sections, checked by _validate_study_sections (anything else is an error there)
+    model_config = ConfigDict(extra="allow", validate_assignment=True)
 
     task: str = Field("modular", description="registered workload name (verify.tasks)")
     task_config: Any = Field(None, description="the task's own config (validated by task.config_class)")
@@ -192,12 +144,9 @@ class RunConfig(_Strict):
     streams: Literal["derived", "plain"] = Field(
         "derived", description="derived: each generator seeded from (seed, stream name), independent even for equal "
         "seeds; plain: seeded with the seed itself (runs made before issue 5)")
-    # measurements
+    # the spectral monitor (the trajectory writer); each study's section (defect, probes, ...) is an extra field
+    # named by the study and validated by its measurement's Config (``_validate_study_sections``)
     monitor: MonitorConfig = Field(default_factory=MonitorConfig)
-    defect: DefectConfig = Field(default_factory=DefectConfig)
-    probes: ProbeConfig = Field(default_factory=ProbeConfig)
-    backbone: BackboneConfig = Field(default_factory=BackboneConfig)
-    lch: LCHConfig = Field(default_factory=LCHConfig)
     checkpoint_every: int | None = Field(None, ge=0, description="steps between checkpoints; 0 or None: off")
 
     @model_validator(mode="before")
@@ -230,30 +179,43 @@ class RunConfig(_Strict):
             raise ValueError(f"betas must lie in [0, 1), got {betas}")
         return betas
 
+    @model_validator(mode="before")
+    @classmethod
+    def _validate_study_sections(cls, data: Any) -> Any:
+        """Every registered measurement's section, validated by its ``Config`` (absent: its defaults, off); any
+        other key that is not a field is an ``extra_forbidden`` error at that key (as pydantic's own)."""
+        if not isinstance(data, Mapping):
+            return data
+        sections = config_classes()
+        errors = [InitErrorDetails(type="extra_forbidden", loc=(k,), input=v) for k, v in data.items()
+                  if k not in cls.model_fields and k not in sections]
+        out = dict(data)
+        for name, section in sections.items():
+            value = out.get(name)
+            if isinstance(value, section):
+                continue
+            try:
+                out[name] = section.model_validate(value or {})
+            except ValidationError as exc:  # located under the section: ("lch", "window")
+                errors += [InitErrorDetails(type=e["type"], loc=(name, *e["loc"]), input=e["input"],
+                                            **({"ctx": e["ctx"]} if "ctx" in e else {})) for e in exc.errors()]
+        if errors:
+            raise ValidationError.from_exception_data(cls.__name__, errors)
+        return out
+
     @model_validator(mode="after")
     def _consistent(self) -> RunConfig:
-        if self.probes.every is not None:
-            if self.probes.k > self.monitor.window:
-                raise ValueError(f"probes.k={self.probes.k} exceeds the monitor window W={self.monitor.window}")
-            # per-layer group names exist only once the model does: checked when training starts
-            unknown = [g for g in self.probes.groups or [] if g not in self.monitor.groups
-                       and "layers" not in self.monitor.groups]
-            if unknown:
-                raise ValueError(f"probes.groups {unknown} are not monitor groups {self.monitor.groups}")
-        if self.lch.every is not None:
-            if self.lch.group not in self.monitor.groups:
-                raise ValueError(f"lch.group={self.lch.group!r} must be a monitor group (update-SED directions come "
-                                 f"from its window); monitor.groups = {self.monitor.groups}")
-            # a W = 1 gradient window has exactly one direction (g/‖g‖) whatever k: only W ≥ 2 must hold k of them
-            if self.lch.k > (self.monitor.window if self.lch.window == 1 else min(self.lch.window,
-                                                                                   self.monitor.window)):
-                raise ValueError(f"lch.k={self.lch.k} exceeds a window (lch.window={self.lch.window}, "
-                                 f"monitor.window={self.monitor.window})")
-            if self.checkpoint_every is not None:
-                raise ValueError("lch measurements are not checkpointed: set checkpoint_every = 0 or lch.every = 0")
+        for name in config_classes():
+            check = getattr(measurement_class(name), "check_run_config", None)
+            if check is not None and getattr(self, name).every is not None:
+                check(self)  # cross-field rules of a study (e.g. probes.k ≤ the monitor window); ValueError
         if self.optimizer != "muon" and self.muon_lr is not None:
             raise ValueError(f"muon_lr is set but optimizer is {self.optimizer!r}")
         return self
+
+    def section(self, name: str) -> Any:
+        """The config section of study ``name`` (``cfg.section("probes")`` is ``cfg.probes``)."""
+        return getattr(self, name)
 
     # -- helpers -----------------------------------------------------------------------------------------------
     def with_seed(self, seed: int) -> RunConfig:
@@ -356,8 +318,6 @@ def preset(name: str, task: str = "modular", **overrides: Any) -> RunConfig:
 
 def save_config(config: RunConfig, path: str | Path) -> Path:
     """Write ``config`` as indented JSON (nested form), atomically; returns the path."""
-    from numerics.atomic import atomic_write_text
-
     return atomic_write_text(path, config.model_dump_json(indent=2) + "\n")
 
 

@@ -16,6 +16,9 @@ difference, so float32 rounding of θ does not swamp δ. On a quadratic loss δ 
 §6.15; tested). Batches come from the caller's generator: the harness passes the diagnostics stream.
 
 The onset detectors (registry quantity ``defect_onset``) take the defect series and return the onset step.
+
+As a harness measurement (``DefectMeasurement``, run-config section ``defect``): every ``defect.every`` steps, K
+batch pairs drawn from the run's diagnostics stream ``diag`` (its state is checkpointed), one ``defect`` record.
 """
 
 from __future__ import annotations
@@ -26,13 +29,19 @@ from typing import Any
 
 import numpy as np
 import torch
+from pydantic import Field
 from torch import Tensor, nn
 from torch.func import functional_call
 
 from numerics.probes import LossFn, LossModule, measurement_mode
 from theory.registry import get, register
+from verify.harness.config import CadenceConfig
+from verify.harness.measurement import BaseMeasurement, RunContext
+from verify.tasks.base import to_device
 
 __all__ = [
+    "DefectConfig",
+    "DefectMeasurement",
     "DefectResult",
     "commutator_defect",
     "defect_delta",
@@ -182,3 +191,51 @@ def _onset_3sd(steps: Sequence[int], defect: Sequence[float]) -> int | None:
 def onset_step(steps: Sequence[int], defect: Sequence[float], definition: str | None = None) -> int | None:
     """The defect onset under the named definition (default ``10x&>20``)."""
     return get("defect_onset", definition)(steps, defect)
+
+
+# --- measurement (harness plug-in) ---------------------------------------------------------------------------------
+
+
+class DefectConfig(CadenceConfig):
+    """Commutator defect (author-experiments.md §1.3, §2.3) every ``every`` steps (0/None: off).
+
+    Defaults are the author's modular-arithmetic ones: K = 5 batch pairs, η = 1e-3, train mode, batches of the
+    training batch size (512). ``adaptive_eta``: the dyck_scan variant (η raised when η‖g‖ < ``eta_floor``).
+    """
+
+    pairs: int = Field(5, ge=1, description="K: batch pairs per measurement (the median is reported)")
+    batch_size: int | None = Field(None, ge=1, description="None: the training batch size")
+    eta: float = Field(1e-3, gt=0.0)
+    adaptive_eta: bool = False
+    eta_floor: float = Field(1e-6, gt=0.0, description="adaptive η: min(η‖g_A‖, η‖g_B‖) is raised to this")
+    train_mode: bool = Field(True, description="forward in train mode, as the author")
+
+
+class DefectMeasurement(BaseMeasurement):
+    """The commutator defect as a harness measurement: K batch pairs from the diagnostics stream ``diag`` per
+    measurement (the only reader of that stream), one ``defect`` record (``DefectResult.record``)."""
+
+    Config = DefectConfig
+    record_type = "defect"
+
+    def __init__(self, config: DefectConfig, run_config: Any) -> None:
+        super().__init__(config, run_config)
+        self.batch_size = config.batch_size or run_config.batch_size
+        self.gen = run_config.generator("diag")
+
+    def measure(self, ctx: RunContext, step: int, *, final: bool) -> list[dict[str, Any]]:
+        d = self.config
+
+        def draw() -> Any:
+            return to_device(ctx.task.sample_batch(ctx.data, self.batch_size, self.gen), ctx.device)
+
+        pairs = [(draw(), draw()) for _ in range(d.pairs)]
+        result = commutator_defect(ctx.model, ctx.task.loss, pairs, eta=d.eta, adaptive_eta=d.adaptive_eta,
+                                   eta_floor=d.eta_floor, train_mode=d.train_mode)
+        return [result.record()]
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"diag": self.gen.get_state()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.gen.set_state(state["diag"])
