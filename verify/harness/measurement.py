@@ -42,8 +42,9 @@ __all__ = [
     "register_measurement",
 ]
 
-#: The named points of the loop at which a measurement is called (module docstring).
-POINTS = ("at_setup", "measure", "at_checkpoint", "at_resume")
+#: The named points of the loop, as the protocol's method names (module docstring): once after setup, at each due
+#: step, at every checkpoint, at a resume.
+POINTS = ("at_setup", "measure", "state_dict", "load_state_dict")
 
 
 @dataclass

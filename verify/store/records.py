@@ -85,26 +85,35 @@ class SpectrumRecord:
 
 
 @dataclass(frozen=True)
-class EvalRecord:
-    """One evaluation: ``metrics`` maps ``{split}_{name}`` (``train_acc``, ``test_loss``, task extras) to values."""
+class _FieldsRecord:
+    """A record kept as its fields (everything but ``type`` and ``step``), read by name through ``get``."""
 
     step: int
-    metrics: dict[str, float]
+    fields: dict[str, Any]
 
     @classmethod
-    def from_record(cls, r: Mapping[str, Any]) -> EvalRecord:
+    def from_record(cls, r: Mapping[str, Any]) -> _FieldsRecord:
         return cls(int(r["step"]), {k: v for k, v in r.items() if k not in ("type", "step")})
 
     def get(self, name: str, default: Any = None) -> Any:
-        return self.metrics.get(name, default)
+        return self.fields.get(name, default)
+
+
+@dataclass(frozen=True)
+class EvalRecord(_FieldsRecord):
+    """One evaluation: ``metrics`` maps ``{split}_{name}`` (``train_acc``, ``test_loss``, task extras) to values."""
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        return self.fields
 
     @property
     def test_acc(self) -> float | None:
-        return self.metrics.get("test_acc")
+        return self.fields.get("test_acc")
 
     @property
     def train_acc(self) -> float | None:
-        return self.metrics.get("train_acc")
+        return self.fields.get("train_acc")
 
 
 @dataclass(frozen=True)
@@ -164,19 +173,9 @@ class BackboneRecord:
 
 
 @dataclass(frozen=True)
-class LCHRecord:
+class LCHRecord(_FieldsRecord):
     """One Linear-Centroid coupling measurement (``verify.studies.lch``): R_k for the gradient-SED and update-SED
     directions, the random baseline, and (where measured) the functional modes."""
-
-    step: int
-    fields: dict[str, Any]
-
-    @classmethod
-    def from_record(cls, r: Mapping[str, Any]) -> LCHRecord:
-        return cls(int(r["step"]), {k: v for k, v in r.items() if k not in ("type", "step")})
-
-    def get(self, name: str, default: Any = None) -> Any:
-        return self.fields.get(name, default)
 
     def R(self, key: str) -> list[float] | None:
         """R_k of ``key`` (``grad`` or ``update``); None when not measured at this step."""

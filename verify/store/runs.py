@@ -15,14 +15,7 @@ import numpy as np
 from numerics.errors import TrajectoryError
 from numerics.trajectory import Trajectory, read_trajectory
 from verify.grokking import grok_step as _grok_step
-from verify.store.records import (
-    BackboneRecord,
-    DefectRecord,
-    EvalRecord,
-    LCHRecord,
-    ProbeRecord,
-    SpectrumRecord,
-)
+from verify.store.records import BackboneRecord, DefectRecord, EvalRecord, LCHRecord, ProbeRecord, SpectrumRecord
 
 __all__ = ["RUNS_ROOT", "SUFFIXES", "Run", "RunData", "RunStatus", "checkpoint_path", "find_runs", "is_finished",
            "load_run", "load_rundata", "load_runs", "run_id", "run_status"]
