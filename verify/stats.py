@@ -17,9 +17,12 @@ __all__ = [
     "cluster_bootstrap",
     "finite",
     "fmt",
+    "fmt_list",
     "mean_ci",
     "mean_sd",
     "median_iqr",
+    "median_range",
+    "pct",
     "pearson",
     "spearman",
     "wilson_interval",
@@ -51,13 +54,29 @@ def mean_sd(x: Sequence[float | None]) -> str:
     return f"{a.mean():.3g} ± {a.std(ddof=1) if len(a) > 1 else 0:.2g} (n={len(a)})"
 
 
-def median_iqr(x: Sequence[float | None]) -> str:
-    """``median [q25, q75] (n=N)`` over the finite values; ``n/a`` for none."""
+def median_iqr(x: Sequence[float | None], spec: str = ".3g", label: str = "") -> str:
+    """``median [{label}q25, q75] (n=N)`` over the finite values, numbers in ``spec``; ``n/a`` for none."""
     a = finite(x)
     if not len(a):
         return "n/a"
     q = np.percentile(a, [25, 50, 75])
-    return f"{q[1]:.3g} [{q[0]:.3g}, {q[2]:.3g}] (n={len(a)})"
+    return f"{q[1]:{spec}} [{label}{q[0]:{spec}}, {q[2]:{spec}}] (n={len(a)})"
+
+
+def median_range(x: Sequence[float]) -> str:
+    """``median M, range lo–hi (n = N)`` (3 significant digits)."""
+    a = np.asarray(x, float)
+    return f"median {np.median(a):.3g}, range {a.min():.3g}–{a.max():.3g} (n = {len(a)})"
+
+
+def fmt_list(xs: Sequence[Any], spec: str = ".3g", empty: str = "") -> str:
+    """The values ``fmt``-ed and comma-joined; ``empty`` for none."""
+    return ", ".join(fmt(x, spec) for x in xs) if len(xs) else empty
+
+
+def pct(x: float) -> str:
+    """A fraction as a percentage with one decimal (``0.615`` → ``61.5%``)."""
+    return f"{100 * x:.1f}%"
 
 
 def wilson_interval(k: int, n: int, z: float = 1.96) -> tuple[float, float]:

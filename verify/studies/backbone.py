@@ -42,6 +42,7 @@ from verify.claims import ClaimRow
 from verify.harness.config import CadenceConfig, RunConfig, preset
 from verify.harness.measurement import BaseMeasurement, RunContext
 from verify.harness.runner import run_name, train_with_monitor
+from verify.stats import pct
 from verify.store import RUNS_ROOT, Run, SpectrumRecord, load_run, load_runs
 from verify.tasks import get_task
 
@@ -188,10 +189,6 @@ def _shrinkage(run: Run, group: str = "trunk") -> dict[str, float | None]:
             "cos_minus_theta0": last.get("cos_minus_theta0")}
 
 
-def _pct(x: float) -> str:
-    return f"{100 * x:.1f}%"
-
-
 def claim_rows(runs_root: str | os.PathLike[str] = RUNS_ROOT) -> list[ClaimRow]:
     """Backbone rows on ``runs_root/{gpt2,backbone}``, GPT-2 k*-per-optimiser and three-phase rows on
     ``runs_root/gpt2``, the SCAN k* row on ``runs_root/scan``."""
@@ -219,7 +216,7 @@ def claim_rows(runs_root: str | os.PathLike[str] = RUNS_ROOT) -> list[ClaimRow]:
         ok = [PC1_RANGE[0] <= s.pc1_share <= PC1_RANGE[1] for s in adamw.values()]
         rows.append(ClaimRow(
             claim, src, "backbone paper", "PC1 60–80% (TS-51M: 61.5%, k95 = 9)",
-            "; ".join(f"{n}: PC1 {_pct(s.pc1_share)}, k95 {s.k95}" for n, s in adamw.items()),
+            "; ".join(f"{n}: PC1 {pct(s.pc1_share)}, k95 {s.k95}" for n, s in adamw.items()),
             "PASS" if all(ok) else "FAIL",
             f"PASS iff every AdamW run's PC1 share ∈ [0.60, 0.80]; {sum(ok)}/{len(ok)} runs in range",
             {"runs": {n: detail[n] for n in adamw}}, plot=fraction_plot))
@@ -240,8 +237,8 @@ def claim_rows(runs_root: str | os.PathLike[str] = RUNS_ROOT) -> list[ClaimRow]:
 
         rows.append(ClaimRow(
             claim, src, "backbone paper", "PC1 = 100%, k95 = 1 (vs AdamW 61.5%, k95 = 9)",
-            "; ".join(f"{n}: PC1 {_pct(s.pc1_share)}, k95 {s.k95}{shrink(n)}" for n, s in sgd.items())
-            + (f"; AdamW on the same setup: {', '.join(_pct(s.pc1_share) for n, s in adamw.items() if 'gpt2' in n)}"
+            "; ".join(f"{n}: PC1 {pct(s.pc1_share)}, k95 {s.k95}{shrink(n)}" for n, s in sgd.items())
+            + (f"; AdamW on the same setup: {', '.join(pct(s.pc1_share) for n, s in adamw.items() if 'gpt2' in n)}"
                if any("gpt2" in n for n in adamw) else ""),
             "PASS" if all(ok) else "FAIL", f"PASS iff PC1 share ≥ {SGD_PC1} (⇔ k95 = 1) on every SGD run. Caveat: "
             "with L2 weight decay, lr·wd = 0.03 per step shrinks θ by 0.97^t, so θ_t − θ_0 → −θ_0, a pure drift "
@@ -272,10 +269,10 @@ def claim_rows(runs_root: str | os.PathLike[str] = RUNS_ROOT) -> list[ClaimRow]:
         losses = [v["final_val_loss"] for v in mu + ad if v["final_val_loss"] is not None]
         spread = (max(losses) - min(losses)) / min(losses) if losses else float("inf")
         ok = all(v["kstar_mode"] == 1 for v in mu) and all(v["kstar_mode"] == 2 for v in ad) and spread <= LOSS_MATCH
-        measured = "; ".join(f"{n}: k* mode {v['kstar_mode']} ({_pct(v['share'])} of windows, "
+        measured = "; ".join(f"{n}: k* mode {v['kstar_mode']} ({pct(v['share'])} of windows, "
                              f"counts {v['counts']}), val loss {v['final_val_loss']:.3f}" for n, v in info.items())
         rows.append(ClaimRow(
-            claim, src, "v1", "Muon k* = 1, AdamW k* = 2", measured + f"; val-loss spread {_pct(spread)}",
+            claim, src, "v1", "Muon k* = 1, AdamW k* = 2", measured + f"; val-loss spread {pct(spread)}",
             "PASS" if ok else "FAIL",
             "PASS iff Muon's modal k* = 1, AdamW's = 2 and final val losses within 10% (GPT-2 CPU config, "
             "all parameters, W = 10; the claim is for TS-51M)", {"runs": info}, plot=kplot))
@@ -333,7 +330,7 @@ def _scan_kstar_row(d: Path) -> ClaimRow:
                           "final_test_acc": float(acc[-1]) if len(acc) else None,
                           "grokked": bool(len(acc) and np.nanmax(acc) >= float(t.meta.get("grok_threshold", 0.95)))}
     wd1 = [v for v in info.values() if v["weight_decay"] > 0]
-    measured = "; ".join(f"{n}: k* mode {v['kstar_mode']} ({_pct(v['share'])}), test exact match "
+    measured = "; ".join(f"{n}: k* mode {v['kstar_mode']} ({pct(v['share'])}), test exact match "
                          f"{v['final_test_acc']:.3f}" for n, v in info.items())
     grokked = [v for v in wd1 if v["grokked"]]
     if not grokked:

@@ -21,6 +21,7 @@ import numpy as np
 from numerics.errors import SpectralEdgeError
 from verify.claims import ClaimRow
 from verify.grokking import first_crossing
+from verify.stats import median_range
 from verify.store import RUNS_ROOT, LCHRecord, Run, load_runs
 
 __all__ = [
@@ -213,11 +214,6 @@ def draw_coupling(fig: Any, runs: Sequence[LCHRun]) -> None:
     axes[0].legend(fontsize=7)
 
 
-def _spread(vals: Sequence[float]) -> str:
-    a = np.asarray(vals, float)
-    return f"median {np.median(a):.3g}, range {a.min():.3g}–{a.max():.3g} (n = {len(a)})"
-
-
 def claim_rows(runs_root: Path) -> list[ClaimRow]:
     """Claims rows of the gradient-SED note on the stored runs (``runs_root/lch``, default ``verify/runs/lch``).
 
@@ -251,7 +247,7 @@ def claim_rows(runs_root: Path) -> list[ClaimRow]:
             rows.append(ClaimRow(claim, src, ver, f"{lo:g}–{hi:g}×", "—", "INCONCLUSIVE", "no measurement"))
             continue
         meds = {op: float(np.median(v)) for op, v in per_op.items()}
-        measured = "; ".join(f"{op} {_spread(v)}" for op, v in sorted(per_op.items()))
+        measured = "; ".join(f"{op} {median_range(v)}" for op, v in sorted(per_op.items()))
         inside = all(lo <= m <= hi for m in meds.values())
         verdict = "PASS" if inside else "FAIL"
         outside = [f"{op} {m:.3g}" for op, m in sorted(meds.items()) if not lo <= m <= hi]
@@ -267,7 +263,7 @@ def claim_rows(runs_root: Path) -> list[ClaimRow]:
         ratios = [g / u for g, u, _ in pairs]
         ok = all(g > u for g, u, _ in pairs)
         rows.append(ClaimRow("gradient SED couples more strongly than update SED", src, ver,
-                             "100–330× vs 3–9× (≈ 10–100× more)", f"peak ratio grad/update {_spread(ratios)}",
+                             "100–330× vs 3–9× (≈ 10–100× more)", f"peak ratio grad/update {median_range(ratios)}",
                              "PASS" if ok else "FAIL",
                              f"criterion: gradient peak > update peak in every run; {sum(g > u for g, u, _ in pairs)}"
                              f"/{len(pairs)} runs", details={"ratios": dict(zip([n for *_, n in pairs], ratios,

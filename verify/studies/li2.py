@@ -44,7 +44,7 @@ from verify.grokking import first_crossing
 from verify.harness.config import RunConfig, preset
 from verify.harness.loop import train
 from verify.harness.runner import run_name, spectral_monitor_factory
-from verify.stats import finite, fmt
+from verify.stats import finite, fmt, median_iqr
 from verify.store import RUNS_ROOT, Run, SpectrumRecord, load_runs
 from verify.studies.li2_detector import (
     FIRE_THRESHOLD,
@@ -284,15 +284,6 @@ def run_li2(cfgs: Sequence[RunConfig], out: str | Path = DEFAULT_OUT, *, repulsi
 # --- claims ------------------------------------------------------------------------------------------------------
 
 
-def _miqr(values: Sequence[float | None]) -> tuple[str, list[float]]:
-    """``median [IQR q25, q75] (n=N)`` over the finite values (4 significant digits) and the values themselves."""
-    a = finite(values)
-    if not a.size:
-        return "n/a", []
-    q = np.percentile(a, [25, 50, 75])
-    return f"{fmt(q[1], '.4g')} [IQR {fmt(q[0], '.4g')}, {fmt(q[2], '.4g')}] (n={a.size})", a.tolist()
-
-
 def claim_rows(runs_root: Path) -> list[ClaimRow]:
     """The Li₂ rows of the claims table (spec §5) on the stored runs under ``runs_root/li2`` (the claims provider,
     ``verify.claims``): :func:`li2_rows` of :func:`load_li2_runs`."""
@@ -330,7 +321,7 @@ def li2_rows(runs: Sequence[Li2Run]) -> list[ClaimRow]:
                     sum(f is not None for f in r_f) / len(relu) if relu else 0.0], ylabel="fraction of runs fired")))
 
     # 2. epoch 174 ± 1.
-    txt, vals = _miqr(g_f)
+    txt, vals = median_iqr(g_f, ".4g", "IQR "), finite(g_f).tolist()
     med = float(np.median(vals)) if vals else None
     within = med is not None and abs(med - CLAIMED_FIRE) <= CLAIMED_FIRE_TOL
     rows.append(ClaimRow(
@@ -370,8 +361,8 @@ def li2_rows(runs: Sequence[Li2Run]) -> list[ClaimRow]:
         pre = (r.steps >= f - 2 * LAG) & (r.steps < f - LAG)
         if pre.any():
             l3drop.append(float(np.nanmedian(r.lam[pre, 2]) / np.nanmedian(r.lam[late, 2])))
-    t2, _ = _miqr(l2)
-    t3, _ = _miqr(l3drop)
+    t2 = median_iqr(l2, ".4g", "IQR ")
+    t3 = median_iqr(l3drop, ".4g", "IQR ")
     ok = bool(l3drop) and float(np.median(l3drop)) >= 10
     rows.append(ClaimRow(
         "rank-2 mechanism: λ₂ stabilises while λ₃ collapses", src, ver, "λ₂ ≈ 5e-3; λ₃ falls ~100×",
@@ -385,7 +376,8 @@ def li2_rows(runs: Sequence[Li2Run]) -> list[ClaimRow]:
         n_r = sum(f is not None for f in r_f)
         rows.append(ClaimRow(
             "ReLU: the detector does not fire (rank-1, not rank-2 spectrum)", src, ver, "0/15",
-            f"{n_r}/{len(relu)} fire; late median λ₂/λ₃ {_miqr([r.late_ratio() for r in relu])[0]}; grokked "
+            f"{n_r}/{len(relu)} fire; late median λ₂/λ₃ "
+            f"{median_iqr([r.late_ratio() for r in relu], '.4g', 'IQR ')}; grokked "
             f"(test acc ≥ 0.95) {sum(r.acc_epoch(0.95) is not None for r in relu)}/{len(relu)}",
             "PASS" if n_r == 0 else "FAIL", "PASS needs no ReLU run to fire", {"fire_relu": r_f}))
     else:
@@ -397,10 +389,10 @@ def li2_rows(runs: Sequence[Li2Run]) -> list[ClaimRow]:
              is not None]
     lag99 = [fires[r.name] - r.acc_epoch(0.99) for r in grok if fires[r.name] is not None and r.acc_epoch(0.99)
              is not None]
-    a05, _ = _miqr([r.acc_epoch(0.5) for r in grok])
-    a99, _ = _miqr([r.acc_epoch(0.99) for r in grok])
-    l05, _ = _miqr(lag05)
-    l99, _ = _miqr(lag99)
+    a05 = median_iqr([r.acc_epoch(0.5) for r in grok], ".4g", "IQR ")
+    a99 = median_iqr([r.acc_epoch(0.99) for r in grok], ".4g", "IQR ")
+    l05 = median_iqr(lag05, ".4g", "IQR ")
+    l99 = median_iqr(lag99, ".4g", "IQR ")
     lagging = bool(lag05) and bool(lag99) and min(lag05) > 0 and float(np.median(lag99)) > 0
     rows.append(ClaimRow(
         "the detector lags generalisation (lock-in, not early warning)", src, ver,

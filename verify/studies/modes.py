@@ -33,7 +33,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +45,7 @@ from torch.func import functional_call
 from numerics.errors import ShapeMismatchError, SpectralEdgeError
 from theory.registry import register
 from verify.claims import ClaimRow
-from verify.stats import fmt
+from verify.stats import fmt, fmt_list
 from verify.store import LCHRecord
 from verify.studies.lch_claims import load_lch_runs
 from verify.tasks.modular import OPS
@@ -76,6 +76,10 @@ DEFINITIONS = ("logit_2d", "residual_1d")
 
 
 # --- number theory ---------------------------------------------------------------------------------------------
+
+
+#: a list of values for a claims row, "—" when there is none
+_listed = partial(fmt_list, empty="—")
 
 
 def _is_prime(p: int) -> bool:
@@ -340,14 +344,6 @@ def _grokked_modes(root: Path) -> tuple[dict[str, list[tuple[str, ModeRecord]]],
     return per_op, centred
 
 
-def _join(xs: Sequence[float]) -> str:
-    return ", ".join(fmt(x) for x in xs)
-
-
-def _fmt_all(xs: Sequence[float]) -> str:
-    return _join(xs) if xs else "—"
-
-
 def _conc(m: ModeRecord | None, defn: str, basis: str) -> float:
     r = m.result(defn, basis) if m is not None else None
     return r.concentration if r is not None else np.nan
@@ -420,9 +416,9 @@ def claim_rows(runs_root: Path) -> list[ClaimRow]:
         c1 = conc(add, "residual_1d", "standard")
         rows.append(ClaimRow(
             claim, src, ver, "single mode, ω ≈ 25–26",
-            f"concentration median {fmt(med)} (runs {_join(c)}), modes "
-            f"{modes_of(add, 'logit_2d', 'standard')}; centred-window v₁: {_fmt_all(conc_c(add, 'standard'))}; "
-            f"author's 1-D variant: {_fmt_all(c1)} at ω {[m[0] for m in modes_of(add, 'residual_1d', 'standard')]}",
+            f"concentration median {fmt(med)} (runs {fmt_list(c)}), modes "
+            f"{modes_of(add, 'logit_2d', 'standard')}; centred-window v₁: {_listed(conc_c(add, 'standard'))}; "
+            f"author's 1-D variant: {_listed(c1)} at ω {[m[0] for m in modes_of(add, 'residual_1d', 'standard')]}",
             "PASS" if med >= SINGLE_MODE_SHARE else "FAIL",
             f"criterion: median top-mode share of the non-constant power ≥ {SINGLE_MODE_SHARE} (logit_2d, standard "
             f"basis, update-window v₁); ω is seed-specific and not scored", details={"runs": stored(add)}, plot=plot))
@@ -441,16 +437,16 @@ def claim_rows(runs_root: Path) -> list[ClaimRow]:
         med = float(np.median(cd))
         rows.append(ClaimRow(
             claim_m, src, ver, "single mode, ω = 29",
-            f"dlog concentration median {fmt(med)} (runs {_join(cd)}), modes "
-            f"{modes_of(mul, 'logit_2d', 'dlog')}; standard basis {_fmt_all(cs)}; centred-window v₁ dlog "
-            f"{_fmt_all(conc_c(mul, 'dlog'))}; author's 1-D variant dlog {_fmt_all(cd1)}",
+            f"dlog concentration median {fmt(med)} (runs {fmt_list(cd)}), modes "
+            f"{modes_of(mul, 'logit_2d', 'dlog')}; standard basis {_listed(cs)}; centred-window v₁ dlog "
+            f"{_listed(conc_c(mul, 'dlog'))}; author's 1-D variant dlog {_listed(cd1)}",
             "PASS" if med >= SINGLE_MODE_SHARE else "FAIL",
             f"criterion: median dlog-basis top-mode share ≥ {SINGLE_MODE_SHARE} (logit_2d, update-window v₁)",
             details={"runs": stored(mul)}, plot=plot))
         gmed = float(np.median(gains))
         rows.append(ClaimRow(
             claim_g, src, ver, "5.9×",
-            f"gain median {fmt(gmed)} (runs {_join(gains)}); author's 1-D variant {_join(gains1)}",
+            f"gain median {fmt(gmed)} (runs {fmt_list(gains)}); author's 1-D variant {fmt_list(gains1)}",
             "PASS" if gmed >= CLAIMED_MUL_GAIN / 2 else "FAIL",
             f"criterion: median gain (logit_2d) ≥ {CLAIMED_MUL_GAIN / 2:g} (half the claimed 5.9×)",
             details={"gains": gains, "gains_residual_1d": gains1}))
