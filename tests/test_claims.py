@@ -34,8 +34,12 @@ def test_synthetic_known_verdicts(tmp_path: Path) -> None:
         write_run(tmp_path / f"ctrl-s{seed}.jsonl", seed=seed, wd=0.0, decline_at=None, grok_at=None)
     rows = claims_table(load_claim_runs([tmp_path]))
     assert all(r.verdict in VERDICTS and r.measured for r in rows)
-    assert _row(rows, "k* ≤ 3").verdict == "PASS"
-    assert _row(rows, "k* = 1").verdict == "PASS"
+    # the synthetic controls have k* = 1 too: the k* rows hold on the grokking runs but do not discriminate → FAIL
+    for prefix in ("k* ≤ 3", "k* = 1 for"):
+        row = _row(rows, prefix)
+        lo, hi = row.details["control"]["wd 0"]["diff95"]
+        assert row.verdict == "FAIL" and lo < 0 < hi and row.control.startswith("wd 0: 3/3"), row.control
+        assert row.criterion and row.null
     assert _row(rows, "g₂₃ declines before").verdict == "PASS"
     assert _row(rows, "g₂₃ does not decline").verdict == "PASS"  # flat controls
     # R: grok runs average R over pre-grok windows (1.2 then 2.0) vs flat controls (1.2): grok is *higher* → FAIL
@@ -64,11 +68,13 @@ def test_markdown_table_is_the_one_writer() -> None:
     """The claims table is ``verify.report.markdown_table``: cells escape '|' and flatten line breaks."""
     from verify.report import markdown_table
 
-    row = ClaimRow("a | b", "s", "v", "x", "1\n2", "PASS", "r")
+    row = ClaimRow("a | b", "s", "v", "x", "1\n2", "PASS", "r", control="0/3", null="n/a: none",
+                   criterion="li2.detector_fires")
+    label = "li2.detector_fires (fixed 2026-12-01)"
     assert to_markdown([row]) == markdown_table(
-        ["claim", "source", "version", "claimed", "measured", "verdict", "reason"],
-        [["a | b", "s", "v", "x", "1\n2", "**PASS**", "r"]]) + "\n"
-    assert "| a \\| b | s | v | x | 1 2 | **PASS** | r |" in to_markdown([row])
+        ["claim", "source", "version", "claimed", "measured", "control", "null", "verdict", "reason", "criterion"],
+        [["a | b", "s", "v", "x", "1\n2", "0/3", "n/a: none", "**PASS**", "r", label]]) + "\n"
+    assert f"| a \\| b | s | v | x | 1 2 | 0/3 | n/a: none | **PASS** | r | {label} |" in to_markdown([row])
 
 
 def test_bad_verdict_rejected() -> None:
@@ -91,11 +97,15 @@ def test_stored_runs_claims() -> None:
 
 # --- the provider registry (extension point) --------------------------------------------------------------------
 
+#: What check_provider requires of a PASS row (verify.claims.REQUIRE_CONTROLS): control, null, criterion.
+_SHOWN = {"control": "0/3 controls", "null": "n/a: planted", "criterion": "li2.detector_fires"}
+
+
 def _two_rows(runs_root: Path) -> list[ClaimRow]:
     def draw(fig) -> None:
         fig.add_subplot().plot([0, 1], [1, 0])
 
-    return [ClaimRow("planted A", "[S]", "—", "x", f"root {runs_root.name}", "PASS", "r", plot=draw),
+    return [ClaimRow("planted A", "[S]", "—", "x", f"root {runs_root.name}", "PASS", "r", plot=draw, **_SHOWN),
             ClaimRow("planted B", "[S]", "—", "x", "y", "FAIL", "r")]
 
 
@@ -116,7 +126,8 @@ def test_provider_registry_plugs_in_one_line(tmp_path: Path) -> None:
 
     claims.register_claims("planted", _two_rows)
     claims.register_claims("arrays", lambda root: [ClaimRow("planted D", "[S]", "—", "x", "y", "PASS", "r",
-                                                       {"a": np.arange(3), "b": np.float32(1.5), "c": np.bool_(1)})])
+                                                       {"a": np.arange(3), "b": np.float32(1.5), "c": np.bool_(1)},
+                                                       **_SHOWN)])
     assert json.loads(claims.to_json(claims.all_claims(tmp_path, only=["arrays"], strict=True)))[0]["details"] == {
         "a": [0, 1, 2], "b": 1.5, "c": True}
     claims.register_claims("one_line", lambda root: [ClaimRow("planted C", "[S]", "—", "x", "y", "INCONCLUSIVE",
@@ -161,11 +172,13 @@ def test_all_claims_on_empty_root_is_inconclusive(tmp_path: Path) -> None:
 LR, EVERY, W = 1e-3, 100, 8
 
 
-def thm_14_2_twin(d: list[float], h: list[float], G: list[float], eta: float, omega: float, w: int) -> float:
-    """Thm 14.2 typed out from spec §3.4 (k* = 1): −η(h₁−h₂)d̄ − η(h̄+ω)g + ηW(G₁²/d₁ − G₂²/d₂)."""
+def thm_14_2_twin(d: list[float], h: list[float], G: list[float], eta: float, omega: float, w: int,
+                  variant: str = "corrected") -> float:
+    """Thm 14.2 typed out (k* = 1): −η(h₁−h₂)d̄ − η(h̄+ω)g + η^p·W(G₁²/d₁ − G₂²/d₂), p = 2 for the corrected Term 3
+    (spec §0.1 errata 2: σ units) and p = 1 for the quoted one (spec §3.4)."""
     d1, d2, h1, h2, G1, G2 = d[0], d[1], h[0], h[1], G[0], G[1]
-    return (-eta * (h1 - h2) * (d1 + d2) / 2 - eta * ((h1 + h2) / 2 + omega) * (d1 - d2)
-            + eta * w * (G1 ** 2 / d1 - G2 ** 2 / d2))
+    injection = (eta ** 2 if variant == "corrected" else eta) * w * (G1 ** 2 / d1 - G2 ** 2 / d2)
+    return -eta * (h1 - h2) * (d1 + d2) / 2 - eta * ((h1 + h2) / 2 + omega) * (d1 - d2) + injection
 
 
 def write_probe_run(path: Path, *, seed: int, gap: str = "agree", ablation: str = "agree", wd: float = 1.0,
@@ -327,7 +340,9 @@ def test_cli_claims_writes_a_png_per_row_from_the_run_root(tmp_path: Path) -> No
     res = runner.invoke(app, ["claims", "--runs-root", str(root), "--only", "probes", "--out", str(tmp_path / "out")])
     assert res.exit_code == 0, res.output
     data = json.loads((tmp_path / "out" / "claims.json").read_text())
-    assert _row([ClaimRow(**{k: v for k, v in r.items()}) for r in data], "gap flow").verdict == "PASS"
+    fields = set(ClaimRow.__dataclass_fields__)
+    gap = _row([ClaimRow(**{k: v for k, v in r.items() if k in fields}) for r in data], "gap flow")
+    assert gap.verdict in VERDICTS and gap.criterion == "probes.gap_flow" and gap.control and gap.null
     figures = [r["figure"] for r in data if r["figure"]]
     assert len(figures) == 3 and all((tmp_path / "out" / f).stat().st_size > 1000 for f in figures)
     bad = runner.invoke(app, ["claims", "--runs-root", str(root), "--only", "nope"])
@@ -401,7 +416,7 @@ def test_placeholder_rows_give_way_to_the_provider_that_measures_them(tmp_path: 
 
     holder = ClaimRow("c", "s", "v", "x", "y", "INCONCLUSIVE", "r", {claims.PLACEHOLDER_KEY: "measurer"})
     claims.register_claims("holder", lambda root: [holder])
-    claims.register_claims("measurer", lambda root: [ClaimRow("c", "s", "v", "x", "1.0", "PASS", "r")])
+    claims.register_claims("measurer", lambda root: [ClaimRow("c", "s", "v", "x", "1.0", "PASS", "r", **_SHOWN)])
     assert [r.verdict for r in claims.all_claims(tmp_path, only=["holder"])] == ["INCONCLUSIVE"]
     assert [r.verdict for r in claims.all_claims(tmp_path, only=["holder", "measurer"])] == ["PASS"]
     claims.register_claims("measurer", "verify.no_such_module:claim_rows")  # failed: the placeholder stays

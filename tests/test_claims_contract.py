@@ -19,7 +19,7 @@ from verify.claims import (
     register_claims,
 )
 
-EXPECTED = ["spectral", "probes", "onset", "li2", "backbone", "lch", "modes"]
+EXPECTED = ["spectral", "probes", "predictors", "onset", "li2", "backbone", "lch", "modes"]
 
 
 def test_every_study_registers_its_provider_in_table_order() -> None:
@@ -77,3 +77,26 @@ def test_all_claims_turns_a_broken_provider_into_one_named_row(scratch_provider)
     assert "ZeroDivisionError" in rows[0].reason
     with pytest.raises(ZeroDivisionError):
         all_claims(only=[name], strict=True)
+
+
+def test_a_pass_row_without_control_null_or_criterion_is_named(scratch_provider, monkeypatch) -> None:
+    import verify.claims as claims
+
+    bare = ClaimRow("bare pass", "[A]", "v1", "x", "y", "PASS", "because", criterion="li2.detector_fires")
+    name = scratch_provider("no-control", lambda root: [bare])
+    with pytest.raises(ProviderError, match=r"no-control.*'bare pass'.*no control, null"):
+        check_provider(name)
+    full = ClaimRow("full pass", "[A]", "v1", "x", "y", "PASS", "because", control="0/15", null="n/a: a count",
+                    criterion="li2.detector_fires")
+    assert check_provider(scratch_provider("with-control", lambda root: [full])) == [full]
+    failing = ClaimRow("a fail", "[A]", "v1", "x", "y", "FAIL", "because")  # only PASS rows need them
+    assert check_provider(scratch_provider("fail-row", lambda root: [failing])) == [failing]
+    monkeypatch.setattr(claims, "REQUIRE_CONTROLS", False)
+    assert check_provider(name) == [bare]
+
+
+def test_a_row_naming_an_unknown_criterion_is_named(scratch_provider) -> None:
+    row = ClaimRow("c", "[A]", "v1", "x", "y", "FAIL", "r", criterion="no.such.criterion")
+    name = scratch_provider("bad-criterion", lambda root: [row])
+    with pytest.raises(ProviderError, match=r"bad-criterion.*no\.such\.criterion"):
+        check_provider(name)

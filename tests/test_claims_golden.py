@@ -1,9 +1,11 @@
-"""The claims table is unchanged by the verify/ refactor of issue 12 (harness, run store, claims kernel, studies).
+"""The claims table changes only on purpose.
 
-``tests/data/claims-before-issue-12.json`` is ``spectral-edge claims --out DIR``'s ``claims.json`` on the stored
-runs, taken from main before the refactor began (commit 5a20507). Every row (claim, source, claimed, measured text,
-verdict, reason, details and figure name) must come out the same from the refactored code: a behaviour-preserving
-change moves code, never a number. When a later issue changes a row on purpose, it replaces this file and says so.
+``tests/data/claims-golden.json`` is ``spectral-edge claims --out DIR``'s ``claims.json`` on the stored runs. Every
+row (claim, source, claimed, measured text, control, null, verdict, reason, criterion, details and figure name) must
+come out the same until a change means to move it: a refactor moves code, never a number. History: taken before the
+issue-12 refactor (commit 5a20507) and held through it unchanged; replaced for issue 13 (controls and nulls in every
+row, dated criteria, the corrected theory as default, the predictor-vs-run rows). A change that moves a row on purpose
+replaces the file and says so here and in its commit.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import pytest
 
 from verify.claims import all_claims, to_json
 
-BEFORE = Path(__file__).resolve().parent / "data" / "claims-before-issue-12.json"
+BEFORE = Path(__file__).resolve().parent / "data" / "claims-golden.json"
 
 
 def _same(a: object, b: object, where: str) -> list[str]:
@@ -37,7 +39,7 @@ def _same(a: object, b: object, where: str) -> list[str]:
 
 
 @pytest.mark.slow
-def test_claims_json_unchanged_by_the_refactor() -> None:
+def test_claims_json_unchanged() -> None:
     before = json.loads(BEFORE.read_text())
     rows = all_claims(strict=True)
     after = json.loads(to_json(rows))
@@ -47,7 +49,7 @@ def test_claims_json_unchanged_by_the_refactor() -> None:
             f"row {i + 1} ({r_after['claim']}) gained or lost its figure"
         r_after.pop("figure", None)
     diffs = _same(before, after, "rows")
-    assert not diffs, "claims changed by the refactor:\n" + "\n".join(diffs[:40])
+    assert not diffs, "claims changed (replace the golden file only on purpose):\n" + "\n".join(diffs[:40])
 
 
 def test_claims_golden_can_fail() -> None:

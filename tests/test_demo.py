@@ -41,7 +41,7 @@ def test_demo_writes_report_figures_and_trajectories(demo_dir: Path) -> None:
     text = (demo_dir / "report.md").read_text()
     assert "| weight decay 1 | all |" in text and "| control (weight decay 0) | attn |" in text
     assert "## Onset prediction (live)" in text and "## Claims these two runs can check" in text
-    assert "| claim | source | version | claimed | measured | verdict | reason |" in text
+    assert "| claim | source | version | claimed | measured | control | null | verdict | reason | criterion |" in text
     assert "INCONCLUSIVE" in text
     assert "![accuracy and spectrum against steps](demo.png)" in text
     assert "![phase portrait: spectral gap vs commutator defect](phase.png)" in text

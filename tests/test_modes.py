@@ -230,6 +230,12 @@ def test_mode_claims_pass_fail_and_inconclusive(tmp_path):
     for s in (1, 2, 3):
         _store(tmp_path, "add", s, 0.8, 0.1)
         _store(tmp_path, "mul", s, 0.1, 0.7)
+    # gain 7 ≥ 2.95 but below the function-of-the-output null (≈ 93×): the gain row FAILs (issue 13)
+    rows = claim_rows(tmp_path)
+    assert [r.verdict for r in rows] == ["PASS", "PASS", "FAIL", "INCONCLUSIVE"]
+    assert "null is not beaten" in rows[2].reason and rows[2].criterion == "modes.mul_gain"
+    for s in (1, 2, 3):
+        _store(tmp_path, "mul", s, 0.005, 0.7)  # gain 140: above the null's 97.5th percentile
     assert [r.verdict for r in claim_rows(tmp_path)] == ["PASS", "PASS", "PASS", "INCONCLUSIVE"]
     for s in (4, 5, 6, 7):
         _store(tmp_path, "add", s, 0.2, 0.1)

@@ -15,10 +15,14 @@ from numerics.errors import ShapeMismatchError, SpectralEdgeError
 from numerics.predictors import (
     adiabatic,
     closed_form_d_squared,
+    eta_A,
     integrate_gap,
     integrate_modes,
     integrate_normal_form,
+    mode_fixed_point,
     mode_loss_contributions,
+    normal_form_equilibrium,
+    normal_form_kappa,
     normal_form_prediction,
     predict_gap_rate,
     predict_mode_rates,
@@ -128,7 +132,7 @@ def test_integrate_gap_is_the_pair_of_mode_flows_and_finds_the_crossing() -> Non
 def test_normal_form_prediction_and_integration() -> None:
     d, h, G = np.array([2.0, 1.9, 0.3]), np.array([0.4, 0.2, 0.1]), np.array([1.0, 0.5, 0.1])
     eta, omega, W = 0.1, 0.2, 10
-    pred = normal_form_prediction(d, h, G, 1, eta, omega, W, rho=0.01)
+    pred = normal_form_prediction(d, h, G, 1, eta, omega, W, rho=0.01, variant="quoted")
     dbar = 1.95
     assert pred["c"] == pytest.approx(-eta * 0.2 * dbar + eta * W * (1.0 - 0.25) / dbar)
     assert pred["kappa"] == pytest.approx(eta * (0.3 + omega))
@@ -143,7 +147,7 @@ def test_normal_form_prediction_and_integration() -> None:
     closed = integrate_normal_form(1.0, c, kappa, 0.0, (0.0, 600.0))
     t_star = compile_expr(normal_form.COLLAPSE_TIME, (S.g0, S.c, S.kappa), "numpy")(1.0, c, kappa)
     assert closed.crossing_time == pytest.approx(float(t_star), rel=1e-6)
-    no_repulsion = normal_form_prediction(d, h, G, 1, eta, omega, W, rho=0.0)
+    no_repulsion = normal_form_prediction(d, h, G, 1, eta, omega, W, rho=0.0, variant="quoted")
     assert no_repulsion["g_plus"] == pytest.approx(no_repulsion["g_star"], rel=1e-12)
 
 
@@ -210,3 +214,104 @@ def test_bad_inputs_get_clear_errors():
     assert A == np.inf and regime == "forgetting"
     with _pytest.raises(SpectralEdgeError, match="form must be"):
         pr.adiabatic(0.3, 1.0, 1e-3, form="rhs")
+
+
+# --- corrected vs quoted forms (spec §0.1 errata 2–4) ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("variant", ["corrected", "quoted"])
+def test_mode_fixed_point_is_the_root_of_its_flow_and_matches_sympy(variant: str) -> None:
+    from theory import signal_flow
+
+    G, h = np.array([1.0, -2.0, 0.3, 1.5]), np.array([0.5, 1.2, 0.05, -0.4])
+    eta, omega, W, delta_s = 0.02, 0.1, 10, 5
+    fp = mode_fixed_point(G, h, omega, eta, W, variant, delta_s=delta_s)
+    assert np.isnan(fp[3]) and np.all(np.isfinite(fp[:3]))  # h + ω ≤ 0: no fixed point
+    expr = signal_flow.FLOW_VARIANTS[variant][2]
+    for j in range(3):
+        rate = lambda s, j=j: float(predict_mode_rates([s], [h[j]], [G[j]], eta, omega, W, delta_s,  # noqa: E731
+                                                       variant=variant)[0])
+        assert brentq(rate, 1e-6, 1e3, xtol=1e-14) == pytest.approx(fp[j], rel=1e-9)
+        twin = expr.subs({S.G: G[j], S.h: h[j], S.omega: omega, S.eta: eta * delta_s, S.W: W})
+        assert float(twin) == pytest.approx(fp[j], rel=1e-12)
+
+
+def test_corrected_fixed_point_is_sqrt_eta_times_quoted_and_broadcasts() -> None:
+    rng = np.random.default_rng(3)
+    G, h = rng.normal(size=(4, 6)), rng.uniform(0.1, 2.0, (4, 6))
+    corrected = mode_fixed_point(G, h, 0.0, 0.01, 20)
+    assert corrected.shape == (4, 6)
+    assert corrected == pytest.approx(np.abs(G) * np.sqrt(0.01 * 20 / h), rel=1e-12)
+    assert corrected == pytest.approx(np.sqrt(0.01) * mode_fixed_point(G, h, 0.0, 0.01, 20, "quoted"), rel=1e-12)
+    with pytest.raises(SpectralEdgeError, match="variant"):
+        mode_fixed_point(G, h, 0.0, 0.01, 20, "published")  # type: ignore[arg-type]
+
+
+def test_gap_rate_variants_differ_only_in_the_driving_term() -> None:
+    d, h, G = np.array([3.0, 2.0, 1.0]), np.array([0.5, 0.3, 0.1]), np.array([1.0, 0.7, 0.2])
+    eta, omega, W, ds = 0.01, 0.1, 8, 10
+    c, q = (predict_gap_rate(d, h, G, 1, eta, omega, W, ds, variant=v) for v in ("corrected", "quoted"))
+    assert c["damping"] == q["damping"] and c["curvature_asymmetry"] == q["curvature_asymmetry"]
+    assert c["gradient_driving"] == pytest.approx(eta * ds * q["gradient_driving"], rel=1e-12)
+    assert predict_gap_rate(d, h, G, 1, eta, omega, W, ds)["rate"] == c["rate"]  # the default is corrected
+
+
+def test_normal_form_kappa_is_minus_the_gap_slope_at_collapse() -> None:
+    hbar, omega, G1, G2, dbar, eta, W = 0.4, 0.1, 0.9, 0.6, 1.3, 0.03, 12
+    for variant in ("corrected", "quoted"):
+        def gdot(g: float, variant: str = variant) -> float:
+            d = np.array([dbar + g / 2, dbar - g / 2])
+            return float(predict_gap_rate(d, [hbar, hbar], [G1, G2], 1, eta, omega, W, variant=variant)["rate"])
+
+        slope = -(gdot(1e-5) - gdot(-1e-5)) / 2e-5
+        kappa = float(normal_form_kappa(hbar, omega, G1, G2, dbar, eta, W, variant))
+        if variant == "corrected":
+            assert kappa == pytest.approx(slope, rel=1e-7)
+            assert kappa == pytest.approx(eta * (hbar + omega) + eta**2 * W * (G1**2 + G2**2) / (2 * dbar**2))
+        else:
+            assert kappa == pytest.approx(eta * (hbar + omega), rel=1e-12) and kappa < slope  # misses a term
+
+
+def test_corrected_kappa_is_the_relaxation_rate_near_the_fixed_points() -> None:
+    # Equal curvature and gradients: both modes share σ* and κ = 2η(h+ω) exactly; the pair flow relaxes a small
+    # gap at that rate, and the quoted κ = η(h+ω) is half of it (errata 3).
+    h, omega, G, eta, W = 0.5, 0.1, 1.0, 0.05, 10
+    s_star = float(mode_fixed_point(G, h, omega, eta, W))
+    kappa = float(normal_form_kappa(h, omega, G, G, s_star, eta, W))
+    assert kappa == pytest.approx(2 * eta * (h + omega), rel=1e-12)
+    assert float(normal_form_kappa(h, omega, G, G, s_star, eta, W, "quoted")) == pytest.approx(kappa / 2)
+    g0, t1 = 1e-4, 20.0
+    d = np.array([s_star + g0 / 2, s_star - g0 / 2, 0.1])
+    sol = integrate_gap(d, [h] * 3, [G, G, 0.1], 1, eta, omega, W, (0.0, t1), t_eval=[0.0, t1], rtol=1e-12,
+                        atol=1e-15)
+    assert -np.log(sol.g[-1] / sol.g[0]) / t1 == pytest.approx(kappa, rel=1e-3)
+
+
+def test_normal_form_equilibrium_and_prediction_variants() -> None:
+    assert normal_form_equilibrium([0.2, 0.2, 0.2], [0.5, 0.0, -1.0]) == pytest.approx([0.4, np.nan, np.nan],
+                                                                                      nan_ok=True)
+    d, h, G = np.array([2.0, 1.9, 0.3]), np.array([0.4, 0.2, 0.1]), np.array([1.0, 0.5, 0.1])
+    eta, omega, W = 0.1, 0.2, 10
+    c, q = (normal_form_prediction(d, h, G, 1, eta, omega, W, variant=v) for v in ("corrected", "quoted"))
+    dbar = 1.95
+    assert c["c"] == pytest.approx(-eta * 0.2 * dbar + eta**2 * W * (1.0 - 0.25) / dbar)
+    assert c["kappa"] == pytest.approx(float(normal_form_kappa(0.3, omega, 1.0, 0.5, dbar, eta, W)))
+    assert c["g_star"] == pytest.approx(float(normal_form_equilibrium(c["c"], c["kappa"])))
+    assert q["kappa"] == pytest.approx(eta * (0.3 + omega)) and c["variant"] == "corrected"
+
+
+def test_eta_A_is_unit_free_and_the_time_base_is_explicit() -> None:
+    dG, g, eta = 0.6, 0.5, 0.01
+    # the same trajectory with the loss ×10 and η ÷10: ΔG and g unchanged, A ×10, ηA unchanged (errata 4)
+    A1, _ = adiabatic(dG, g, eta)
+    A2, _ = adiabatic(dG, g, eta / 10)
+    assert A2 == pytest.approx(10 * A1) and eta_A(dG, g) == pytest.approx(eta * A1) == pytest.approx(eta / 10 * A2)
+    # per checkpoint interval: η → η·Δs; per step: η as given, Δs ignored
+    A_ck, _ = adiabatic(dG, g, eta, 50)
+    A_st, _ = adiabatic(dG, g, eta, 50, time_base="per_step")
+    assert A_ck == pytest.approx(A1 / 50) and A_st == pytest.approx(A1)
+    assert eta_A([0.0, 1.0, 1.0], [0.0, 0.0, 2.0]) == pytest.approx([0.0, np.inf, 0.25])
+    with pytest.raises(SpectralEdgeError):
+        adiabatic(dG, g, eta, time_base="per_epoch")  # type: ignore[arg-type]
+    with pytest.raises(SpectralEdgeError):
+        eta_A(-1.0, 1.0)

@@ -60,7 +60,7 @@ def test_derivation_checks_and_renders(name: str) -> None:
     dv = DERIVATIONS[name]
     assert dv.check()
     assert dv.steps, "a derivation without steps checks nothing"
-    assert all(r == 0 for r in dv.residuals())
+    assert all(r == 0 for r, s in zip(dv.residuals(), dv.steps, strict=True) if not s.definition)
     assert not isinstance(dv.statement, sp.logic.boolalg.BooleanAtom), "statement evaluated to True/False"
     tex = dv.latex()
     assert isinstance(tex, str) and tex and tex != r"\text{True}"
@@ -128,16 +128,20 @@ def test_exports_have_the_names_predictors_compile() -> None:
 def test_closed_form_matches_integration_of_F(
     h_: float, om: float, G_: float, eta_: float, W_: int, d0_: float
 ) -> None:
-    rhs = sp.lambdify(signal_flow.FLOW_ARGS, signal_flow.FLOW_RHS, "math")
-    closed = sp.lambdify((t, *signal_flow.FLOW_ARGS), signal_flow.closed_form_d_squared(sp.Float(d0_)), "numpy")
-    rate = eta_ * (h_ + om)
-    ts = np.linspace(0.0, 3.0 / rate, 7)
-    sol = solve_ivp(
-        lambda _t, y: [rhs(y[0], h_, G_, eta_, om, W_)], (0.0, ts[-1]), [d0_], t_eval=ts, rtol=1e-10, atol=1e-12
-    )
-    assert sol.success
-    expected = closed(ts, 1.0, h_, G_, eta_, om, W_)  # d is not in the closed form; any value
-    np.testing.assert_allclose(sol.y[0] ** 2, expected, rtol=1e-6, atol=1e-9)
+    for variant in ("corrected", "quoted"):  # errata 2: the corrected flow is the default, (F) as quoted a variant
+        flow = signal_flow.FLOW_VARIANTS[variant][0]
+        rhs = sp.lambdify(signal_flow.FLOW_ARGS, flow, "math")
+        closed = sp.lambdify((t, *signal_flow.FLOW_ARGS),
+                             signal_flow.closed_form_d_squared(sp.Float(d0_), variant), "numpy")
+        rate = eta_ * (h_ + om)
+        ts = np.linspace(0.0, 3.0 / rate, 7)
+        sol = solve_ivp(
+            lambda _t, y, rhs=rhs: [rhs(y[0], h_, G_, eta_, om, W_)], (0.0, ts[-1]), [d0_], t_eval=ts, rtol=1e-10,
+            atol=1e-12,
+        )
+        assert sol.success
+        expected = closed(ts, 1.0, h_, G_, eta_, om, W_)  # d is not in the closed form; any value
+        np.testing.assert_allclose(sol.y[0] ** 2, expected, rtol=1e-6, atol=1e-9)
 
 
 def test_fixed_point_and_rate_numerically(rng: np.random.Generator) -> None:

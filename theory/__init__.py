@@ -9,10 +9,12 @@ and the adiabatic-parameter variants (``theory.adiabatic``).
 
 from theory import adiabatic as _adiabatic  # noqa: F401 - registers the A and regime variants, A ↔ α derivations
 from theory import bbp as _bbp  # noqa: F401 - registers the d_crit variants and the BBP derivations
+from theory import commutator as _commutator  # noqa: F401 - registers the commutator-defect derivation (errata 1)
 from theory import davis_kahan as _davis_kahan  # noqa: F401 - registers the Davis–Kahan derivations
 from theory import dyson as _dyson  # noqa: F401 - registers the second-order perturbation derivations
 from theory import gap_flow as _gap_flow  # noqa: F401 - registers the Thm 14.2 derivations
 from theory import hierarchy as _hierarchy  # noqa: F401 - registers the inverted-hierarchy derivation
+from theory import jl as _jl  # noqa: F401 - registers the JL gap-error variants and derivation (errata 5)
 from theory import kstar as _kstar  # noqa: F401 - registers the k* variants
 from theory import li2 as _li2  # noqa: F401 - registers the Li2 weight-decay variants, Theorem-6 derivation
 from theory import loss_decomposition as _loss_decomposition  # noqa: F401 - registers the Test-8 derivations

@@ -36,12 +36,16 @@ __all__ = [
     "ARGS",
     "A_DELTA_G",
     "A_KDOT",
+    "ETA_A",
     "ETA_EFFECTIVE",
     "KDOT_ARGS",
     "ONE_MINUS_ALPHA",
+    "TIME_BASES",
     "a_delta_g",
     "a_kdot",
     "effective_eta",
+    "eta_per_checkpoint",
+    "eta_per_step",
     "nearest_neighbour_is_next",
     "regime",
 ]
@@ -55,6 +59,9 @@ A_KDOT: sp.Expr = Kdot_norm / (eta * g**2)
 #: Argument order of ``A_DELTA_G``; ``KDOT_ARGS`` that of ``A_KDOT``.
 ARGS: tuple[sp.Symbol, ...] = (dG_norm, eta, g)
 KDOT_ARGS: tuple[sp.Symbol, ...] = (Kdot_norm, eta, g)
+
+#: ηA = ‖ΔG‖_F/g², the unit-free adiabatic number per window shift (spec §0.1 errata 4) [R].
+ETA_A: sp.Expr = dG_norm / g**2
 
 #: η per checkpoint interval of Δs optimizer steps  [S], spec §7.2.
 ETA_EFFECTIVE: sp.Expr = eta * Delta_s
@@ -124,6 +131,39 @@ def effective_eta(eta_value: float, delta_s: float) -> float:
 
 
 @register(
+    "adiabatic_time_base",
+    "per_checkpoint",
+    source="[R] spec §0.1 errata 4, §7.2: η → η·Δs when ΔG spans a checkpoint interval (quasi-static)",
+    version="errata 2026-12",
+    default=True,
+)
+def eta_per_checkpoint(eta_value: float, delta_s: float) -> float:
+    """The η of A when ΔG spans one window shift of Δs optimizer steps: η·Δs (A per checkpoint interval).
+
+    Default because it makes A = ‖ΔG‖_F/(ηΔs g²) the per-step rate of change of G over the per-step η, whatever
+    the checkpoint cadence; the per-step reading divides by η alone and so grows with Δs (errata 4: checkpoints
+    every Δs = 1, 10, 50 steps give A = 26.9, 0.55, 0.115 under this convention, crossing all three regimes under
+    the other). Every verdict on A must name its time base; ηA (``ETA_A``) is free of it.
+    """
+    return effective_eta(eta_value, delta_s)
+
+
+@register(
+    "adiabatic_time_base",
+    "per_step",
+    source="[A] A = ‖ΔG‖_F/(ηg²) with η the optimizer's per-step rate, applied to checkpoint data as written",
+    version="v1-v3 (listing abstracts)",
+)
+def eta_per_step(eta_value: float, delta_s: float) -> float:
+    """The η of A as the abstracts write it: the per-step learning rate, whatever Δs the data span (Δs unused)."""
+    return effective_eta(eta_value, 1)
+
+
+#: time-base name → the η to put in A, given (η, Δs); registry quantity ``adiabatic_time_base``.
+TIME_BASES = {"per_checkpoint": eta_per_checkpoint, "per_step": eta_per_step}
+
+
+@register(
     "adiabatic_regime",
     "decade",
     source="[A] regimes A ≪ 1 / A ~ 1 / A ≫ 1; [S] the thresholds 0.1 and 10",
@@ -172,11 +212,14 @@ def _definitions() -> Derivation:
         steps=(
             Step(
                 "X → cX: ΔG → c²ΔG, g → cg leave A unchanged",
-                A_DELTA_G.subs({dG_norm: c_scale**2 * dG_norm, g: c_scale * g}) - A_DELTA_G,
+                lhs=A_DELTA_G.subs({dG_norm: c_scale**2 * dG_norm, g: c_scale * g}), rhs=A_DELTA_G,
             ),
-            Step("η → η·Δs divides A by Δs", A_DELTA_G.subs(eta, ETA_EFFECTIVE) - A_DELTA_G / Delta_s),
-            Step("ηA = ‖ΔG‖_F/g² is free of η", sp.diff(eta * A_DELTA_G, eta)),
-            Step("both forms share the structure norm/(η g²)", A_KDOT.subs(Kdot_norm, dG_norm) - A_DELTA_G),
+            Step("η → η·Δs divides A by Δs", lhs=A_DELTA_G.subs(eta, ETA_EFFECTIVE), rhs=A_DELTA_G / Delta_s),
+            Step("ηA = ‖ΔG‖_F/g² (ETA_A): η cancels, ηA is unit-free", lhs=eta * A_DELTA_G, rhs=ETA_A),
+            Step("same trajectory, loss ×10 and η ÷10 (errata 4): A ×10 (26.9 → 269)",
+                 lhs=A_DELTA_G.subs(eta, eta / 10), rhs=10 * A_DELTA_G),
+            Step("… while ηA is unchanged", lhs=(eta * A_DELTA_G).subs(eta, eta / 10), rhs=ETA_A),
+            Step("both forms share the structure norm/(η g²)", lhs=A_KDOT.subs(Kdot_norm, dG_norm), rhs=A_DELTA_G),
         ),
         assumptions="η > 0, g > 0",
     )
@@ -193,10 +236,12 @@ def _alpha_identity() -> Derivation:
         statement=sp.Eq(1 - alpha, ONE_MINUS_ALPHA),
         source="[R] spec §3.6, §6.19",
         steps=(
-            Step("λ_{k*} − λ_{k*+1} = (d̄+g/2)² − (d̄−g/2)² = 2d̄g", gap_pair - 2 * d_bar * g),
-            Step("1 − α-DK = ‖ΔG‖²/(4d̄²g²)", (1 - alpha_dk) - dG_norm**2 / (4 * d_bar**2 * g**2)),
-            Step("A = ‖ΔG‖_F/(ηg²) ⇔ ‖ΔG‖_F = ηAg²", dG_from_A - eta * A * g**2),
-            Step("substitute: 1 − α = (ηA)²g²/(4d̄²)", (1 - alpha_dk).subs(dG_norm, dG_from_A) - ONE_MINUS_ALPHA),
+            Step("λ_{k*} − λ_{k*+1} = (d̄+g/2)² − (d̄−g/2)² = 2d̄g", lhs=gap_pair, rhs=2 * d_bar * g),
+            Step("1 − α-DK = ‖ΔG‖²/(4d̄²g²)", lhs=1 - alpha_dk, rhs=dG_norm**2 / (4 * d_bar**2 * g**2)),
+            Step("A = ‖ΔG‖_F/(ηg²) ⇔ ‖ΔG‖_F = ηAg²", lhs=dG_from_A, rhs=eta * A * g**2),
+            Step("substitute: 1 − α = (ηA)²g²/(4d̄²)",
+                 lhs=(1 - alpha_dk).subs(dG_norm, dG_from_A),
+                 rhs=ONE_MINUS_ALPHA),
         ),
         assumptions=(
             "λ_{k*+1} is the nearest neighbour of λ_{k*} (gap_{k*} = λ_{k*} − λ_{k*+1}); α-DK with C = 1 and "

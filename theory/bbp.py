@@ -174,28 +174,29 @@ def threshold() -> Derivation:
         statement=sp.Eq(_d_crit, _nu * (_P * _Wp) ** sp.Rational(1, 4)),
         source="[R] Benaych-Georges–Nadakuditi 2012; spec §1.7, §3.1, §6.14",
         steps=(
-            Step("f(θ)² = θ² + 1 + c + c/θ²", f2 - (_theta**2 + 1 + _c + _c / _theta**2)),
+            Step("f(θ)² = θ² + 1 + c + c/θ²", lhs=f2, rhs=(_theta**2 + 1 + _c + _c / _theta**2)),
             Step(
                 "f² is stationary at θ⁴ = c: the outlier curve has its minimum at θ_c",
-                sp.diff(f2, _theta).subs(_theta, theta_c),
+                lhs=sp.diff(f2 - _c / _theta**2, _theta).subs(_theta, theta_c),
+                rhs=-sp.diff(_c / _theta**2, _theta).subs(_theta, theta_c),
             ),
             # sympy cannot denest √(c^{3/2} + 2c + √c)/c^{1/4}; every c > 0 is s⁴ with s = θ_c > 0
-            Step("f(θ_c) = 1 + √c, the bulk edge in units of ν√P (c = s⁴)", _bgn(_s, _s**4) - (1 + _s**2)),
+            Step("f(θ_c) = 1 + √c, the bulk edge in units of ν√P (c = s⁴)", lhs=_bgn(_s, _s**4), rhs=(1 + _s**2)),
             Step(
                 "ν√P·(1 + √c) = ν(√P + √W) at c = W/P",
-                _nu * sp.sqrt(_P) * (1 + sp.sqrt(_Wp / _P)) - _nu * (sp.sqrt(_P) + sp.sqrt(_Wp)),
+                lhs=_nu * sp.sqrt(_P) * (1 + sp.sqrt(_Wp / _P)), rhs=_nu * (sp.sqrt(_P) + sp.sqrt(_Wp)),
             ),
             Step(
                 "d_crit = θ_c·ν√P = ν(PW)^{1/4}",
-                _nu * sp.sqrt(_P) * (_Wp / _P) ** sp.Rational(1, 4) - _nu * (_P * _Wp) ** sp.Rational(1, 4),
+                lhs=_nu * sp.sqrt(_P) * (_Wp / _P) ** sp.Rational(1, 4), rhs=_nu * (_P * _Wp) ** sp.Rational(1, 4),
             ),
             Step(
                 "f(θ)² − (1 + √c)² = (θ² − √c)²/θ² ≥ 0: above threshold the outlier clears the edge",
-                f2 - (1 + sp.sqrt(_c)) ** 2 - (_theta**2 - sp.sqrt(_c)) ** 2 / _theta**2,
+                lhs=f2 - (1 + sp.sqrt(_c)) ** 2, rhs=(_theta**2 - sp.sqrt(_c)) ** 2 / _theta**2,
             ),
             Step(
                 "c → 0: ν²P·f² → d² + ν²P (noise adds in quadrature)",
-                (_nu**2 * _P * f2.subs(_c, 0)).subs(_theta, _d / (_nu * sp.sqrt(_P))) - (_d**2 + _nu**2 * _P),
+                lhs=(_nu**2 * _P * f2.subs(_c, 0)).subs(_theta, _d / (_nu * sp.sqrt(_P))), rhs=(_d**2 + _nu**2 * _P),
             ),
         ),
         assumptions="X = d·u vᵀ + N, N i.i.d. (0, ν²), W/P → c ≤ 1; σ units",
@@ -218,11 +219,13 @@ def tautology() -> Derivation:
         source="[R] spec §3.1 point 4, §7.6; the statistic is [C] draft Prop 2.1 (theory_experiment_match.py)",
         steps=(
             Step(
-                "σ_W/(ν̂(P(W−1))^{1/4}) with ν̂ = σ_noise/√P", s_W / (nu_hat * (_P * Wm1) ** sp.Rational(1, 4)) - target
+                "σ_W/(ν̂(P(W−1))^{1/4}) with ν̂ = σ_noise/√P", lhs=s_W / (nu_hat * (_P * Wm1) ** sp.Rational(1, 4)),
+                rhs=target
             ),
             Step(
                 "the textbook d_crit gives (P/W)^{1/4}·σ_W/σ_noise",
-                s_W / (nu_hat * (_P * _Wp) ** sp.Rational(1, 4)) - (_P / _Wp) ** sp.Rational(1, 4) * s_W / s_noise,
+                lhs=s_W / (nu_hat * (_P * _Wp) ** sp.Rational(1, 4)),
+                rhs=(_P / _Wp) ** sp.Rational(1, 4) * s_W / s_noise,
             ),
         ),
         assumptions="σ_noise² = mean of the bottom-half λ; W ≥ 2",

@@ -32,6 +32,7 @@ import numpy as np
 import sympy as sp
 
 from theory.derivation import Derivation, Step, derivation
+from theory.registry import register
 from theory.symbols import dG_norm, gap_lambda
 
 __all__ = [
@@ -42,6 +43,8 @@ __all__ = [
     "factor_free_bound",
     "find_factor_free_counterexample",
     "hoffman_wielandt_shift",
+    "match_by_index",
+    "match_by_overlap",
     "residual_bound",
     "sin_theta",
     "sin_theta_bound_yws",
@@ -290,19 +293,21 @@ def two_by_two() -> Derivation:
         steps=(
             Step(
                 "off-diagonal of R(θ)ᵀMR(θ) = ½(r − p) sin 2θ + q cos 2θ, so tan 2θ = 2q/(p − r)",
-                off - (sp.Rational(1, 2) * (r - p) * sp.sin(2 * _theta) + q * sp.cos(2 * _theta)),
+                lhs=off, rhs=(sp.Rational(1, 2) * (r - p) * sp.sin(2 * _theta) + q * sp.cos(2 * _theta)),
             ),
             Step(
                 "G + E has equal diagonal, so θ = π/4 diagonalises it",
-                (_rotation(sp.pi / 4).T * (G + E) * _rotation(sp.pi / 4))[0, 1],
+                lhs=(G + E)[0, 0],
+                rhs=(G + E)[1, 1],
             ),
-            Step("‖E‖_op = gap·√(1/4 + ε²): ±that are E's eigenvalues", (E - E_op * sp.eye(2)).det()),
-            Step("E's eigenvalues come in a ± pair (trace 0)", E.trace()),
+            Step("‖E‖_op = gap·√(1/4 + ε²): det E = −‖E‖_op², so ±‖E‖_op are E's eigenvalues",
+                 lhs=E.det(), rhs=-(E_op**2)),
+            Step("E's eigenvalues come in a ± pair (trace 0)", lhs=E[0, 0], rhs=-E[1, 1]),
             Step(
                 "sin²θ − (‖E‖_op/gap)² = 1/4 − ε² > 0 for ε < 1/2",
-                sin_t**2 - (E_op / g) ** 2 - (sp.Rational(1, 4) - _eps**2),
+                lhs=sin_t**2 - (E_op / g) ** 2, rhs=(sp.Rational(1, 4) - _eps**2),
             ),
-            Step("YWS holds: (2‖E‖_op/gap)² = 1 + 4ε² ≥ 1 ≥ sin²θ", (2 * E_op / g) ** 2 - (1 + 4 * _eps**2)),
+            Step("YWS holds: (2‖E‖_op/gap)² = 1 + 4ε² ≥ 1 ≥ sin²θ", lhs=(2 * E_op / g) ** 2, rhs=(1 + 4 * _eps**2)),
         ),
         assumptions="G = diag(gap, 0), E = gap·[[−1/2, ε], [ε, 1/2]], 0 < ε < 1/2; λ units",
         notes="sin θ/bound → √2 as ε → 0; random search reaches ≈ 1.71 for n ≤ 5 (spec §3.6)",
@@ -320,6 +325,11 @@ def first_order() -> Derivation:
     x = sp.Matrix([0, e[(2, 1)] / (l1 - l2), e[(3, 1)] / (l1 - l3)])  # first-order correction of v_1 = e_1
     e1 = sp.Matrix([1, 0, 0])
     first = (Lam - l1 * sp.eye(3)) * x + (E - e[(1, 1)] * sp.eye(3)) * e1  # O(ε) part of the eigen-equation
+    mu1 = sp.Symbol("mu_1")  # unknown first-order eigenvalue shift
+    xs = sp.symbols("xi_1:4")  # unknown first-order eigenvector correction
+    first_mu = (Lam - l1 * sp.eye(3)) * x + (E - mu1 * sp.eye(3)) * e1
+    first_x = (Lam - l1 * sp.eye(3)) * sp.Matrix(xs) + (E - e[(1, 1)] * sp.eye(3)) * e1
+    assert first == first_mu.subs(mu1, e[(1, 1)])
     # cos²θ of v̂ = e_1 + εx + ε²y (x ⊥ e_1; y arbitrary) expanded to O(ε²)
     x2, x3, y1, y2, y3 = sp.symbols("x_2 x_3 y_1 y_2 y_3", real=True)
     eps = sp.Symbol("epsilon", real=True)
@@ -343,30 +353,34 @@ def first_order() -> Derivation:
         statement=sp.LessThan(sp.sin(theta_j) ** 2, dG_norm**2 / (2 * gap_lambda**2), evaluate=False),
         source="[R] first-order perturbation theory; relates α-DK ([C] draft Def 6.1) to cos²θ (spec §3.6, §6.7)",
         steps=(
-            Step("O(ε) eigen-equation, component 1 (λ̂_1 = λ_1 + εE_11)", first[0]),
-            Step("O(ε) eigen-equation, component 2: x_2 = E_21/(λ_1 − λ_2)", first[1]),
-            Step("O(ε) eigen-equation, component 3: x_3 = E_31/(λ_1 − λ_3)", first[2]),
+            Step("O(ε) eigen-equation, component 1: the shift is λ̂_1 − λ_1 = εE_11",
+                 lhs=sp.solve(first_mu[0], mu1)[0], rhs=e[(1, 1)]),
+            Step("O(ε) eigen-equation, component 2: x_2 = E_21/(λ_1 − λ_2)",
+                 lhs=sp.solve(first_x[1], xs[1])[0], rhs=e[(2, 1)] / (l1 - l2)),
+            Step("O(ε) eigen-equation, component 3: x_3 = E_31/(λ_1 − λ_3)",
+                 lhs=sp.solve(first_x[2], xs[2])[0], rhs=e[(3, 1)] / (l1 - l3)),
             Step(
                 "cos²θ = 1 − ε²‖x‖² + O(ε³) whatever the O(ε²) correction y",
-                cos2_series - (1 - eps**2 * (x2**2 + x3**2)),
+                lhs=cos2_series, rhs=(1 - eps**2 * (x2**2 + x3**2)),
             ),
             Step(
                 "exact 2×2 angle agrees: cos²θ = 1 − ε²q²/gap² + O(ε³)",
-                sp.series(cos2_exact, eps, 0, 3).removeO() - (1 - eps**2 * q**2 / g**2),
+                lhs=sp.series(cos2_exact, eps, 0, 3).removeO(), rhs=(1 - eps**2 * q**2 / g**2),
             ),
             Step(
                 "‖E‖_F² − 2Σ_{k≠1}E_1k² is a sum of squares, so ‖x‖² ≤ Σ_{k≠1}E_1k²/gap² ≤ ‖E‖_F²/(2gap²)",
-                F2
-                - 2 * (e[(1, 2)] ** 2 + e[(1, 3)] ** 2)
-                - (e[(1, 1)] ** 2 + e[(2, 2)] ** 2 + e[(3, 3)] ** 2 + 2 * e[(2, 3)] ** 2),
+                lhs=F2
+                - 2 * (e[(1, 2)] ** 2 + e[(1, 3)] ** 2),
+                rhs=(e[(1, 1)] ** 2 + e[(2, 2)] ** 2 + e[(3, 3)] ** 2 + 2 * e[(2, 3)] ** 2),
             ),
             Step(
                 "‖(Â − μ)v‖² = cos²θ(λ̂_j − μ)² + sin²θ(λ̂_k − μ)² ≥ sin²θ·min_{k≠j}|λ̂_k − μ|² (residual form)",
-                sp.expand(resid2 - (sp.cos(theta_j) ** 2 * (lh_j - mu) ** 2 + sp.sin(theta_j) ** 2 * (lh_k - mu) ** 2)),
+                lhs=sp.expand(resid2),
+                rhs=sp.expand(sp.cos(theta_j) ** 2 * (lh_j - mu) ** 2 + sp.sin(theta_j) ** 2 * (lh_k - mu) ** 2),
             ),
             Step(
                 "exact regime: (gap − 2‖E‖_op)² ≥ gap²/2 up to ‖E‖_op = (1 − 1/√2)·gap/2",
-                (g - 2 * x0) ** 2 - g**2 / 2,
+                lhs=(g - 2 * x0) ** 2, rhs=g**2 / 2,
             ),
         ),
         assumptions="E = ΔG; λ_1 simple, ε‖E‖ ≪ gap_1; the inequality holds to O(ε²), not beyond (see two_by_two)",
@@ -377,3 +391,39 @@ def first_order() -> Derivation:
             "(factor-free counterexamples at ‖E‖_op/gap ≳ 0.3)."
         ),
     )
+
+
+@register(
+    "davis_kahan_matching",
+    "by_overlap",
+    source="[R] spec §0.1 errata 6: eigenvectors keep their label; match modes by maximal |overlap|",
+    version="errata 2026-12",
+    default=True,
+)
+def match_by_overlap(V_old: np.ndarray, V_new: np.ndarray) -> np.ndarray:
+    """perm with V_new[:, perm[j]] the partner of V_old[:, j], chosen greedily by the largest |⟨v_j, v̂_k⟩|.
+
+    Default because the Frobenius form sin θ_j ≤ ‖ΔG‖_F/gap_j was never violated when modes keep their label; its
+    apparent violations ("worst ratio 1.30") come from index matching across a label swap, possible once
+    ‖E‖_op ≥ gap/2 (errata 6). Columns are eigenvectors; returns an integer array (a permutation).
+    """
+    O = np.abs(np.asarray(V_old, dtype=np.float64).T @ np.asarray(V_new, dtype=np.float64))
+    k = O.shape[0]
+    perm = np.full(k, -1, dtype=int)
+    for _ in range(k):
+        j, m = np.unravel_index(np.argmax(O), O.shape)
+        perm[j] = m
+        O[j, :] = -1.0
+        O[:, m] = -1.0
+    return perm
+
+
+@register(
+    "davis_kahan_matching",
+    "by_index",
+    source="[C] thesis §6.7 as quoted: mode j of one window compared with mode j of the next (sorted by λ)",
+    version="thesis Thm 9.1 tests",
+)
+def match_by_index(V_old: np.ndarray, V_new: np.ndarray) -> np.ndarray:
+    """The identity permutation: mode j ↔ mode j by eigenvalue rank; wrong across a label swap (errata 6)."""
+    return np.arange(np.asarray(V_old).shape[1])

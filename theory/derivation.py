@@ -1,18 +1,37 @@
 """A derivation that checks itself: a statement, the steps that lead to it, and a sympy check of each step.
 
-Each step is an expression that must simplify to zero (``lhs − rhs`` of the identity the step claims). A
-derivation is *verified* when every step's residual simplifies to 0; ``check()`` raises naming the first step
-that does not. The book renders ``statement`` with :meth:`Derivation.latex`; no formula is typed twice.
+Each step claims an identity ``lhs = rhs`` (its residual ``lhs − rhs`` must simplify to zero) or a sign
+``relation`` that sympy must prove from the symbols' assumptions. A derivation is *verified* when every step
+holds; ``check()`` raises naming the first step that does not. The book renders ``statement`` with
+:meth:`Derivation.latex`; no formula is typed twice.
+
+Steps must not be vacuous. ``mutations(step)`` gives mutated copies of a step (the right side doubled, sign
+flipped, shifted by a fresh symbol; a sign relation reversed), each of which must make ``check()`` fail
+(``tests/test_mutations.py`` runs them on every registered derivation): a step that survives a mutation checks
+nothing (e.g. ``0 = 0`` after substitution, or a residual that is 0 whatever the claimed quantity is). A step that
+only *names* something (``definition=True``, ``lhs`` a bare symbol not in ``rhs``) is not checked and not mutated;
+modelling assumptions go into ``Derivation.assumptions``, never into a step.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import sympy as sp
 
-__all__ = ["Derivation", "DerivationError", "Step", "all_derivations", "derivation"]
+__all__ = [
+    "DEFINITION_MARK",
+    "MUTATION_KINDS",
+    "Derivation",
+    "DerivationError",
+    "Step",
+    "all_derivations",
+    "derivation",
+    "mutations",
+    "sign_residual",
+]
 
 
 class DerivationError(AssertionError):
@@ -21,13 +40,101 @@ class DerivationError(AssertionError):
 
 @dataclass(frozen=True)
 class Step:
-    """One claimed identity: ``residual`` (= lhs − rhs) must simplify to 0."""
+    """One claimed identity ``lhs = rhs`` (residual lhs − rhs must simplify to 0), or a sign ``relation``.
+
+    Build it as ``Step(claim, lhs=…, rhs=…)``, ``Step(claim, relation=x < 0)`` or, for a name,
+    ``Step(claim, lhs=Symbol, rhs=…, definition=True)``. ``residual`` is derived (a sign relation gives 0 when
+    sympy proves it and 1 otherwise); passing only a residual is kept for callers outside ``theory/`` but cannot
+    be mutation-tested.
+    """
 
     claim: str
-    residual: sp.Expr
+    residual: sp.Expr = None  # type: ignore[assignment]
+    lhs: sp.Basic | None = None
+    rhs: sp.Basic | None = None
+    relation: sp.Basic | None = None
+    definition: bool = False
+
+    def __post_init__(self) -> None:
+        if self.relation is not None:
+            object.__setattr__(self, "residual", sign_residual(self.relation))
+        elif self.lhs is not None and self.rhs is not None:
+            object.__setattr__(self, "residual", _sympify(self.lhs) - _sympify(self.rhs))
+        elif self.residual is None:
+            raise ValueError(f"step {self.claim!r} needs lhs and rhs, a relation, or a residual")
+        if self.definition and not (isinstance(self.lhs, sp.Symbol) and self.rhs is not None
+                                    and self.lhs not in _sympify(self.rhs).free_symbols):
+            raise ValueError(f"definition step {self.claim!r} must name a fresh symbol: lhs a Symbol not in rhs")
+
+    def holds(self) -> bool:
+        """True if the step is a definition, or its residual simplifies to 0."""
+        return self.definition or _simplifies_to_zero(self.residual)
 
 
-def _simplifies_to_zero(expr: sp.Expr) -> bool:
+def _sympify(x: Any) -> Any:
+    return x if isinstance(x, sp.MatrixBase) else sp.sympify(x)
+
+
+def sign_residual(relation: sp.Basic) -> sp.Expr:
+    """A residual for a *sign* claim: 0 when sympy can prove ``relation`` from the symbols' assumptions, 1 otherwise.
+
+    Lets an inequality sit in a :class:`Step` without weakening the check: an undecidable relation leaves
+    ``Piecewise((0, rel), (1, True))``, which is not 0.
+    """
+    return sp.Piecewise((0, relation), (1, True))
+
+
+MUTATION_KINDS: tuple[str, ...] = ("scale", "sign", "shift")
+
+#: What ``Derivation.residuals`` shows for a definition step (it names something; there is nothing to check).
+DEFINITION_MARK = sp.Symbol(r"\text{(definition, not checked)}")
+
+
+def mutations(step: Step) -> dict[str, Step]:
+    """Mutated copies of ``step``, one per kind in ``MUTATION_KINDS``; each must make the step fail.
+
+    * ``scale``: rhs → 2·rhs (lhs → 2·lhs when rhs is 0);
+    * ``sign``: rhs → −rhs (lhs → −lhs when rhs is 0); for a relation ``a < b``: ``−(a − b) < 0``, the reversed
+      claim;
+    * ``shift``: rhs → rhs + ε, ε a fresh symbol (for a relation: its residual + ε; its ``scale`` adds a fresh
+      real x to the left side, which sympy must then fail to prove).
+
+    A residual-only or definition step has no mutations (``{}``); the mutation test treats a residual-only step
+    inside ``theory/`` as an error.
+    """
+    eps = sp.Dummy("epsilon_mut")
+    if step.definition:
+        return {}
+    if step.relation is not None:
+        rel = step.relation
+        flipped = rel.func(-(rel.lhs - rel.rhs), 0)
+        return {
+            "scale": Step(step.claim, relation=rel.func(rel.lhs + sp.Dummy("x_mut", real=True), rel.rhs)),
+            "sign": Step(step.claim, relation=flipped),
+            "shift": Step(step.claim, residual=step.residual + eps),
+        }
+    if step.lhs is None or step.rhs is None:
+        return {}
+    lhs, rhs = _sympify(step.lhs), _sympify(step.rhs)
+    if isinstance(rhs, sp.MatrixBase):
+        eps = eps * sp.ones(*rhs.shape)  # type: ignore[assignment]
+    rhs_zero = rhs == 0 if not isinstance(rhs, sp.MatrixBase) else rhs.is_zero_matrix
+    if rhs_zero:
+        return {
+            "scale": Step(step.claim, lhs=2 * lhs, rhs=rhs),
+            "sign": Step(step.claim, lhs=-lhs, rhs=rhs),
+            "shift": Step(step.claim, lhs=lhs, rhs=rhs + eps),
+        }
+    return {
+        "scale": Step(step.claim, lhs=lhs, rhs=2 * rhs),
+        "sign": Step(step.claim, lhs=lhs, rhs=-rhs),
+        "shift": Step(step.claim, lhs=lhs, rhs=rhs + eps),
+    }
+
+
+def _simplifies_to_zero(expr: Any) -> bool:
+    if isinstance(expr, sp.MatrixBase):
+        return all(_simplifies_to_zero(e) for e in expr)
     for attempt in (sp.simplify, sp.expand, sp.together, sp.factor):
         if attempt(expr) == 0:
             return True
@@ -46,13 +153,21 @@ class Derivation:
     notes: str = ""
 
     def residuals(self) -> list[sp.Expr]:
-        """Each step's residual after simplification (all zero when the derivation holds)."""
-        return [sp.simplify(s.residual) for s in self.steps]
+        """Each step's residual after simplification, one per step (all zero when the derivation holds); a
+        definition step, which claims nothing, shows the marker symbol ``DEFINITION_MARK`` instead."""
+        out: list[sp.Expr] = []
+        for s in self.steps:
+            if s.definition:
+                out.append(DEFINITION_MARK)
+                continue
+            r = sp.simplify(s.residual)
+            out.append(sp.S.Zero if isinstance(r, sp.MatrixBase) and r.is_zero_matrix else r)
+        return out
 
     def check(self) -> bool:
-        """True if every step simplifies to zero; otherwise raise ``DerivationError`` naming the step."""
+        """True if every step holds; otherwise raise ``DerivationError`` naming the step."""
         for s in self.steps:
-            if not _simplifies_to_zero(s.residual):
+            if not s.holds():
                 raise DerivationError(f"{self.name}: step {s.claim!r} leaves residual {sp.simplify(s.residual)}")
         return True
 

@@ -63,6 +63,7 @@ def _second_order() -> Derivation:
     a, b = sp.symbols("a b")
     G3 = sp.diag(lam1, lam2, _l3)
     lam_eps = lam1 + a * epsilon + b * epsilon**2
+    _mu = sp.Symbol("mu")
     charpoly = sp.expand((G3 + epsilon * _E - lam_eps * sp.eye(3)).det())
     a_sol = sp.solve(charpoly.coeff(epsilon, 1), a)[0]
     b_sol = sp.solve(charpoly.coeff(epsilon, 2).subs(a, a_sol), b)[0]
@@ -88,11 +89,15 @@ def _second_order() -> Derivation:
         statement=statement,
         source="[R] standard Rayleigh–Schrödinger perturbation theory, spec §3.5, §6.13",
         steps=(
-            Step("ε⁰: λ₁ is a root of det(G − λ)", charpoly.coeff(epsilon, 0)),
-            Step("ε¹: a = E₁₁", a_sol - e11),
-            Step("ε²: b = Σ_{k≠1} E₁ₖ²/(λ₁ − λₖ)", b_sol - dyson_b),
-            Step("2×2: the closed form is an eigenvalue", sp.expand((M2 - lam_exact * sp.eye(2)).det())),
-            Step("2×2: its ε-series matches to O(ε³)", series2 - (lam1 + epsilon * e11 + epsilon**2 * e12**2 / delta)),
+            Step("ε⁰: det(G − μ) = (λ₁−μ)(λ₂−μ)(λ₃−μ), so μ = λ₁ is a root",
+                 lhs=sp.expand((G3 - _mu * sp.eye(3)).det()), rhs=sp.expand((lam1 - _mu) * (lam2 - _mu) * (_l3 - _mu))),
+            Step("ε¹: a = E₁₁", lhs=a_sol, rhs=e11),
+            Step("ε²: b = Σ_{k≠1} E₁ₖ²/(λ₁ − λₖ)", lhs=b_sol, rhs=dyson_b),
+            Step("2×2: the closed form is an eigenvalue: (M₁₁ − λ)(M₂₂ − λ) = M₁₂²",
+                 lhs=sp.expand((M2[0, 0] - lam_exact) * (M2[1, 1] - lam_exact)), rhs=M2[0, 1] ** 2),
+            Step("2×2: its ε-series matches to O(ε³)",
+                 lhs=series2,
+                 rhs=(lam1 + epsilon * e11 + epsilon**2 * e12**2 / delta)),
         ),
         assumptions="G symmetric, λ₁ simple (λ₁ ≠ λ₂, λ₃); E symmetric; E in G's eigenbasis",
     )
@@ -110,12 +115,14 @@ def _pair_repulsion() -> Derivation:
         statement=sp.Eq(sp.Symbol(r"\Delta(\lambda_{k^*} - \lambda_{k^*+1})_{\mathrm{rep}}"), PAIR_REPULSION),
         source="[R] spec §3.5",
         steps=(
-            Step("pair share of the eigenvalue gap", (shift1 - shift2) - PAIR_REPULSION),
-            Step("the pair terms leave λ_{k*} + λ_{k*+1} unchanged", shift1 + shift2),
-            Step("σ units: Δg = ρ/g with ρ = E₁₂²/(2d₁d₂), g = d₁ − d₂", dg - (RHO_REPULSION / g).subs(g, d1 - d2)),
+            Step("pair share of the eigenvalue gap", lhs=shift1 - shift2, rhs=PAIR_REPULSION),
+            Step("the pair terms leave λ_{k*} + λ_{k*+1} unchanged", lhs=shift1, rhs=-shift2),
+            Step("σ units: Δg = ρ/g with ρ = E₁₂²/(2d₁d₂), g = d₁ − d₂",
+                 lhs=dg,
+                 rhs=(RHO_REPULSION / g).subs(g, d1 - d2)),
             Step(
                 "at collapse (d₁ = d₂ = d̄) ρ = E₁₂²/(2d̄²)",
-                RHO_REPULSION.subs({d1: d_bar, d2: d_bar}) - E12**2 / (2 * d_bar**2),
+                lhs=RHO_REPULSION.subs({d1: d_bar, d2: d_bar}), rhs=E12**2 / (2 * d_bar**2),
             ),
         ),
         assumptions="λ_{k*} > λ_{k*+1} simple; first order in the map σ = √λ",

@@ -32,7 +32,10 @@ __all__ = [
     "ARGS",
     "GAP_FLOW_ARGS",
     "GAP_FLOW_RHS",
+    "GAP_FLOW_RHS_CORRECTED",
     "GAP_FLOW_TERMS",
+    "GAP_FLOW_TERMS_CORRECTED",
+    "GAP_FLOW_VARIANTS",
     "THM_14_2_RHS",
     "mode_flow",
 ]
@@ -56,6 +59,19 @@ GAP_FLOW_TERMS: dict[str, sp.Expr] = {
 #: ġ of Thm 14.2: the sum of ``GAP_FLOW_TERMS``.
 GAP_FLOW_RHS: sp.Expr = sp.Add(*GAP_FLOW_TERMS.values())
 
+#: Thm 14.2 under the corrected flow (errata 2): Term 3 carries η²W in σ units [R].
+GAP_FLOW_TERMS_CORRECTED: dict[str, sp.Expr] = {
+    **GAP_FLOW_TERMS,
+    "gradient_driving": eta**2 * W * (G1**2 / d1 - G2**2 / d2),
+}
+GAP_FLOW_RHS_CORRECTED: sp.Expr = sp.Add(*GAP_FLOW_TERMS_CORRECTED.values())
+
+#: variant name → (terms, rhs); "corrected" is the default (registry quantity ``mode_flow``).
+GAP_FLOW_VARIANTS: dict[str, tuple[dict[str, sp.Expr], sp.Expr]] = {
+    "corrected": (GAP_FLOW_TERMS_CORRECTED, GAP_FLOW_RHS_CORRECTED),
+    "quoted": (GAP_FLOW_TERMS, GAP_FLOW_RHS),
+}
+
 #: Thm 14.2 as printed, in the pair variables d̄, g, h̄ (plus d₁, d₂ in the driving term) — for rendering.
 THM_14_2_RHS: sp.Expr = -eta * (h1 - h2) * d_bar - eta * (h_bar + omega) * g + eta * W * (G1**2 / d1 - G2**2 / d2)
 
@@ -77,7 +93,7 @@ def _key_identity() -> Derivation:
         name="gap_flow.key_identity",
         statement=sp.Eq(lhs, rhs),
         source="[R] spec §3.4",
-        steps=(Step("expand with h̄ = (h₁+h₂)/2", (lhs - rhs).subs(h_bar, _H_BAR)),),
+        steps=(Step("expand with h̄ = (h₁+h₂)/2", lhs=lhs, rhs=rhs.subs(h_bar, _H_BAR)),),
         assumptions="h̄ = (h₁ + h₂)/2",
     )
 
@@ -92,18 +108,18 @@ def _thm_14_2() -> Derivation:
         statement=sp.Eq(sp.Derivative(sp.Function("g")(t), t), THM_14_2_RHS),
         source="[C] Thm 14.2 (draft Thm 5.4); [R] derivation from (F), spec §3.4",
         steps=(
-            Step("ḋ₁ − ḋ₂ = GAP_FLOW_RHS in measured variables", difference - GAP_FLOW_RHS),
+            Step("ḋ₁ − ḋ₂ = GAP_FLOW_RHS in measured variables", lhs=difference, rhs=GAP_FLOW_RHS),
             Step(
                 "ḋ₁ − ḋ₂ = Thm 14.2 with d₁ = d̄ + g/2, d₂ = d̄ − g/2, h̄ = (h₁+h₂)/2",
-                difference.subs(_PAIR, simultaneous=True) - printed.subs(_PAIR, simultaneous=True),
+                lhs=difference.subs(_PAIR, simultaneous=True), rhs=printed.subs(_PAIR, simultaneous=True),
             ),
             Step(
                 "curvature_asymmetry = −η(h₁−h₂)d̄",
-                GAP_FLOW_TERMS["curvature_asymmetry"] - (-eta * (h1 - h2) * d_bar).subs(d_bar, _D_BAR),
+                lhs=GAP_FLOW_TERMS["curvature_asymmetry"], rhs=(-eta * (h1 - h2) * d_bar).subs(d_bar, _D_BAR),
             ),
             Step(
                 "damping = −η(h̄+ω)g",
-                GAP_FLOW_TERMS["damping"] - (-eta * (h_bar + omega) * g).subs({h_bar: _H_BAR, g: _GAP}),
+                lhs=GAP_FLOW_TERMS["damping"], rhs=(-eta * (h_bar + omega) * g).subs({h_bar: _H_BAR, g: _GAP}),
             ),
         ),
         assumptions="both modes follow (F); d₁, d₂ > 0",

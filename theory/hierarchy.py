@@ -25,7 +25,7 @@ import sympy as sp
 from theory import kstar as _kstar
 from theory.derivation import Derivation, Step, derivation
 from theory.signal_flow import FIXED_POINT, FLOW_RHS
-from theory.symbols import G1, G2, G, W, d, h, h1, h2, omega
+from theory.symbols import G1, G2, G, W, d, eta, h, h1, h2, omega
 
 __all__ = [
     "STEADY_STATE_RATIO",
@@ -101,18 +101,25 @@ def inverted() -> Derivation:
         statement=sp.Eq(d_star, FIXED_POINT),
         source="[C] Prop 5.1 (steady state, draft form h ≈ W|G|²/d²); [R] the k* ratio; flow from theory.signal_flow",
         steps=(
-            Step("d^ss = signal_flow.FIXED_POINT is a zero of (F)", FLOW_RHS.subs(d, FIXED_POINT).subs(pos)),
+            Step(
+                "d^ss = signal_flow.FIXED_POINT is a zero of (F): dissipation η(h+ω)d^ss = injection ηW G²/d^ss",
+                lhs=(eta * (h + omega) * FIXED_POINT).subs(pos),
+                rhs=(FLOW_RHS + eta * (h + omega) * d).subs(d, FIXED_POINT).subs(pos),
+            ),
             Step(
                 "∂d^ss/∂h = −d^ss/(2(h+ω)) < 0: lower curvature, larger signal",
-                (sp.diff(FIXED_POINT, h) + FIXED_POINT / (2 * (h + omega))).subs(pos),
+                lhs=sp.diff(FIXED_POINT, h).subs(pos),
+                rhs=(-FIXED_POINT / (2 * (h + omega))).subs(pos),
             ),
-            Step("draft form: W G²/d^ss² = h + ω (= h at ω = 0)", (W * G**2 / FIXED_POINT**2 - (h + omega)).subs(pos)),
+            Step("draft form: W G²/d^ss² = h + ω (= h at ω = 0)",
+                 lhs=(W * G**2 / FIXED_POINT**2).subs(pos), rhs=(h + omega).subs(pos)),
             Step(
-                "d_1^ss/d_2^ss = (|G_1|/|G_2|)·√((h_2+ω)/(h_1+ω)), W cancels", (ratio - STEADY_STATE_RATIO).subs(pos2)
+                "d_1^ss/d_2^ss = (|G_1|/|G_2|)·√((h_2+ω)/(h_1+ω)), W cancels",
+                lhs=ratio.subs(pos2), rhs=STEADY_STATE_RATIO.subs(pos2),
             ),
             Step(
                 "equal |G|, ω = 0: the ratio is √(h_2/h_1)",
-                STEADY_STATE_RATIO.subs({G2: G1, omega: 0}).subs({h1: _q1, h2: _q2}) - sp.sqrt(_q2 / _q1),
+                lhs=STEADY_STATE_RATIO.subs({G2: G1, omega: 0}).subs({h1: _q1, h2: _q2}), rhs=sp.sqrt(_q2 / _q1),
             ),
         ),
         assumptions="h_j + ω > 0 (checked with h = q − ω, q > 0); G_j ≠ 0; steady state reached within the window",

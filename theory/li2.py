@@ -187,13 +187,15 @@ def _theorem6() -> Derivation:
         source="[R] spec §6.18 (Tian 2509.21519 Theorem 6 is the Schur complement of F̃ᵀF̃ + ηI)",
         steps=(
             Step("Schur: (M⁻¹)_pair = (M_pp − M_pr M_rr⁻¹ M_rp)⁻¹ (scalar blocks)",
-                 M2.inv()[0, 0] - 1 / (p - q**2 / r)),
-            Step("2×2 inverse: (S⁻¹)₁₂ = −S₁₂/det S", Sinv[0, 1] + c / (a * d - c**2)),
-            Step("det S = ad − c²", S.det() - (a * d - c**2)),
-            Step("push-through: 1 − a/(a+η) = η/(a+η), so P_{η,−jl} = η(F̃₋F̃₋ᵀ+ηI)⁻¹ ≻ 0", 1 - lam / (lam + eta)
-                 - eta / (lam + eta)),
-            Step("full projector: a − a²/(a+η) = η − η²/(a+η), so F̃ᵀP_ηF̃ = ηI − η²B", lam - lam**2 / (lam + eta)
-                 - (eta - eta**2 / (lam + eta))),
+                 lhs=M2.inv()[0, 0], rhs=1 / (p - q**2 / r)),
+            Step("2×2 inverse: (S⁻¹)₁₂ = −S₁₂/det S", lhs=Sinv[0, 1], rhs=-c / (a * d - c**2)),
+            Step("det S = ad − c²", lhs=S.det(), rhs=(a * d - c**2)),
+            Step("push-through: 1 − a/(a+η) = η/(a+η), so P_{η,−jl} = η(F̃₋F̃₋ᵀ+ηI)⁻¹ ≻ 0",
+                 lhs=1 - lam / (lam + eta),
+                 rhs=eta / (lam + eta)),
+            Step("full projector: a − a²/(a+η) = η − η²/(a+η), so F̃ᵀP_ηF̃ = ηI − η²B",
+                 lhs=lam - lam**2 / (lam + eta),
+                 rhs=(eta - eta**2 / (lam + eta))),
         ),
         assumptions="η > 0; S = [f̃_j f̃_l]ᵀP_{η,−jl}[f̃_j f̃_l] + ηI₂ is positive definite (det S > 0), hence "
                     "sgn(B_jl) = −sgn(S₁₂) = −sgn(f̃_jᵀP_{η,−jl}f̃_l)",

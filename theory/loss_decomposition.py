@@ -71,7 +71,7 @@ def _window_identity() -> Derivation:
         name="loss_decomposition.window_identity",
         statement=WINDOW_DISPLACEMENT_IDENTITY,
         source="[R] spec §3.7, §6.11",
-        steps=(Step("1ᵀ(U S Vᵀ)g = Σ_k s_k (u_kᵀ1)(v_kᵀg), W = 2, P = 3", sp.expand(lhs - rhs)),),
+        steps=(Step("1ᵀ(U S Vᵀ)g = Σ_k s_k (u_kᵀ1)(v_kᵀg), W = 2, P = 3", lhs=sp.expand(lhs), rhs=sp.expand(rhs)),),
         assumptions="X = Σ_j σ_j u_j v_jᵀ (any factorisation of that form)",
     )
 
@@ -91,21 +91,47 @@ def _mode_contribution() -> Derivation:
     X_row = -eta * grad.T  # every row of X
     sv_row = sigma1 * (1 / sp.sqrt(W)) * v1.T  # the row of σ₁u₁v₁ᵀ
     first_order = sp.Symbol(r"\Delta L_{\mathrm{val}}^{(j)}")
+    # Exact for plain GD (errata 7): with X = U S Vᵀ (V orthonormal) v_jᵀXᵀ1 = σ_j(u_jᵀ1), and Xᵀ1 = Σ_a δ_a = −ηW ḡ.
+    phi = sp.Symbol("phi", real=True)
+    V = sp.Matrix([[sp.cos(phi), -sp.sin(phi)], [sp.sin(phi), sp.cos(phi)]])
+    U = sp.Matrix(2, 2, lambda i, k: sp.Symbol(f"u_{i}{k}", real=True))
+    s = sp.symbols("s_0 s_1", positive=True)
+    X = U * sp.diag(*s) * V.T
+    ones = sp.ones(2, 1)
+    ga = [sp.Matrix(sp.symbols(f"g_{a}0 g_{a}1", real=True)) for a in range(2)]  # ∇L_tr(θ_a), W = 2 rows
+    mean_grad = (ga[0] + ga[1]) / 2
     return Derivation(
         name="loss_decomposition.mode_contribution",
         statement=sp.Eq(first_order, MODE_LOSS_CONTRIBUTION),
-        source="[R] spec §3.7; [P] α_j G_j^tr G_j^val operational form; [S] constant and cross terms",
+        source="[R] spec §3.7 and §0.1 errata 7; [P] α_j G_j^tr G_j^val operational form; [S] constant, cross terms",
         steps=(
-            Step("persistent window: −η1∇Lᵀ = σ₁u₁v₁ᵀ (row)", sp.simplify(X_row - sv_row).norm()),
-            Step("σ₁(u₁ᵀ1) = −ηW G₁^tr", sigma1 * u1_dot_1 - (-eta * W * G1_tr)),
-            Step("u₁ = 1/√W has unit norm", W * (1 / sp.sqrt(W)) ** 2 - 1),
             Step(
-                "σ_j(u_jᵀ1)·G_j^val with σ_j(u_jᵀ1) = −ηW G_j^tr, discounted by α_j",
-                alpha * (-eta * W * G_tr) * G_val - MODE_LOSS_CONTRIBUTION,
+                "exact: v_jᵀ(Xᵀ1) = σ_j(u_jᵀ1) for X = Σ σ_j u_j v_jᵀ (j = 1, 2; V orthonormal)",
+                lhs=sp.expand(sp.simplify(V[:, 0].T * X.T * ones)[0, 0]),
+                rhs=sp.expand(s[0] * (U[:, 0].T * ones)[0, 0]),
+            ),
+            Step(
+                "exact for plain GD (δ_a = −η∇L_tr(θ_a)): Xᵀ1 = Σ_a δ_a = −ηW·ḡ_tr, so σ_j(u_jᵀ1) = −ηW⟨ḡ_tr, v_j⟩",
+                lhs=-eta * ga[0] - eta * ga[1],
+                rhs=-eta * 2 * mean_grad,
+            ),
+            Step("persistent window: −η1∇Lᵀ = σ₁u₁v₁ᵀ (row)", lhs=X_row, rhs=sv_row),
+            Step("… where σ₁(u₁ᵀ1) = −ηW G₁^tr (α = 1 exactly)", lhs=sigma1 * u1_dot_1, rhs=-eta * W * G1_tr),
+            Step("u₁ = 1/√W has unit norm", lhs=W * (1 / sp.sqrt(W)) ** 2, rhs=1),
+            Step(
+                "definition: ΔL_val^(j) := −ηW α_j G_j^tr G_j^val (the α-weighted model; an assumption, not derived)",
+                lhs=first_order,
+                rhs=MODE_LOSS_CONTRIBUTION,
+                definition=True,
             ),
         ),
-        assumptions="δ_a ≈ −η∇L_tr(θ_a); v_j persists over the window (α_j = 1); first order in η",
-        notes="α_j as the discount for rotation is a modelling choice [R]; cross terms j ≠ k are dropped [S]",
+        assumptions=(
+            "MODELLING ASSUMPTION [R] (spec §0.1 errata 7): in general ⟨ḡ_tr, v_j⟩ is replaced by α_j·G_j^tr, a point "
+            "gradient discounted by the stability α_j; nothing derives this step (measured ratios "
+            "σ_j(u_jᵀ1)/(−ηW G_j^tr) on one window: 1.39, 0.12, 0.02, −0.02, −0.14). Exact only for a persistent "
+            "window (all δ_a equal, α = 1); first order in η"
+        ),
+        notes="derived: the exact GD identity σ_j(u_jᵀ1) = −ηW⟨ḡ_tr, v_j⟩; assumed: α_j; cross terms j ≠ k [S]",
     )
 
 
@@ -122,7 +148,6 @@ def _quadratic_remainder() -> Derivation:
         return (x.T * H * x / 2 + b.T * x)[0, 0] + c0
 
     grad = H * th + b
-    residual = loss(th + dth) - loss(th) - (grad.T * dth)[0, 0] - (dth.T * H * dth)[0, 0] / 2
     P = sp.Symbol("P", integer=True, positive=True)
     dtheta = sp.MatrixSymbol(r"\Delta\theta", P, 1)
     gradL = sp.MatrixSymbol(r"\nabla{L}", P, 1)
@@ -131,7 +156,13 @@ def _quadratic_remainder() -> Derivation:
         name="loss_decomposition.quadratic_remainder",
         statement=sp.Eq(dL - gradL.T * dtheta, dtheta.T * sp.MatrixSymbol("H", P, P) * dtheta / 2),
         source="[R] spec §6.11",
-        steps=(Step("L = ½θᵀHθ + bᵀθ + c on ℝ²", sp.expand(residual)),),
+        steps=(
+            Step(
+                "L = ½θᵀHθ + bᵀθ + c on ℝ²: ΔL − ⟨∇L, Δθ⟩ = ½ΔθᵀHΔθ",
+                lhs=sp.expand(loss(th + dth) - loss(th) - (grad.T * dth)[0, 0]),
+                rhs=sp.expand((dth.T * H * dth)[0, 0] / 2),
+            ),
+        ),
         assumptions="L quadratic, H symmetric",
     )
 

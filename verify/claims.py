@@ -34,13 +34,16 @@ from typing import Any
 import numpy as np
 
 from numerics.atomic import atomic_write_text
+from verify.criteria import CriterionError, criterion
 from verify.plugins import CLAIM_PROVIDERS, register_claims, resolve
 from verify.report import markdown_table
+from verify.stats import wilson_interval
 from verify.store import RUNS_ROOT
 
 __all__ = [
     "CLAIM_PROVIDERS",
     "PLACEHOLDER_KEY",
+    "REQUIRE_CONTROLS",
     "RUNS_ROOT",
     "VERDICTS",
     "ClaimRow",
@@ -49,8 +52,10 @@ __all__ = [
     "check_provider",
     "draw",
     "inconclusive",
+    "rate",
     "register_claims",
     "resolve_provider",
+    "summary",
     "to_json",
     "to_markdown",
     "write_claims",
@@ -61,6 +66,10 @@ VERDICTS = ("PASS", "FAIL", "INCONCLUSIVE")
 #: ``details`` key of a placeholder row: the name of the provider that measures the claim (``all_claims`` drops the
 #: placeholder when that provider is among those it runs and did not fail).
 PLACEHOLDER_KEY = "placeholder_for"
+
+#: ``check_provider`` requires every PASS row to carry a non-empty ``control``, ``null`` and ``criterion``
+#: (issue 13: a PASS shows what its statistic is on the controls and on a null, under a criterion fixed in advance).
+REQUIRE_CONTROLS = True
 
 
 @dataclass
@@ -75,6 +84,14 @@ class ClaimRow:
     verdict: str
     reason: str
     details: dict[str, Any] = field(default_factory=dict)
+    #: The same statistic on the controls (no weight decay; weight-decay runs of ops that never grok), with its
+    #: interval; "n/a: <why>" where the claim has no control.
+    control: str | None = None
+    #: The same statistic on a null of the same shape (random windows of the same W, P and norm profile; a
+    #: time-shuffled window), with its interval; "n/a: <why>" where no null applies.
+    null: str | None = None
+    #: Id of the row's pass/fail criterion in ``verify/criteria.toml`` (``verify.criteria``).
+    criterion: str | None = None
     #: File name of the row's figure, set by ``write_claims`` when ``plot`` is given.
     figure: str | None = None
     #: Draws the row's figure on a ``matplotlib.figure.Figure`` (not serialised).
@@ -100,14 +117,49 @@ def draw(name: str, *args: Any, **kw: Any) -> Callable[[Any], None]:
     return plot
 
 
+def rate(k: int, n: int) -> str:
+    """``k/n (p %, 95 % Wilson [lo, hi])`` — a firing count with its interval, for ``control`` / ``null``."""
+    if n < 1:
+        return f"{k}/{n}"
+    lo, hi = wilson_interval(k, n)
+    return f"{k}/{n} ({100 * k / n:.0f} %, 95 % Wilson [{max(100 * lo, 0.0):.0f}, {min(100 * hi, 100.0):.0f}] %)"
+
+
 # --- writers -------------------------------------------------------------------------------------------------------
+
+
+def criterion_label(row: ClaimRow) -> str:
+    """The row's criterion as the table shows it: its id and date, marked when fixed after the data were seen."""
+    if row.criterion is None:
+        return "—"
+    c = criterion(row.criterion)
+    return f"{c.id} ({c.label()})" + (" **post hoc**" if c.post_hoc else "")
 
 
 def to_markdown(rows: Sequence[ClaimRow]) -> str:
     """Markdown table of the rows (``verify.report.markdown_table``), one line per row."""
-    return markdown_table(["claim", "source", "version", "claimed", "measured", "verdict", "reason"],
-                          [[r.claim, r.source, r.version, r.claimed, r.measured, f"**{r.verdict}**", r.reason]
-                           for r in rows]) + "\n"
+    return markdown_table(["claim", "source", "version", "claimed", "measured", "control", "null", "verdict",
+                           "reason", "criterion"],
+                          [[r.claim, r.source, r.version, r.claimed, r.measured, r.control or "—", r.null or "—",
+                            f"**{r.verdict}**", r.reason, criterion_label(r)] for r in rows]) + "\n"
+
+
+def summary(rows: Sequence[ClaimRow]) -> str:
+    """One line: rows per verdict, and the rows whose criterion was fixed after its data were seen (post hoc)."""
+    counts = {v: sum(r.verdict == v for r in rows) for v in VERDICTS}
+    post = [f"{r.claim} ({r.criterion})" for r in rows
+            if r.criterion is not None and getattr(_criterion_or_none(r.criterion), "post_hoc", False)]
+    line = f"{len(rows)} rows: " + ", ".join(f"{n} {v}" for v, n in counts.items())
+    none = sum(r.criterion is None for r in rows)
+    line += f"; {none} without a criterion" if none else ""
+    return line + (f"; criterion post hoc ({len(post)}): " + "; ".join(post) if post else "; no criterion post hoc")
+
+
+def _criterion_or_none(cid: str) -> Any:
+    try:
+        return criterion(cid)
+    except CriterionError:
+        return None
 
 
 def _plain(x: Any) -> Any:
@@ -128,6 +180,10 @@ def to_json(rows: Sequence[ClaimRow]) -> str:
     def as_dict(r: ClaimRow) -> dict[str, Any]:
         d = asdict(replace(r, plot=None))
         d.pop("plot")
+        c = _criterion_or_none(r.criterion) if r.criterion is not None else None
+        d["criterion_fixed"] = None if c is None else str(c.fixed)
+        d["criterion_data_seen"] = None if c is None or c.data_seen is None else str(c.data_seen)
+        d["criterion_post_hoc"] = None if c is None else c.post_hoc
         return _plain(d)
 
     return json.dumps([as_dict(r) for r in rows], indent=1, allow_nan=True)
@@ -172,8 +228,10 @@ def check_provider(name: str, runs_root: str | os.PathLike[str] = RUNS_ROOT) -> 
     """Run provider ``name`` on ``runs_root`` through the contract; raise ``ProviderError`` naming it on a breach.
 
     The contract: one positional parameter ``runs_root`` (more are allowed only with defaults); the result is a
-    list of ``ClaimRow`` with a verdict in ``VERDICTS`` and a non-empty claim, measured value and reason; every
-    ``details`` and the whole row serialise to JSON.
+    list of ``ClaimRow`` with a verdict in ``VERDICTS`` and a non-empty claim, measured value and reason; a row's
+    ``criterion``, when given, exists in ``verify/criteria.toml``; with ``REQUIRE_CONTROLS``, every PASS row has a
+    non-empty ``control``, ``null`` and ``criterion`` ("n/a: <why>" is a value); every ``details`` and the whole
+    row serialise to JSON.
     """
     fn = resolve_provider(name)
     where = f"claims provider {name!r} ({CLAIM_PROVIDERS[name]})"
@@ -191,6 +249,16 @@ def check_provider(name: str, runs_root: str | os.PathLike[str] = RUNS_ROOT) -> 
             raise ProviderError(f"{where} returned {type(r).__name__}, not ClaimRow")
         if not (r.claim and r.measured and r.reason):
             raise ProviderError(f"{where}: row {r.claim!r} has an empty claim, measured value or reason")
+        if REQUIRE_CONTROLS and r.verdict == "PASS":
+            missing = [f for f in ("control", "null", "criterion") if not (getattr(r, f) or "").strip()]
+            if missing:
+                raise ProviderError(f"{where}: PASS row {r.claim!r} has no {', '.join(missing)} (a PASS shows its "
+                                    "control, its null (or 'n/a: <why>') and its criterion id)")
+        if r.criterion is not None:
+            try:
+                criterion(r.criterion)
+            except CriterionError as exc:
+                raise ProviderError(f"{where}: row {r.claim!r}: {exc}") from exc
         try:
             to_json([r])
         except (TypeError, ValueError) as exc:

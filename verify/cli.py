@@ -193,7 +193,7 @@ def claims(
 ) -> None:
     """Check the quantitative claims of spectral-edge-math.md §4–§5 on stored runs (every provider in
     verify.claims.CLAIM_PROVIDERS, each on its runs under verify/runs/)."""
-    from verify.claims import RUNS_ROOT, all_claims, to_markdown, write_claims  # local: loaded when the command runs
+    from verify.claims import RUNS_ROOT, all_claims, summary, to_markdown, write_claims  # local: loaded when run
     from verify.studies.spectral import claims_table, load_claim_runs  # local: as above
 
     if runs:
@@ -204,6 +204,7 @@ def claims(
         except ValueError as exc:
             raise typer.BadParameter(str(exc), param_hint="--only") from exc
     typer.echo(to_markdown(rows))
+    typer.echo(summary(rows))
     if out is not None:
         md, js = write_claims(rows, out)
         typer.echo(f"wrote {md}, {js} and {sum(r.figure is not None for r in rows)} figures")

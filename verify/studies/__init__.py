@@ -26,6 +26,7 @@ def study(name: str, *, measurement: str | None = None, claims: bool = False) ->
 study("spectral", claims=True)
 study("defect", measurement="DefectMeasurement")
 study("probes", measurement="ProbeMeasurement", claims=True)
+study("predictors", claims=True)
 study("onset", claims=True)
 study("li2", claims=True)
 study("backbone", measurement="BackboneMeasurement", claims=True)

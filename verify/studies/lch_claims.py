@@ -125,6 +125,26 @@ def peak_R1(records: Sequence[LCHRecord], key: str = "grad", steps: set[int] | N
     return max(vals) if vals else None
 
 
+def null_peak_R(records: Sequence[LCHRecord], key: str = "grad") -> float | None:
+    """The same statistic as :func:`peak_R` on the stored random baseline: at each measurement of ``key``, the
+    largest of the first K random directions' A(r_j) over their median (K = the number of ``key`` directions),
+    peaked over measurements; None when never measured."""
+    vals = []
+    for r in records:
+        R, rand = r.R(key), r.get("A_rand")
+        med = r.get("A_rand_median")
+        if R and rand and med:
+            vals.append(max(rand[: len(R)]) / med)
+    return max(vals) if vals else None
+
+
+#: The runs that would be the LCH rows' control (weight decay 0; they are not stored).
+CONTROL_COMMAND = ("spectral-edge sweep modular --ops add --ops mul --seeds 42 --preset mod97 --wds 0 --set "
+                   "monitor.window=20 --set monitor.every=25 --set monitor.groups=[\"attn\"] --set lch.every=200 "
+                   "--set max_steps=5000 --out verify/runs/lch-control")
+NO_CONTROL = f"n/a: no stored control runs (weight decay 0); they would be made by: {CONTROL_COMMAND}"
+
+
 def _measured_steps(records: Sequence[LCHRecord], key: str = "grad") -> set[int]:
     return {int(r.step) for r in records if r.R(key)}
 
@@ -169,7 +189,7 @@ def window_row(w20_runs: Sequence[LCHRun], ablation_runs: Sequence[LCHRun]) -> C
         have = sorted({W for v in by_run.values() for W in v})
         return ClaimRow(_WINDOW_CLAIM, src, ver, claimed, "—", "INCONCLUSIVE",
                         f"no (op, seed) measured at all of W = {Ws} at common steps (windows stored: "
-                        f"{have or 'none'})")
+                        f"{have or 'none'})", criterion="lch.window_order")
     ordered = {key: all(v[a] > v[b] for a, b in itertools.pairwise(Ws)) for key, v in matched.items()}
     parts = []
     for (op, seed), v in matched.items():
@@ -182,9 +202,14 @@ def window_row(w20_runs: Sequence[LCHRun], ablation_runs: Sequence[LCHRun]) -> C
               "measured at all three W; "
               + (f"holds in {len(matched)}/{len(matched)}" if ok else "order broken in " + ", ".join(broken))
               + "; ratios to 648 / 212 / 140 reported, not scored")
+    n = len(matched)
     return ClaimRow(_WINDOW_CLAIM, src, ver, claimed, measured, "PASS" if ok else "FAIL", reason,
                     details={"peak_R1": {f"{op}-s{seed}": v for (op, seed), v in matched.items()},
-                             "peak_max_k_R": {f"{op}-s{seed}": v for (op, seed), v in max_k.items()}})
+                             "peak_max_k_R": {f"{op}-s{seed}": v for (op, seed), v in max_k.items()}},
+                    control=NO_CONTROL,
+                    null=(f"exchangeable peaks (the window has no effect): the order holds in one run with "
+                          f"probability 1/6, in all {n} matched runs with (1/6)^{n} = {(1 / 6) ** n:.2g}"),
+                    criterion="lch.window_order")
 
 
 _OP_COLOURS = {"add": "tab:blue", "sub": "tab:orange", "mul": "tab:green", "x2_y2": "tab:red"}
@@ -229,10 +254,10 @@ def claim_rows(runs_root: Path) -> list[ClaimRow]:
     src, ver = "P (2604.25143)", "gradient-SED note"
     if not runs:
         why = f"no stored LCH runs under {root}"
-        return [ClaimRow(c, src, ver, v, "—", "INCONCLUSIVE", why) for c, v in (
-            ("gradient-SED LCH coupling R_k peaks per op (W = 20, K = 3)", "100–330×"),
-            ("update-SED LCH coupling R_k peaks", "3–9×"),
-            ("gradient SED couples more strongly than update SED", "100–330× vs 3–9×"))] + [
+        return [ClaimRow(c, src, ver, v, "—", "INCONCLUSIVE", why, criterion=cid) for c, v, cid in (
+            ("gradient-SED LCH coupling R_k peaks per op (W = 20, K = 3)", "100–330×", "lch.grad_peak"),
+            ("update-SED LCH coupling R_k peaks", "3–9×", "lch.update_peak"),
+            ("gradient SED couples more strongly than update SED", "100–330× vs 3–9×", "lch.grad_vs_update"))] + [
             window_row([], load_window_runs(window_root))]
     rows = []
     for key, (lo, hi), claim in (("grad", CLAIMED_GRADIENT_RANGE,
@@ -244,7 +269,8 @@ def claim_rows(runs_root: Path) -> list[ClaimRow]:
             if pk is not None and r.op is not None:
                 per_op.setdefault(r.op, []).append(pk)
         if not per_op:
-            rows.append(ClaimRow(claim, src, ver, f"{lo:g}–{hi:g}×", "—", "INCONCLUSIVE", "no measurement"))
+            rows.append(ClaimRow(claim, src, ver, f"{lo:g}–{hi:g}×", "—", "INCONCLUSIVE", "no measurement",
+                                 criterion=f"lch.{key}_peak"))
             continue
         meds = {op: float(np.median(v)) for op, v in per_op.items()}
         measured = "; ".join(f"{op} {median_range(v)}" for op, v in sorted(per_op.items()))
@@ -254,19 +280,30 @@ def claim_rows(runs_root: Path) -> list[ClaimRow]:
         reason = (f"criterion: median over seeds of peak max_k R_k within [{lo:g}, {hi:g}] for every op; "
                   + ("all inside" if inside else "outside: " + ", ".join(outside))
                   + f"; ops measured: {sorted(per_op)}")
+        nulls = [v for r in runs if (v := null_peak_R(r.records, key)) is not None]
         rows.append(ClaimRow(claim, src, ver, f"{lo:g}–{hi:g}×", measured, verdict, reason,
-                             details={"peaks": per_op, "median_per_op": meds},
-                             plot=lambda fig, runs=runs: draw_coupling(fig, runs)))
+                             details={"peaks": per_op, "median_per_op": meds, "null_peaks": nulls},
+                             plot=lambda fig, runs=runs: draw_coupling(fig, runs), control=NO_CONTROL,
+                             null=("the stored random directions (20 per measurement; the first K over their median, "
+                                   f"peaked as R_k): {median_range(nulls)}") if nulls else "n/a: no random baseline",
+                             criterion=f"lch.{key}_peak"))
     pairs = [(peak_R(r.records, "grad"), peak_R(r.records, "update"), r.name) for r in runs]
     pairs = [(g, u, n) for g, u, n in pairs if g is not None and u is not None]
     if pairs:
         ratios = [g / u for g, u, _ in pairs]
+        rnull = [v for r in runs if (v := null_peak_R(r.records, "grad")) is not None]
         ok = all(g > u for g, u, _ in pairs)
         rows.append(ClaimRow("gradient SED couples more strongly than update SED", src, ver,
                              "100–330× vs 3–9× (≈ 10–100× more)", f"peak ratio grad/update {median_range(ratios)}",
                              "PASS" if ok else "FAIL",
                              f"criterion: gradient peak > update peak in every run; {sum(g > u for g, u, _ in pairs)}"
                              f"/{len(pairs)} runs", details={"ratios": dict(zip([n for *_, n in pairs], ratios,
-                                                                                 strict=True))}))
+                                                                                 strict=True))},
+                             control=NO_CONTROL,
+                             null=("two sets of random directions: the ratio of their peak R is ≈ 1 and either is "
+                                   f"larger with probability 1/2, so all {len(pairs)} runs by chance: "
+                                   f"{0.5 ** len(pairs):.2g}; random-direction peak {median_range(rnull)}")
+                             if rnull else "n/a: no random baseline",
+                             criterion="lch.grad_vs_update"))
     rows.append(window_row(runs, load_window_runs(window_root)))
     return rows

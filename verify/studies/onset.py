@@ -47,7 +47,7 @@ import numpy as np
 from numerics.errors import SpectralEdgeError
 from numerics.predictors import adiabatic
 from numerics.trajectory import Trajectory
-from verify.claims import ClaimRow, draw, inconclusive
+from verify.claims import ClaimRow, draw, inconclusive, rate
 from verify.stats import fmt
 from verify.store import DefectRecord, RunData, SpectrumRecord, load_rundata
 
@@ -433,6 +433,28 @@ class OnsetCallback:
 DEFECT_GROK_DEFINITION = {"modular": "first>=0.9", "dyck": "first>=0.99", "scan": "first>=0.99"}
 
 
+#: Time-shuffled null of the defect detector: permutations of each run's D series over its steps (fixed seed).
+NULL_PERMUTATIONS, NULL_SEED = 50, 0
+
+
+def shuffled_defect_early(runs: Sequence[RunData], det: DefectDetector, n: int = NULL_PERMUTATIONS,
+                          seed: int = NULL_SEED) -> tuple[int, int]:
+    """(fired strictly before grokking, draws) of ``det`` on ``n`` time-shuffled copies of each grokking run's
+    defect series (steps kept, D permuted): the null where the order of the records matters."""
+    # local: verify.studies.defect imports torch (its measurement); the detector reads stored runs without it
+    from verify.studies.defect import onset_ratio
+
+    rng = np.random.default_rng(seed)
+    early = total = 0
+    for r in runs:
+        steps, D = [d.step for d in r.defect], np.array([d.D for d in r.defect], dtype=float)
+        for _ in range(n):
+            step = onset_ratio(steps, list(rng.permutation(D)), factor=det.factor, floor=det.floor)
+            early += step is not None and r.grok_step is not None and step < r.grok_step
+            total += 1
+    return early, total
+
+
 def claim_rows(runs_root: Path, *, group: str = "attn") -> list[ClaimRow]:
     """The claims provider (``verify.claims``): "commutator-defect onset leads grokking" with the author's frozen
     detector (D > 10× its early median and > 20, ``DefectDetector`` defaults: nothing fitted) on the finished runs
@@ -445,6 +467,7 @@ def claim_rows(runs_root: Path, *, group: str = "attn") -> list[ClaimRow]:
         "defect spike 600–1600 steps before grokking"
     det = DefectDetector()
     pos: list[tuple[str, int | None]] = []
+    pos_runs: list[RunData] = []
     ctrl: list[tuple[str, bool]] = []
     for workload, definition in DEFECT_GROK_DEFINITION.items():
         d = Path(runs_root) / workload
@@ -458,14 +481,18 @@ def claim_rows(runs_root: Path, *, group: str = "attn") -> list[ClaimRow]:
                 ctrl.append((r.id, bool(fired["fired"])))
             else:
                 pos.append((r.id, fired["lead"]))  # None: never fired
+                pos_runs.append(r)
     if not pos:
-        return [inconclusive(claim, source, "—", claimed, f"no grokking run with defect records under {runs_root}")]
+        row = inconclusive(claim, source, "—", claimed, f"no grokking run with defect records under {runs_root}")
+        row.criterion = "onset.defect_lead"
+        return [row]
     early = [lead for _, lead in pos if lead is not None and lead > 0]
     in_band = [lead for lead in early if 600 <= lead <= 1600]
     fp = sum(f for _, f in ctrl)
     recall, fpr = len(early) / len(pos), (fp / len(ctrl) if ctrl else 0.0)
     verdict = "PASS" if recall >= 0.8 and fpr <= 0.2 else "FAIL"
     leads = {rid: lead for rid, lead in pos}
+    n_early, n_draws = shuffled_defect_early(pos_runs, det)
     return [ClaimRow(
         claim, source, "—", claimed,
         f"fires before grokking on {len(early)}/{len(pos)} grokking runs (leads {sorted(early)}; "
@@ -475,7 +502,13 @@ def claim_rows(runs_root: Path, *, group: str = "attn") -> list[ClaimRow]:
         "frozen author detector (10× early median and > 20, nothing fitted); grokking step per workload "
         f"{DEFECT_GROK_DEFINITION}; PASS needs ≥ 80% of grokking runs fired before grokking and ≤ 20% of controls "
         "fired; controls = no weight decay or never grokked",
-        {"leads": leads, "controls_fired": dict(ctrl), "grok_definition": DEFECT_GROK_DEFINITION},
+        {"leads": leads, "controls_fired": dict(ctrl), "grok_definition": DEFECT_GROK_DEFINITION,
+         "null_early": n_early, "null_draws": n_draws},
         plot=draw("draw_bars", [rid.replace("-p97", "") for rid, _ in pos],
                   [float(lead) if lead is not None else 0.0 for _, lead in pos],
-                  ylabel="lead = grok step − defect onset (0: never fired)", band=(600.0, 1600.0)))]
+                  ylabel="lead = grok step − defect onset (0: never fired)", band=(600.0, 1600.0)),
+        control=(f"fires on {rate(fp, len(ctrl))} controls (no weight decay or never grokked); grokking runs fired "
+                 f"early {rate(len(early), len(pos))}") if ctrl else "n/a: no control run with defect records",
+        null=(f"time-shuffled defect series of the grokking runs ({NULL_PERMUTATIONS} permutations each): fires "
+              f"before grokking in {rate(n_early, n_draws)}") if n_draws else "n/a: no defect series",
+        criterion="onset.defect_lead")]

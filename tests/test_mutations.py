@@ -1,0 +1,74 @@
+"""Mutation tests of every registered derivation: changing any one step must make ``check()`` fail.
+
+For each step of each ``theory.derivation.all_derivations()`` entry, every mutation of
+``theory.derivation.mutations`` (the right side doubled, its sign flipped, a fresh symbol added; a sign relation
+reversed or loosened) must break the step, and so the derivation. A step that survives checks nothing: rewrite it
+so that its residual depends on what it claims. Nothing is skipped silently: every step in ``theory/`` is written
+with both sides (or as a sign relation), and the only unmutated steps are definitions (``definition=True``, a
+fresh symbol named by its right side), which ``check()`` does not count as evidence either.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from functools import cache
+
+import pytest
+import sympy as sp
+
+import theory  # noqa: F401 - registers every derivation
+from theory.derivation import MUTATION_KINDS, Derivation, DerivationError, Step, all_derivations, mutations
+
+
+@cache
+def _derivations() -> dict[str, Derivation]:
+    return all_derivations()
+
+
+CASES = [(name, i) for name, dv in sorted(_derivations().items()) for i in range(len(dv.steps))]
+
+
+def test_every_derivation_holds_and_has_a_checked_step() -> None:
+    for name, dv in _derivations().items():
+        assert dv.check(), name
+        assert any(not s.definition for s in dv.steps), f"{name} has only definitions: it derives nothing"
+
+
+@pytest.mark.parametrize(("name", "index"), CASES, ids=[f"{n}[{i}]" for n, i in CASES])
+def test_every_mutation_of_every_step_breaks_the_derivation(name: str, index: int) -> None:
+    dv = _derivations()[name]
+    step = dv.steps[index]
+    if step.definition:  # a name, not a claim: it must look like one (Step refuses anything else)
+        assert isinstance(step.lhs, sp.Symbol) and step.lhs not in sp.sympify(step.rhs).free_symbols
+        assert "definition" in step.claim.lower() or ":=" in step.claim, step.claim
+        return
+    assert step.relation is not None or (step.lhs is not None and step.rhs is not None), (
+        f"{name}: step {step.claim!r} has only a residual; write it as lhs = rhs or as a relation"
+    )
+    muts = mutations(step)
+    assert set(muts) == set(MUTATION_KINDS)
+    survivors = [kind for kind, m in muts.items() if m.holds()]
+    assert not survivors, f"{name}: step {step.claim!r} survives {survivors}: it is vacuous"
+    for m in muts.values():
+        steps = list(dv.steps)
+        steps[index] = m
+        with pytest.raises(DerivationError):
+            dataclasses.replace(dv, steps=tuple(steps)).check()
+
+
+def test_definition_flag_is_only_for_names() -> None:
+    x, y = sp.symbols("x y")
+    with pytest.raises(ValueError, match="definition"):
+        Step("definition: x + y := 2", lhs=x + y, rhs=2, definition=True)
+    with pytest.raises(ValueError, match="definition"):
+        Step("definition: x := x + 1", lhs=x, rhs=x + 1, definition=True)
+    assert Step("definition: y := x²", lhs=y, rhs=x**2, definition=True).holds()
+
+
+def test_a_vacuous_step_is_caught() -> None:
+    # The shape of the old loss-decomposition α step: 0 for any f(α), so doubling f survives only if f ≡ 0.
+    a = sp.Symbol("alpha")
+    f = sp.Function("f")(a)
+    tautology = Step("f(α) − f(α) = 0", lhs=f - f, rhs=0)
+    assert tautology.holds()
+    assert any(m.holds() for m in mutations(tautology).values())
