@@ -19,9 +19,11 @@ $(STAMP): pyproject.toml Makefile
 
 venv: $(STAMP)
 
-# The book extra (Jupyter Book 1.x, ipykernel) on top of the dev install.
+# The book extra (Jupyter Book 1.x, ipykernel) on top of the dev install, with the extras that make test and the
+# book's "Your own run" page exercise: the Hugging Face and Lightning adapters and Parquet export. `make demo` needs
+# none of them.
 $(BOOK_STAMP): $(STAMP)
-	$(BIN)/python -m pip install -q -e ".[dev,book]"
+	$(BIN)/python -m pip install -q -e ".[dev,book,hf,lightning,parquet]" "$(TORCH_PIN)"
 	touch $(BOOK_STAMP)
 
 # Debian's headless Chromium for tests/test_book.py (math rendered, screenshots); installed only when missing.

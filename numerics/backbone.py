@@ -1,7 +1,7 @@
 """Streaming backbone PCA: the uncentred, row-normalised PCA of cumulative displacements θ_t − θ_0.
 
-Source: [P] mini_gpt ``backbone_decomposition.py`` (author-experiments.md §5.3; arXiv 2602.23696); spec
-spectral-edge-math.md §1.2 (a separate object from the update Gram: uncentred *and row-normalised*) and §5 (claim:
+Source: [P] mini_gpt ``backbone_decomposition.py`` (arXiv 2602.23696);
+theory reference §1.2 (a separate object from the update Gram: uncentred *and row-normalised*) and §5 (claim:
 AdamW PC1 60–80 %, SGD PC1 = 100 % / k95 = 1).
 
 Definitions. At checkpoints t_1 < … < t_N (never t = 0) the cumulative displacement of a parameter group is

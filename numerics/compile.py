@@ -8,7 +8,7 @@ Every predictor formula lives once, as a sympy expression in ``theory/``; numeri
   output is broadcast to the common shape of the inputs, constants included.
 - ``backend="torch"``: inputs that are not tensors become float64 tensors (on the device of the first tensor
   argument); outputs keep autograd. Sympy's ``Matrix`` output would be printed as ``torch.tensor([[...]])``, which
-  detaches autograd (ecosystem-offline.md §3), so sequences are lambdified as a *flat list* and ``torch.stack``-ed.
+  detaches autograd (checked with sympy 1.14), so sequences are lambdified as a *flat list* and ``torch.stack``-ed.
 
 Output shape by ``expr`` kind: one expression → one array/tensor; a sequence of n expressions → one array/tensor
 of shape (n, *batch) (stacked along axis 0); a mapping name → expression → a dict with the same keys.

@@ -1,7 +1,7 @@
 """The torch.distributed path of the streaming Gram: shard Grams add up.
 
 For any partition of the P coordinates into shards b (DDP ranks holding different parameters, FSDP flat-parameter
-shards, tensor-parallel slices), G = X Xᵀ = Σ_b X_b X_bᵀ (spec §1.2 computation notes, §6.1 "shard sum").
+shards, tensor-parallel slices), G = X Xᵀ = Σ_b X_b X_bᵀ (theory reference §1.2 computation notes, §6.1 "shard sum").
 So each rank keeps the ring buffer of *its own* columns, computes the W+1 new dot products per group on its shard,
 and one all-reduce (sum) of the (n_groups × (W+1)) float64 dots gives every rank the global Gram: ~W² numbers
 on the wire per push, never a P-sized tensor.

@@ -1,7 +1,7 @@
 """Streaming update Gram: the last W updates in a ring buffer and their W×W Gram per group, updated in O(W·P).
 
-Definitions (spec §1.2): the trajectory matrix X(t) ∈ ℝ^{w×P} has rows δ_{t−w+1}, …, δ_t (oldest first) and the
-Gram is G(t) = X Xᵀ, G_ab = ⟨δ_a, δ_b⟩ — uncentred and unnormalised [P: the SED code builds a raw dot-product
+Definitions (theory reference §1.2): the trajectory matrix X(t) ∈ ℝ^{w×P} has rows δ_{t−w+1}, …, δ_t (oldest first) and
+the Gram is G(t) = X Xᵀ, G_ab = ⟨δ_a, δ_b⟩ — uncentred and unnormalised [P: the SED code builds a raw dot-product
 matrix over all deltas and slides W×W principal submatrices]. Its eigenvalues are λ_j = σ_j² (eigenvalue units);
 the singular values σ_j of X are in the units of δ. Adaptive start: w = min(W, number of updates pushed) [P].
 
@@ -44,7 +44,7 @@ class RollingGram:
     """Ring buffer of the last W updates δ_t ∈ ℝ^P and, per group, the W×W Gram G = X Xᵀ in float64.
 
     Args:
-        window: W ≥ 2, the number of updates kept (spec §1.2: W = 10 by default in the thesis).
+        window: W ≥ 2, the number of updates kept (theory reference §1.2: W = 10 by default in the thesis).
         atom_sizes: sizes of the contiguous atoms the flat vector is made of (`ParamLayout.atom_sizes`), or one int.
         groups: {group name: atom indices}; default {"all": every atom}. Every atom must be in some group.
         dtype, device: storage of the ring buffer (W·P numbers); the Grams are always float64 on the host.
@@ -123,7 +123,7 @@ class RollingGram:
         return self._n_pushed
 
     def group_dims(self) -> dict[str, int]:
-        """{group: P_g}, summed over ranks when distributed (the P of Marchenko–Pastur edges, spec §1.7)."""
+        """{group: P_g}, summed over ranks when distributed (the P of Marchenko–Pastur edges, theory reference §1.7)."""
         return dict(self._global_dims)
 
     def _time_order(self) -> list[int]:
@@ -215,7 +215,7 @@ class RollingGram:
         """(W+1)×(W+1) Gram of [δ_{t−W}, …, δ_t] (time order) if the last push evicted a row, else None.
 
         Its leading W×W block is the previous window's Gram and its trailing block the current one's; α-rot and
-        ‖ΔC‖_F = (‖δ_t‖⁴ + ‖δ_{t−W}‖⁴ − 2⟨δ_t, δ_{t−W}⟩²)^{1/2} (spec §6.6) are read from it.
+        ‖ΔC‖_F = (‖δ_t‖⁴ + ‖δ_{t−W}‖⁴ − 2⟨δ_t, δ_{t−W}⟩²)^{1/2} (theory reference §6.6) are read from it.
         """
         self._group(group)
         if self._G_ext is None:

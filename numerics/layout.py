@@ -1,14 +1,21 @@
 """Parameter layout: selected named parameters of a model as one flat vector θ ∈ ℝ^P, with named groups.
 
-The spectral engine works on flat vectors (θ_s, δ_t = θ_{s_t} − θ_{s_{t−1}}, spec §1.1). A *group* is a named
-subset of parameters whose update Gram is wanted separately ("all", "attn" = W_Q, W_K, W_V, W_O of all layers,
+The spectral engine works on flat vectors (θ_s, δ_t = θ_{s_t} − θ_{s_{t−1}}, theory reference §1.1). A *group* is a
+named subset of parameters whose update Gram is wanted separately ("all", "attn" = W_Q, W_K, W_V, W_O of all layers,
 "layer.N"). Groups may overlap, so the layout orders tensors by *group-membership set* and merges consecutive
 tensors with the same membership into an *atom*: a contiguous slice [start, end) of the flat vector. Every group is
 a union of atoms, so one pass over memory per atom yields every group's Gram (`numerics.gram.RollingGram`):
 G_group = Σ_{atom ∈ group} X_atom X_atomᵀ.
 
 Flattening order is irrelevant to every quantity the package computes: the Gram G = X Xᵀ is invariant under any
-permutation of the P coordinates (X ↦ XΠ, spec §1.1 and §6.2), so the order chosen here is only a memory layout.
+permutation of the P coordinates (X ↦ XΠ, theory reference §1.1 and §6.2), so the order chosen here is only a memory
+layout.
+
+Selectors: a predicate ``(name, param) -> bool``, a sequence of names, a glob string (``"*"``, ``"*attn*weight"``,
+matched with ``fnmatch.fnmatchcase``), a compiled regex or ``"re:<pattern>"`` (``re.search``). Names are *clean*:
+the wrapper prefixes ``_orig_mod.`` (``torch.compile``) and ``module.`` (DDP / ``DataParallel``) are stripped before
+matching, and the layout stores the clean names, so a compiled or distributed model selects and records the same
+names as the bare one. A group that selects nothing raises, listing some of the names there are.
 
 Which parameters the author flattens [C, P]: all trainable tensors for language models (GPT-2 skips the tied
 `lm_head.weight`; `named_parameters()` already drops tied duplicates), attention weights only for the grokking
@@ -17,6 +24,7 @@ tasks (`attention_selector`), the first-layer weight only for the Tian Li₂ set
 
 from __future__ import annotations
 
+import fnmatch
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -26,10 +34,26 @@ from torch import Tensor, nn
 
 from numerics.errors import ShapeMismatchError, SpectralEdgeError
 
-__all__ = ["Atom", "ParamLayout", "Selector", "attention_selector", "per_layer_groups"]
+__all__ = ["Atom", "ParamLayout", "Selector", "attention_selector", "clean_name", "per_layer_groups", "select"]
 
-Selector = Callable[[str, Tensor], bool] | Sequence[str]
-"""A group definition: a predicate on (parameter name, tensor), or an explicit sequence of parameter names."""
+Selector = Callable[[str, Tensor], bool] | Sequence[str] | str | re.Pattern[str]
+"""A group definition: a predicate on (clean parameter name, tensor), a sequence of names, a glob string, a compiled
+regex or ``"re:<pattern>"``."""
+
+_WRAPPER_PREFIXES = ("_orig_mod.", "module.")
+
+
+def clean_name(name: str) -> str:
+    """``name`` without wrapper prefixes: leading ``_orig_mod.`` (torch.compile) / ``module.`` (DDP, DataParallel),
+    in any nesting (``module._orig_mod.fc.weight`` → ``fc.weight``), and inner ``._orig_mod.`` components (a
+    compiled submodule)."""
+    changed = True
+    while changed:
+        changed = False
+        for prefix in _WRAPPER_PREFIXES:
+            if name.startswith(prefix):
+                name, changed = name[len(prefix):], True
+    return name.replace("._orig_mod.", ".")
 
 
 @dataclass(frozen=True)
@@ -71,15 +95,13 @@ def per_layer_groups(
 ) -> dict[str, list[str]]:
     """Groups {"layer.0": [names…], "layer.1": …} from the layer index captured by `pattern` (first group).
 
-    Only trainable parameters are considered; `within` (optional) further restricts each layer, e.g.
-    `within=attention_selector()` gives per-layer attention groups. Layers are ordered by their integer index.
+    Only trainable parameters are considered, under their clean names; `within` (optional) further restricts each
+    layer, e.g. `within=attention_selector()` gives per-layer attention groups. Layers are ordered by their index.
     """
     regex = re.compile(pattern)
     keep = _as_predicate(within) if within is not None else None
     layers: dict[int, list[str]] = {}
-    for name, param in model.named_parameters():
-        if not param.requires_grad:
-            continue
+    for name, param in _named_trainable(model):
         m = regex.search(name)
         if m is None or (keep is not None and not keep(name, param)):
             continue
@@ -88,13 +110,61 @@ def per_layer_groups(
 
 
 def _as_predicate(selector: Selector) -> Callable[[str, Tensor], bool]:
+    """A selector as a predicate on (clean name, tensor); see the module docstring for the accepted forms."""
+    if isinstance(selector, re.Pattern):
+        return lambda name, _param: selector.search(name) is not None
+    if isinstance(selector, str):
+        if selector.startswith("re:"):
+            try:
+                regex = re.compile(selector[3:])
+            except re.error as exc:
+                raise SpectralEdgeError(f"selector {selector!r} is not a valid regular expression: {exc}") from None
+            return lambda name, _param: regex.search(name) is not None
+        return lambda name, _param: fnmatch.fnmatchcase(name, selector)
     if callable(selector):
         return selector
+    if isinstance(selector, Iterable):
+        chosen = frozenset(clean_name(str(n)) for n in selector)
+        return lambda name, _param: name in chosen
+    raise SpectralEdgeError(f"a group selector is a glob or 're:' string, a compiled regex, a list of names or a "
+                            f"callable (name, param) -> bool; got {type(selector).__name__}")
+
+
+def _named_trainable(model: nn.Module) -> list[tuple[str, Tensor]]:
+    """(clean name, parameter) of every trainable parameter, in model order; clean names must stay distinct."""
+    named: list[tuple[str, Tensor]] = []
+    seen: dict[str, str] = {}
+    for raw, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        name = clean_name(raw)
+        if name in seen:
+            raise SpectralEdgeError(f"parameters {seen[name]!r} and {raw!r} have the same name {name!r} once the "
+                                    "wrapper prefixes (_orig_mod., module.) are stripped")
+        seen[name] = raw
+        named.append((name, param))
+    return named
+
+
+def _some_names(names: Sequence[str], n: int = 8) -> str:
+    shown = ", ".join(names[:n])
+    return f"{shown}, … ({len(names)} in all)" if len(names) > n else shown
+
+
+def select(model: nn.Module, selector: Selector) -> list[str]:
+    """Clean names of the trainable parameters of ``model`` that ``selector`` picks (model order)."""
+    keep = _as_predicate(selector)
+    return [n for n, p in _named_trainable(model) if keep(n, p)]
+
+
+def _describe(selector: Selector) -> str:
     if isinstance(selector, str):
-        # A bare string would otherwise be read as a sequence of one-character names.
-        raise SpectralEdgeError(f"group selector must be a callable or a sequence of names, got string {selector!r}")
-    chosen = frozenset(selector)
-    return lambda name, _param: name in chosen
+        return repr(selector)
+    if isinstance(selector, re.Pattern):
+        return f"re.compile({selector.pattern!r})"
+    if callable(selector):
+        return getattr(selector, "__name__", type(selector).__name__)
+    return repr(list(selector))
 
 
 class ParamLayout:
@@ -138,23 +208,29 @@ class ParamLayout:
     def from_model(cls, model: nn.Module, groups: Mapping[str, Selector] | None = None) -> ParamLayout:
         """Layout of `model`'s trainable parameters; default groups {"all": every trainable parameter}.
 
-        Each group is a predicate `(name, tensor) -> bool` or a sequence of parameter names (unknown names raise).
+        Each group is a selector (module docstring): a predicate `(name, tensor) -> bool`, a sequence of names
+        (unknown names raise), a glob, a regex. Names are matched and stored without wrapper prefixes.
         """
-        named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+        named = _named_trainable(model)
         if groups is None:
             groups = {"all": lambda _n, _p: True}
-        known = {n for n, _ in named}
+        known = [n for n, _ in named]
         membership: dict[str, set[str]] = {n: set() for n in known}
         for gname, selector in groups.items():
-            if not callable(selector) and not isinstance(selector, str):
-                unknown = sorted(set(selector) - known)
+            if isinstance(selector, Iterable) and not isinstance(selector, str | re.Pattern) and not callable(selector):
+                unknown = sorted({clean_name(str(n)) for n in selector} - set(known))
                 if unknown:
                     raise SpectralEdgeError(f"group {gname!r} names parameters that are not trainable parameters "
-                                            f"of the model: {unknown}")
+                                            f"of the model: {unknown}; trainable parameters: {_some_names(known)}")
             keep = _as_predicate(selector)
+            hits = 0
             for name, param in named:
                 if keep(name, param):
                     membership[name].add(gname)
+                    hits += param.numel() > 0
+            if not hits:
+                raise SpectralEdgeError(f"group {gname!r} (selector {_describe(selector)}) selects no non-empty "
+                                        f"trainable parameter; trainable parameters: {_some_names(known) or 'none'}")
         return cls(named, {n: frozenset(s) for n, s in membership.items()}, list(groups))
 
     # --- shape information -------------------------------------------------------------------------------------
@@ -169,8 +245,13 @@ class ParamLayout:
         return [(a.start, a.end) for a in self.atoms]
 
     def group_dims(self) -> dict[str, int]:
-        """{group: P_g} with P_g = Σ_{atom ∈ g} |atom| (the P to hand to Marchenko–Pastur edges, spec §1.7)."""
+        """{group: P_g} with P_g = Σ_{atom ∈ g} |atom| (the P to hand to Marchenko–Pastur edges, theory reference
+        §1.7)."""
         return {g: sum(self.atoms[i].size for i in idx) for g, idx in self.groups.items()}
+
+    def parameters(self) -> list[Tensor]:
+        """The stored parameter tensors, in flat-vector order."""
+        return [param for _name, param, _start, _end in self._tensors]
 
     def param_names(self, group: str | None = None) -> list[str]:
         """Names of the parameters of `group` (all stored parameters if None), in flat-vector order."""

@@ -12,13 +12,32 @@ Attach it in a few lines::
 ``optimizer.step()`` returns, i.e. after the full update *including* decoupled weight decay (PyTorch's AdamW
 applies θ ← θ − ηωθ inside ``step``), after any gradient clipping done before ``step``, and before an LR
 scheduler's ``step``. Every ``every`` = Δs optimizer steps it forms δ_t = θ_{s_t} − θ_{s_{t−1}} (the author's
-checkpoint differences, spectral-edge-math §1.1) and pushes it into a :class:`~numerics.gram.RollingGram`;
+checkpoint differences, theory reference §1.1) and pushes it into a :class:`~numerics.gram.RollingGram`;
 the first snapshot θ_{s_0} is taken when the monitor is attached.
 
 **Non-interference.** The monitor only reads parameters (under ``torch.no_grad``), draws no random numbers
 and does not touch gradients or optimizer state, so a run is bitwise identical with and without it
 (tested). Its own state (ring buffer, last snapshot, step count) is in :meth:`state_dict`, so a resumed run
 continues the same window.
+
+**Steps.** The monitor counts optimizer steps itself (``step``); ``log(step, ...)`` with another number (gradient
+accumulation counting micro-batches, an eval counter in epochs) warns once, naming both (``strict_steps=True``:
+raises).
+
+**Non-finite updates.** δ_t is pushed only when every dot is finite, and the snapshot θ_{s_{t−1}} advances only
+after the push is accepted, so after a rejected update the next capture differences against the last accepted
+snapshot. ``on_nonfinite="raise"`` (default) raises ``NonFiniteUpdateError``; ``"skip"`` writes a ``nonfinite``
+record per affected group and training goes on.
+
+**Precision.** The snapshot is float32 for float32/bfloat16/float16 parameters (bf16 and fp16 upcast exactly) and
+float64 when any selected parameter is float64 or the storage is float64: every parameter keeps (at least) its own
+precision, whatever the first parameter's dtype.
+
+**Files and provenance.** With ``path`` the header carries provenance recorded by the monitor itself (package
+versions, the working directory's git commit, device, the optimiser's class and per-group hyper-parameters, and
+``config = {lr, weight_decay, optimizer}`` unless the caller passes a ``config``), merged with the caller's. An
+existing non-empty file is refused unless ``resume=True`` (continue it: call :meth:`load_state_dict` before the
+next optimizer step; the header's window, Δs and groups must match) or ``overwrite=True`` (replace it).
 
 Per capture and per group it writes one ``spectrum`` record: the window's σ_j, λ_j, ratios, k*, R, g, g₂₃,
 PC1 fraction, k95, drift speed, the Marchenko–Pastur/BBP numbers, and the α_j variants that consecutive
@@ -27,26 +46,30 @@ windows allow (α-DK with ‖ΔC‖_F, α-DK with ‖ΔG‖_F, α-rot, α-half),
 
 from __future__ import annotations
 
+import itertools
 import os
+import warnings
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
 import torch
 
-from numerics.errors import SpectralEdgeError, ZeroWindowError
+from numerics.errors import NonFiniteUpdateError, SpectralEdgeError, ZeroWindowError
 from numerics.gram import RollingGram
-from numerics.layout import ParamLayout
+from numerics.layout import ParamLayout, Selector
+from numerics.provenance import merge_provenance, run_provenance
 from numerics.sketch import JLSketch
 from numerics.spectrum import spectrum_from_gram
 from numerics.stability import alpha as alpha_of
 from numerics.stability import delta_C_norm, delta_G_norm
-from numerics.trajectory import TrajectoryWriter
+from numerics.trajectory import TrajectoryWriter, read_trajectory
 from theory import registry
 
-__all__ = ["SpectralMonitor"]
+__all__ = ["SpectralMonitor", "StepMismatchWarning"]
 
-GroupSpec = Callable[[str, torch.Tensor], bool] | Sequence[str] | str
+GroupSpec = Selector
 RecordCallback = Callable[[dict[str, Any]], None]
 
 # α variants recorded live by default: the registry default and the rotation between consecutive windows. Every
@@ -54,18 +77,15 @@ RecordCallback = Callable[[dict[str, Any]], None]
 DEFAULT_ALPHAS = ("dk_deltaC", "rot")
 
 
-def _normalise_groups(model: torch.nn.Module, groups: Mapping[str, GroupSpec] | None) -> dict[str, Any] | None:
-    if groups is None:
-        return None
-    out: dict[str, Any] = {}
-    for name, spec in groups.items():
-        if isinstance(spec, str):
-            if spec != "*":
-                raise SpectralEdgeError(f"group {name!r}: a string selector must be '*' (all params), got {spec!r}")
-            out[name] = lambda n, p: p.requires_grad
-        else:
-            out[name] = spec
-    return out
+class StepMismatchWarning(UserWarning):
+    """``log(step)`` was given a step in other units than the monitor's optimizer-step count."""
+
+
+def _snapshot_dtype(params: Sequence[torch.Tensor], storage_dtype: torch.dtype) -> torch.dtype:
+    """float64 when the storage or any selected parameter is float64, else float32 (bf16/fp16 upcast exactly)."""
+    if storage_dtype == torch.float64 or any(p.dtype == torch.float64 for p in params):
+        return torch.float64
+    return torch.float32
 
 
 class SpectralMonitor:
@@ -75,10 +95,18 @@ class SpectralMonitor:
         model, optimizer: the training pair; the hook goes on ``optimizer``.
         window: W, the number of updates per window (≥ 2); adaptive start w = min(W, #updates).
         every: Δs, optimizer steps between snapshots (δ_t spans Δs steps).
-        groups: name → selector (``"*"``, a list of parameter names, or a predicate ``(name, param) -> bool``);
-            default ``{"all": "*"}``. All groups come from one pass over the stored updates.
-        path: trajectory file to append to (None: keep records in memory only, see ``records``).
-        provenance, meta: written to the trajectory header.
+        groups: name → selector: a glob (``"*"``, ``"*attn*weight"``), a compiled regex or ``"re:<pattern>"``, a
+            list of parameter names, or a predicate ``(name, param) -> bool``; names without the ``_orig_mod.`` /
+            ``module.`` wrapper prefixes. Default ``{"all": "*"}``. All groups come from one pass over the updates.
+        path: trajectory file to write (None: keep records in memory only, see ``records``). An existing
+            non-empty file is refused unless ``resume`` or ``overwrite``.
+        provenance, meta: written to the trajectory header; ``provenance`` is merged over what the monitor
+            records itself (versions, git commit of the working directory, device, optimiser, config).
+        resume: continue the run already in ``path`` (call :meth:`load_state_dict` before the next step).
+        overwrite: replace an existing ``path``.
+        on_nonfinite: ``"raise"`` (default) or ``"skip"`` (write a ``nonfinite`` record, keep window and
+            snapshot as they were, go on).
+        strict_steps: raise instead of warning when ``log(step)`` disagrees with the optimizer-step count.
         kstar: registry name of the k* definition (default ``"argmax"``).
         sketch_dim: if given, store a seeded JL sketch of dimension d (e.g. 10W) per atom instead of P floats.
         sketch_seed: seed of the sketch (a diagnostics stream: it never touches the training RNG).
@@ -109,20 +137,34 @@ class SpectralMonitor:
         callbacks: Sequence[RecordCallback] = (),
         keep_records: bool = True,
         alphas: Sequence[str] = DEFAULT_ALPHAS,
+        resume: bool = False,
+        overwrite: bool = False,
+        on_nonfinite: Literal["raise", "skip"] = "raise",
+        strict_steps: bool = False,
     ) -> None:
         if every < 1:
             raise SpectralEdgeError(f"every (Δs) must be a positive number of steps, got {every}")
+        if on_nonfinite not in ("raise", "skip"):
+            raise SpectralEdgeError(f"on_nonfinite must be 'raise' or 'skip', got {on_nonfinite!r}")
+        if resume and overwrite:
+            raise SpectralEdgeError("resume=True and overwrite=True exclude each other: continue the file or "
+                                    "replace it")
+        self.on_nonfinite, self.strict_steps = on_nonfinite, bool(strict_steps)
+        self._warned_steps = False
+        self._awaiting_state = False  # resume=True on an existing file: load_state_dict must come first
         self.model, self.optimizer = model, optimizer
         self.window, self.every, self.kstar = int(window), int(every), kstar
         self.alphas = tuple(alphas)
         for name in self.alphas:
             registry.get("alpha", name)  # unknown names fail here, not at the first capture
-        self.layout = ParamLayout.from_model(model, _normalise_groups(model, groups))
-        first = next((p for p in model.parameters() if p.requires_grad), None)
-        device = first.device if first is not None else torch.device("cpu")
+        self.layout = ParamLayout.from_model(model, groups)
+        params = self.layout.parameters()
+        device = params[0].device if params else torch.device("cpu")
         self.sketch = JLSketch(sketch_dim, sketch_seed) if sketch_dim else None
         atom_sizes = list(self.layout.atom_sizes)
         self._row_sizes = [sketch_dim] * len(atom_sizes) if sketch_dim else atom_sizes
+        bounds = np.concatenate([[0], np.cumsum(self._row_sizes)]).astype(int).tolist()
+        self._row_slices = list(itertools.pairwise(bounds))
         self.gram = RollingGram(
             self.window,
             self._row_sizes,
@@ -131,12 +173,14 @@ class SpectralMonitor:
             device=device,
             process_group=process_group,
         )
-        # Snapshots keep the parameters' precision even when updates are stored in bfloat16: rounding θ to
-        # bf16 before differencing would swamp δ (|δ| ≪ |θ|).
-        snap_dtype = first.dtype if first is not None else torch.float32
+        # Snapshots keep every parameter's precision even when updates are stored in bfloat16: rounding θ to bf16
+        # before differencing would swamp δ (|δ| ≪ |θ|); a bf16 parameter is upcast exactly, a float64 one kept.
+        snap_dtype = _snapshot_dtype(params, storage_dtype)
         self._scratch = torch.empty(self.layout.P if sketch_dim else 0, dtype=snap_dtype, device=device)
         self._prev = torch.empty(sum(self._row_sizes), dtype=snap_dtype, device=device)
         self._cur = torch.empty_like(self._prev)
+        # Sketched rows are short, so δ gets its own buffer; an exact δ is formed in ``_cur`` and θ re-gathered.
+        self._delta = torch.empty_like(self._prev) if sketch_dim else None
         self._take_snapshot(self._prev)
         self.step = 0
         #: group → the last spectrum record written (what measurements read instead of recomputing the spectrum)
@@ -145,6 +189,7 @@ class SpectralMonitor:
         self.keep_records = keep_records
         self.records: list[dict[str, Any]] = []
         self._writer: TrajectoryWriter | None = None
+        self.provenance: dict[str, Any] = dict(provenance or {})
         if path is not None:
             header_meta = {
                 "window": self.window,
@@ -159,8 +204,39 @@ class SpectralMonitor:
                 "capture_point": "optimizer step post-hook (after the update incl. decoupled weight decay)",
                 **dict(meta or {}),
             }
-            self._writer = TrajectoryWriter(path, provenance=provenance, meta=header_meta)
+            self.provenance = merge_provenance(run_provenance(optimizer, device), provenance)
+            self._writer = self._open(Path(path), header_meta, resume=resume, overwrite=overwrite)
         self._handle: Any = optimizer.register_step_post_hook(self._on_step)
+
+    def _open(self, path: Path, header_meta: dict[str, Any], *, resume: bool, overwrite: bool) -> TrajectoryWriter:
+        """The trajectory writer, after the append policy: an existing run is continued or replaced, never mixed."""
+        if path.exists() and path.stat().st_size > 0:
+            if overwrite:
+                path.unlink()
+            elif not resume:
+                raise SpectralEdgeError(
+                    f"{path} already holds a trajectory; appending would mix this run's records with another run's "
+                    "under that run's header. Pass resume=True to continue that run (then load_state_dict with its "
+                    "checkpointed monitor state before the next step), overwrite=True to replace it, or another path")
+            else:
+                self._check_resumable(path, header_meta)
+                self._awaiting_state = True
+        return TrajectoryWriter(path, provenance=self.provenance, meta=header_meta)
+
+    @staticmethod
+    def _check_resumable(path: Path, header_meta: Mapping[str, Any]) -> None:
+        old = read_trajectory(path).meta
+        diffs = []
+        for key in ("window", "every", "kstar", "sketch_dim"):
+            if key in old and old[key] != header_meta[key]:
+                diffs.append(f"{key}: file {old[key]!r}, now {header_meta[key]!r}")
+        old_groups = {g: v.get("P") for g, v in (old.get("groups") or {}).items()}
+        new_groups = {g: v["P"] for g, v in header_meta["groups"].items()}
+        if old.get("groups") is not None and old_groups != new_groups:
+            diffs.append(f"groups (name: P): file {old_groups}, now {new_groups}")
+        if diffs:
+            raise SpectralEdgeError(f"cannot resume {path}: it was written by a monitor with other settings ("
+                                    + "; ".join(diffs) + "); pass overwrite=True to replace it, or another path")
 
     # -- capture ---------------------------------------------------------------------------------------------
     @torch.no_grad()
@@ -175,19 +251,49 @@ class SpectralMonitor:
             out[i * d : (i + 1) * d] = self.sketch.apply(self._scratch[start:end], atom=i)
 
     def _on_step(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+        if self._awaiting_state:
+            raise SpectralEdgeError("resume=True: call load_state_dict(<the checkpoint's monitor state>) before "
+                                    "training continues; without it the step count restarts at 0 and the new records "
+                                    "would mix with the file's")
         self.step += 1
         if self.step % self.every == 0:
             self.capture()
 
     @torch.no_grad()
     def capture(self) -> list[dict[str, Any]]:
-        """Take a snapshot now, push δ_t = θ_now − θ_prev, and record the spectra of every group."""
+        """Take a snapshot now, push δ_t = θ_now − θ_prev, and record the spectra of every group.
+
+        The snapshot advances only if the window accepts δ_t; a non-finite δ_t leaves window and snapshot as they
+        were and raises ``NonFiniteUpdateError`` (``on_nonfinite="raise"``) or writes ``nonfinite`` records
+        (``"skip"``) and returns ``[]``.
+        """
         self._take_snapshot(self._cur)
-        # δ overwrites the old snapshot in place, then the buffers swap roles: two P-sized buffers in all.
-        delta = torch.sub(self._cur, self._prev, out=self._prev)
-        self.gram.push(delta if delta.dtype == self.gram.dtype else delta.to(self.gram.dtype))
+        if self._delta is not None:  # sketch: small rows, δ in its own buffer, θ_now kept in _cur
+            delta = torch.sub(self._cur, self._prev, out=self._delta)
+        else:  # exact: δ overwrites θ_now in place (two P-sized buffers in all); θ_now is re-read after the push
+            delta = self._cur.sub_(self._prev)
+        try:
+            self.gram.push(delta if delta.dtype == self.gram.dtype else delta.to(self.gram.dtype))
+        except NonFiniteUpdateError as exc:
+            if self.on_nonfinite == "raise":
+                raise
+            self._record_nonfinite(delta, exc)
+            return []
+        if self._delta is None:
+            self._take_snapshot(self._cur)
         self._prev, self._cur = self._cur, self._prev
         return self._record_all()
+
+    def _record_nonfinite(self, delta: torch.Tensor, exc: NonFiniteUpdateError) -> None:
+        """One ``nonfinite`` record per group whose δ holds NaN/Inf (every group if only a dot overflowed)."""
+        bad = [g for g, atoms in self.layout.groups.items()
+               if not all(bool(torch.isfinite(delta[s:e]).all()) for s, e in (self._row_slices[i] for i in atoms))]
+        for group in bad or list(self.layout.groups):
+            rec = {"group": group, "action": "skipped", "error": str(exc)}
+            if self._writer is not None:
+                self._writer.write("nonfinite", self.step, **rec)
+            if self.keep_records:
+                self.records.append({"type": "nonfinite", "step": self.step, **rec})
 
     def _record_all(self) -> list[dict[str, Any]]:
         out = []
@@ -240,12 +346,29 @@ class SpectralMonitor:
 
     # -- user API --------------------------------------------------------------------------------------------
     def log(self, step: int | None = None, **scalars: Any) -> None:
-        """Append an ``eval`` record (accuracies, losses, ...) at ``step`` (default: the monitor's step)."""
+        """Append an ``eval`` record (accuracies, losses, ...) at ``step`` (default: the monitor's step).
+
+        ``step`` should count optimizer steps, as the monitor does: another number warns once (``strict_steps``:
+        raises) naming both, and the record keeps the number given.
+        """
         s = self.step if step is None else int(step)
+        if s != self.step:
+            self._step_mismatch(s)
         if self._writer is not None:
             self._writer.write("eval", s, **scalars)
         if self.keep_records:
             self.records.append({"type": "eval", "step": s, **scalars})
+
+    def _step_mismatch(self, given: int) -> None:
+        msg = (f"log(step={given}) but the monitor has counted {self.step} optimizer steps: the eval record and the "
+               "spectra would be in different step units (gradient accumulation? an eval or epoch counter? a "
+               "0-based loop index logged after optimizer.step()?). Log the number of optimizer steps taken, or "
+               "call log() without a step to use the monitor's count")
+        if self.strict_steps:
+            raise SpectralEdgeError(msg)
+        if not self._warned_steps:
+            self._warned_steps = True
+            warnings.warn(msg + " (warned once)", StepMismatchWarning, stacklevel=3)
 
     def event(self, kind: str, step: int | None = None, **fields: Any) -> None:
         """Append a free-form record (``resume``, ``grokked``, a detector firing, ...)."""
@@ -261,11 +384,18 @@ class SpectralMonitor:
             self._handle.remove()
             self._handle = None
 
+    def sync(self) -> None:
+        """fsync the trajectory file now (the harness calls it before every checkpoint)."""
+        if self._writer is not None:
+            self._writer.sync()
+
     def close(self, **fields: Any) -> None:
-        """Detach, write an ``end`` record and close the trajectory file."""
+        """Detach, write an ``end`` record and close the trajectory file (no ``end`` for a ``resume=True`` monitor
+        whose state was never restored: the file is the earlier run's, and this one recorded nothing)."""
         self.detach()
         if self._writer is not None:
-            self._writer.write("end", self.step, **fields)
+            if not self._awaiting_state:  # a resume that never restored its state added nothing to end
+                self._writer.write("end", self.step, **fields)
             self._writer.close()
             self._writer = None
 
@@ -285,7 +415,8 @@ class SpectralMonitor:
                 f"monitor state holds {state['prev'].numel()} snapshot entries, this model needs {self._prev.numel()}"
             )
         self.step = int(state["step"])
-        self._prev.copy_(state["prev"])
+        self._prev.copy_(state["prev"])  # an older state's snapshot in the parameters' dtype is upcast exactly
+        self._awaiting_state = False
         self.gram.load_state_dict(state["gram"])
         # the last records again, from the restored window (its Gram is all they depend on); nothing is written
         self.latest = {g: {"type": "spectrum", "step": self.step, **rec} for g in self.layout.groups

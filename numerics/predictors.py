@@ -5,12 +5,12 @@ here. Inputs are measurements: d_j = σ_j from the window spectrum (σ units, ``
 and G_j = ⟨∇L, v_j⟩ from ``numerics.probes``, ‖ΔG‖_F from the extended Gram (σ² units), α_j from
 ``numerics.stability``.
 
-Units of time [spec §7.2, S]: the theory's t counts optimizer steps and η is the per-step learning rate. Checkpoint
-data are differences over Δs steps, so every predictor takes ``delta_s`` and uses η_eff = η·Δs
+Units of time [theory reference §7.2, S]: the theory's t counts optimizer steps and η is the per-step learning rate.
+Checkpoint data are differences over Δs steps, so every predictor takes ``delta_s`` and uses η_eff = η·Δs
 (``theory.adiabatic.effective_eta``, a quasi-static approximation); rates are then per checkpoint interval and
 integration times are in checkpoint intervals. ``delta_s=1`` is the per-step reading.
 
-Units of d and the two variants of the flow [spec §0.1 errata 2, 3; registry quantities ``mode_flow``,
+Units of d and the two variants of the flow [theory reference §0.1 errata 2, 3; registry quantities ``mode_flow``,
 ``normal_form_kappa``]: d = σ (singular values of the window, σ units; λ = σ² are Gram eigenvalues).
 ``variant="corrected"`` (the default) is the unit-consistent flow σ̇ = −η(h+ω)σ + η²W G²/σ, its fixed point
 σ* = |G|·√(ηW/(h+ω)), Thm 14.2 with η²W in Term 3, and κ = η(h̄+ω) + η²W(G₁²+G₂²)/(2d̄²).
@@ -72,7 +72,7 @@ FLOW_VARIANT_NAMES: tuple[str, ...] = ("corrected", "quoted")
 
 
 def _eta_eff(eta: Any, delta_s: Any, backend: Backend = "numpy") -> Any:
-    """η_eff = η·Δs (``theory.adiabatic``, spec §7.2 [S]).
+    """η_eff = η·Δs (``theory.adiabatic``, theory reference §7.2 [S]).
 
     Scalars go through ``effective_eta`` (which checks η > 0, Δs ≥ 1); arrays and tensors (e.g. an η that carries
     autograd) through the compiled ``ETA_EFFECTIVE``, so no float() conversion breaks broadcasting or gradients.
@@ -148,7 +148,7 @@ def predict_mode_rates(d: Array, h: Array, G: Array, eta: Any, omega: Any, W: An
     """σ̇_j for every mode under the flow (F).
 
     ``variant="corrected"`` (default, [R] errata 2): σ̇ = −η(h+ω)σ + η²W G²/σ
-    (``theory.signal_flow.FLOW_RHS_CORRECTED``); ``"quoted"`` ([C] spec §3.3): ḋ = −η(h+ω)d + ηW G²/d
+    (``theory.signal_flow.FLOW_RHS_CORRECTED``); ``"quoted"`` ([C] theory reference §3.3): ḋ = −η(h+ω)d + ηW G²/d
     (``FLOW_RHS``). d in σ units; the rate is in σ per checkpoint interval with η → η·Δs (per optimizer step for
     Δs = 1).
     """
@@ -160,12 +160,13 @@ def predict_mode_rates(d: Array, h: Array, G: Array, eta: Any, omega: Any, W: An
 
 def predict_gap_rate(d: Array, h: Array, G: Array, kstar: Any, eta: Any, omega: Any, W: Any, delta_s: Any = 1,
                      backend: Backend = "numpy", variant: Variant = "corrected") -> dict[str, Array]:
-    """Predicted dg/dt at the gap (k*, k*+1) and its three terms (Thm 14.2, ``theory.gap_flow``, spec §3.4 [C]).
+    """Predicted dg/dt at the gap (k*, k*+1) and its three terms (Thm 14.2, ``theory.gap_flow``, theory reference §3.4
+    [C]).
 
         ġ = −η(h₁−h₂)d̄ − η(h̄+ω)g + η²W(G₁²/d₁ − G₂²/d₂),   1 = k*, 2 = k*+1     (variant="corrected", default)
         ġ = −η(h₁−h₂)d̄ − η(h̄+ω)g + ηW(G₁²/d₁ − G₂²/d₂)                       (variant="quoted", [C])
 
-    The corrected Term 3 carries η²W in σ units (spec §0.1 errata 2, [R]; ``GAP_FLOW_TERMS_CORRECTED``).
+    The corrected Term 3 carries η²W in σ units (theory reference §0.1 errata 2, [R]; ``GAP_FLOW_TERMS_CORRECTED``).
 
     ``d, h, G``: per-mode arrays (modes on the last axis, leading axes e.g. checkpoints), ``kstar`` 1-indexed (int,
     or one per leading index). η → η_eff = η·Δs: with checkpoint data every rate is σ per checkpoint interval.
@@ -225,7 +226,7 @@ def integrate_modes(d0: Array, h: Array, G: Array, eta: float, omega: float, W: 
     """Integrate (F) from d(t₀) = d0 with h, G frozen at their measured values.
 
     ``variant="corrected"`` (default, errata 2 [R]): σ̇ = −η(h+ω)σ + η²W G²/σ; ``"quoted"`` [C]:
-    ḋ = −η(h+ω)d + ηW G²/d. ``scipy.integrate.solve_ivp`` on the compiled flow (spec §3.3); η → η·Δs, so
+    ḋ = −η(h+ω)d + ηW G²/d. ``scipy.integrate.solve_ivp`` on the compiled flow (theory reference §3.3); η → η·Δs, so
     ``t_span``/``t_eval`` are in checkpoint intervals (optimizer steps for Δs = 1). d in σ units. The closed form
     of the squared flow (``theory.signal_flow.closed_form_d_squared``) is the check (tests).
     """
@@ -257,8 +258,8 @@ def integrate_gap(d: Array, h: Array, G: Array, kstar: int, eta: float, omega: f
     ``variant="corrected"`` (default): the corrected flow with η²W in the driving term (errata 2 [R]);
     ``"quoted"``: the published (F) [C].
 
-    Thm 14.2 is not closed in g (it involves d̄), and it is *exactly* ḋ_{k*} − ḋ_{k*+1} of (F) (spec §3.4 [R]), so
-    the pair's two modes are integrated under (F) and g = d₁ − d₂, d̄ = (d₁ + d₂)/2 reported. h, G are
+    Thm 14.2 is not closed in g (it involves d̄), and it is *exactly* ḋ_{k*} − ḋ_{k*+1} of (F) (theory reference §3.4
+    [R]), so the pair's two modes are integrated under (F) and g = d₁ − d₂, d̄ = (d₁ + d₂)/2 reported. h, G are
     frozen at their measured values; η → η·Δs (t in checkpoint intervals). Stops at a level crossing (g = 0).
     """
     m = _as_modes("numpy", d=d, h=h, G=G)
@@ -297,7 +298,8 @@ def normal_form_prediction(d: Array, h: Array, G: Array, kstar: int, eta: float,
     c = ``C_AT_COLLAPSE``, κ = ``KAPPA_QUOTED`` = η(h̄+ω). c in σ per interval, κ per interval, ρ ≥ 0 the
     level-repulsion strength (σ² per interval; measured elsewhere, ``theory.dyson``). Returns {"c", "kappa",
     "rho", "g_star" (``G_STAR`` = c/κ, meaningful for c > 0), "g_plus" (``G_PLUS``), "regime"
-    (``classify_normal_form``), "g", "variant"}; η → η·Δs. Source: [C] statement, [R] normal form (spec §3.5).
+    (``classify_normal_form``), "g", "variant"}; η → η·Δs. Source: [C] statement, [R] normal form (theory reference
+    §3.5).
     """
     _check_variant(variant)
     m = _as_modes("numpy", d=d, h=h, G=G)
@@ -322,7 +324,8 @@ def normal_form_kappa(hbar: Array, omega: Any, G1: Array, G2: Array, dbar: Array
                       variant: Variant = "corrected", *, delta_s: Any = 1) -> np.ndarray:
     """κ of the near-collapse normal form ġ = c − κg + ρ/g, vectorised (registry quantity ``normal_form_kappa``).
 
-    ``variant="corrected"`` (default; spec §0.1 errata 3 with the η² of errata 2, [R]; ``KAPPA_CORRECTED``)::
+    ``variant="corrected"`` (default; theory reference §0.1 errata 3 with the η² of errata 2, [R];
+    ``KAPPA_CORRECTED``)::
 
         κ = −∂ġ/∂g |_{g=0, d̄ fixed} = η(h̄+ω) + η²W(G₁²+G₂²)/(2d̄²)   ≈ 2η(h̄+ω) near the fixed points
 
@@ -353,7 +356,8 @@ def mode_fixed_point(G: Array, h: Array, omega: Any, eta: Any, W: Any, variant: 
                      delta_s: Any = 1) -> np.ndarray:
     """Per-mode fixed point of the flow (F), σ units, vectorised over modes (registry quantity ``mode_flow``).
 
-    ``variant="corrected"`` (default; spec §0.1 errata 2, [R]; ``theory.signal_flow.FIXED_POINT_CORRECTED``)::
+    ``variant="corrected"`` (default; theory reference §0.1 errata 2, [R];
+    ``theory.signal_flow.FIXED_POINT_CORRECTED``)::
 
         σ_j* = |G_j|·√(ηW/(h_j+ω))        fixed point of σ̇ = −η(h+ω)σ + η²W G²/σ
 
@@ -373,7 +377,8 @@ def mode_fixed_point(G: Array, h: Array, omega: Any, eta: Any, W: Any, variant: 
 def integrate_normal_form(g0: float, c: float, kappa: float, rho: float, t_span: tuple[float, float], *,
                           t_eval: Sequence[float] | None = None, method: str = "RK45", rtol: float = 1e-9,
                           atol: float = 1e-12) -> GapIntegration:
-    """Integrate ġ = c − κg + ρ/g (``theory.normal_form.NORMAL_FORM_RHS``, spec §3.5 [R]) from g(t₀) = g0 > 0.
+    """Integrate ġ = c − κg + ρ/g (``theory.normal_form.NORMAL_FORM_RHS``, theory reference §3.5 [R]) from
+    g(t₀) = g0 > 0.
 
     c, κ, ρ in the units of ``normal_form_prediction`` (t in the same intervals). Stops if g reaches 0
     (finite-time collapse for ρ = 0, c < 0); ``d_bar`` is NaN (the normal form does not track it).
@@ -405,10 +410,10 @@ def adiabatic(dG_norm: Array, g: Array, eta: Any, delta_s: Any = 1, form: Litera
               on_zero_gap: Literal["raise", "inf"] = "raise",
               time_base: Literal["per_checkpoint", "per_step"] = "per_checkpoint") -> tuple[Any, Any]:
     """(A, regime) with A = ‖ΔG‖_F/(η g²) (``form="deltaG"``, ``theory.adiabatic.A_DELTA_G``, the default) or
-    A = ‖K̇‖/(η g²) (``form="kdot"``, ``A_KDOT``; then the first argument is ‖K̇‖), spec §1.6 [A].
+    A = ‖K̇‖/(η g²) (``form="kdot"``, ``A_KDOT``; then the first argument is ‖K̇‖), theory reference §1.6 [A].
 
-    Units: ‖ΔG‖_F in σ² (Gram) units, g in σ units, η per optimizer step. A carries 1/η (spec §0.1 errata 4), so
-    its value and regime depend on the time base (registry quantity ``adiabatic_time_base``):
+    Units: ‖ΔG‖_F in σ² (Gram) units, g in σ units, η per optimizer step. A carries 1/η (theory reference §0.1
+    errata 4), so its value and regime depend on the time base (registry quantity ``adiabatic_time_base``):
     ``time_base="per_checkpoint"`` (default) uses η → η·Δs, A per checkpoint interval of ``delta_s`` optimizer
     steps (the window shift; this divides A by Δs); ``"per_step"`` uses η as given, the literal formula applied to
     checkpoint data (``delta_s`` is then ignored). The unit-free number is ηA = ``eta_A(dG_norm, g)``; report it
@@ -448,7 +453,7 @@ def adiabatic(dG_norm: Array, g: Array, eta: Any, delta_s: Any = 1, form: Litera
 
 
 def eta_A(dG_F: Array, g: Array) -> Any:
-    """ηA = ‖ΔG‖_F/g², the unit-free adiabatic number per window shift (spec §0.1 errata 4, [R]).
+    """ηA = ‖ΔG‖_F/g², the unit-free adiabatic number per window shift (theory reference §0.1 errata 4, [R]).
 
     ``theory.adiabatic.ETA_A``. ‖ΔG‖_F in σ² (Gram) units and g in σ units, so ηA is dimensionless and free of the
     η and Δs conventions (it is what enters 1 − α_{k*} = (ηA)²g²/(4d̄²)). Scalars give a float; arrays broadcast.
@@ -468,7 +473,8 @@ def eta_A(dG_F: Array, g: Array) -> Any:
 
 def mode_loss_contributions(alpha: Array, G_tr: Array, G_val: Array, eta: Any, W: Any, delta_s: Any = 1,
                             backend: Backend = "numpy") -> Array:
-    """Per-mode first-order validation-loss change −ηW·α_j·G_j^tr·G_j^val (spec §3.7 [P operational, R derivation]).
+    """Per-mode first-order validation-loss change −ηW·α_j·G_j^tr·G_j^val (theory reference §3.7 [P operational, R
+    derivation]).
 
     ``theory.loss_decomposition.MODE_LOSS_CONTRIBUTION`` evaluated per mode (per-mode arrays, modes on the last
     axis). Negative = mode j reduces the validation loss. Units: loss per window (η → η·Δs for checkpoint
@@ -486,7 +492,7 @@ def mode_loss_contributions(alpha: Array, G_tr: Array, G_val: Array, eta: Any, W
 
 def closed_form_d_squared(d0: Array, h: Array, G: Array, eta: float, omega: float, W: float, t: Array,
                           delta_s: float = 1, variant: Variant = "corrected") -> np.ndarray:
-    """d²(t) = d*² + (d0² − d*²)e^{−2η(h+ω)t} (``theory.signal_flow.closed_form_d_squared``, spec §3.3 [R]).
+    """d²(t) = d*² + (d0² − d*²)e^{−2η(h+ω)t} (``theory.signal_flow.closed_form_d_squared``, theory reference §3.3 [R]).
 
     d*² = ηW G²/(h+ω) for ``variant="corrected"`` (default, errata 2), W G²/(h+ω) for ``"quoted"``.
     σ² units; t in checkpoint intervals with η → η·Δs. Broadcasts (e.g. d0, h, G (n,) with t (n_t, 1)).

@@ -1,15 +1,16 @@
 """Probes: measure the inputs of the predictors (h_j, G_j, the AdamW split) on a live torch model.
 
-Definitions (spec §1.5, tags [C] for h and G, [P] for the split):
+Definitions (theory reference §1.5, tags [C] for h and G, [P] for the split):
 
 - h_j = v_jᵀ H v_j, the loss-Hessian curvature along the spectral-edge direction v_j (units: loss / θ², for a unit
   v_j). Computed by one Hessian-vector product (reverse over reverse: H v = ∇⟨∇L, v⟩), never forming H.
 - G_j = ⟨∇L, v_j⟩, the gradient projection (units: loss / θ). Train and val versions come from the same function
   on a fixed train batch and a fixed val batch (``fixed_batches``).
-- Ablation Δloss (spec §3.7 [P] ``loss_decomposition.py``, Test 8): ΔL_j = L(θ − c_j v_j) − L(θ) with
+- Ablation Δloss (theory reference §3.7 [P] ``loss_decomposition.py``, Test 8): ΔL_j = L(θ − c_j v_j) − L(θ) with
   c_j = ⟨θ_g, v_j⟩, the loss change when direction v_j is projected out of the group's weights (units: loss);
   to first order ΔL_j ≈ −c_j G_j (c_j in θ units).
-- AdamW split (spec §1.5, §6.16): PyTorch's AdamW first decays, θ ← θ(1 − ηω), then adds the Adam step, so one
+- AdamW split (theory reference §1.5, §6.16): PyTorch's AdamW first decays, θ ← θ(1 − ηω), then adds the Adam step, so
+one
   step splits exactly as Δθ = Δθ_grad + Δθ_wd with Δθ_wd = −ηω θ_prev.
 
 Directions v are given in a group's flat coordinates of a ``numerics.layout.ParamLayout``: the concatenation, in
@@ -181,9 +182,9 @@ def curvature_and_gradient(
 ) -> tuple[np.ndarray, np.ndarray]:
     """(h, G) for each direction: h_j = v_jᵀ H v_j and G_j = ⟨∇L, v_j⟩, from one forward and 1 + k backward passes.
 
-    ``v``: (P_g,) or (k × P_g) in ``group``'s flat coordinates (spec §1.5 wants unit v_j, as ``right_vectors``
-    returns them; the bilinear form is evaluated as given). H and ∇L are those of ``loss_fn(model, batch)``
-    restricted to the group's parameters (v is zero elsewhere). Returns two float64 arrays of shape (k,).
+    ``v``: (P_g,) or (k × P_g) in ``group``'s flat coordinates (theory reference §1.5 wants unit v_j, as
+    ``right_vectors`` returns them; the bilinear form is evaluated as given). H and ∇L are those of ``loss_fn(model,
+    batch)`` restricted to the group's parameters (v is zero elsewhere). Returns two float64 arrays of shape (k,).
     """
     return _probe(model, loss_fn, batch, v, layout, group, eval_mode=eval_mode, curvature=True)
 
@@ -198,7 +199,7 @@ def hessian_curvature(
     *,
     eval_mode: bool = True,
 ) -> float | np.ndarray:
-    """h_j = v_jᵀ H v_j by a Hessian-vector product (spec §1.5 [C]; units loss/θ² for unit v_j).
+    """h_j = v_jᵀ H v_j by a Hessian-vector product (theory reference §1.5 [C]; units loss/θ² for unit v_j).
 
     ``v`` one direction (P_g,) → float; k directions (k × P_g) → float64 array (k,). See ``curvature_and_gradient``.
     """
@@ -217,7 +218,7 @@ def gradient_projection(
     *,
     eval_mode: bool = True,
 ) -> float | np.ndarray:
-    """G_j = ⟨∇L, v_j⟩ (spec §1.5 [C]; units loss/θ for unit v_j), one forward and one backward pass.
+    """G_j = ⟨∇L, v_j⟩ (theory reference §1.5 [C]; units loss/θ for unit v_j), one forward and one backward pass.
 
     ``v`` one direction (P_g,) → float; k directions (k × P_g) → float64 array (k,).
     """
@@ -271,7 +272,8 @@ def ablation_delta_loss(
     *,
     eval_mode: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(ΔL, c) per direction: ΔL_j = L(θ − c_j v_j) − L(θ), c_j = ⟨θ_g, v_j⟩ (spec §3.7 [P], the author's Test 8
+    """(ΔL, c) per direction: ΔL_j = L(θ − c_j v_j) − L(θ), c_j = ⟨θ_g, v_j⟩ (theory reference §3.7 [P], the author's
+    Test 8
     ablation: v_j projected out of the group's weights; v_j unit, as ``right_vectors`` returns them).
 
     ``v``: (P_g,) or (k × P_g) in ``group``'s flat coordinates. One forward for L(θ) and one per direction, under
@@ -303,7 +305,7 @@ def ablation_delta_loss(
 
 def adamw_split(theta_prev: Tensor, theta_next: Tensor, lr: float,
                 weight_decay: float | Tensor) -> tuple[Tensor, Tensor]:
-    """(Δθ_grad, Δθ_wd) for one AdamW step θ_prev → θ_next (spec §1.5 [P], §6.16).
+    """(Δθ_grad, Δθ_wd) for one AdamW step θ_prev → θ_next (theory reference §1.5 [P], §6.16).
 
     PyTorch's AdamW (decoupled decay) does θ ← θ(1 − ηω), then θ ← θ − η·m̂/(√v̂ + ε). Hence, exactly,
     Δθ_wd = −ηω θ_prev and Δθ_grad = (θ_next − θ_prev) − Δθ_wd, the Adam step the decayed θ received.
@@ -320,7 +322,7 @@ def adamw_split(theta_prev: Tensor, theta_next: Tensor, lr: float,
 
 
 def split_fractions(delta_grad: Tensor, delta_wd: Tensor, v: Tensor | np.ndarray) -> tuple[Any, Any]:
-    """(f_grad, f_wd) with f_x = |⟨Δθ_x, v⟩| / (|⟨Δθ_grad, v⟩| + |⟨Δθ_wd, v⟩|) ∈ [0, 1] (spec §6.16 [P]).
+    """(f_grad, f_wd) with f_x = |⟨Δθ_x, v⟩| / (|⟨Δθ_grad, v⟩| + |⟨Δθ_wd, v⟩|) ∈ [0, 1] (theory reference §6.16 [P]).
 
     ``v``: (P,) → two floats; (k × P) → two float64 arrays (k,). All vectors in the same flat coordinates
     (restrict full-layout vectors with ``group_coordinates``). f_grad + f_wd = 1 where defined; NaN where both

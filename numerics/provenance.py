@@ -1,4 +1,10 @@
-"""Provenance recorded with every run and every output: config, seeds, versions, git commit, device, time."""
+"""Provenance recorded with every run and every output: config, seeds, versions, git commit, device, time.
+
+``provenance`` is the harness's record (the git commit of this package's checkout); ``run_provenance`` is what the
+spectral monitor records by itself for a user's own loop (the git commit of the working directory, the optimiser's
+class and per-group hyper-parameters, and a minimal ``config`` with ``lr`` / ``weight_decay`` that the run store
+reads); ``merge_provenance`` lays a user's record over it without dropping either.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +12,14 @@ import datetime as _dt
 import platform
 import subprocess
 import sys
+from collections.abc import Mapping
 from importlib import metadata
+from numbers import Real
 from pathlib import Path
 from typing import Any
 
-__all__ = ["git_commit", "package_versions", "provenance"]
+__all__ = ["git_commit", "merge_provenance", "optimizer_config", "optimizer_description", "package_versions",
+           "provenance", "run_provenance"]
 
 _PACKAGES = ("spectral-edge", "torch", "numpy", "scipy", "sympy", "pydantic", "hypothesis")
 
@@ -69,3 +78,84 @@ def provenance(
         "argv": list(sys.argv),
         "created_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+def _plain(value: Any) -> Any:
+    """A hyper-parameter as JSON: numbers and bools as they are, one-element tensors as floats, tuples/lists of
+    numbers as lists; anything else (callables, strings, None, tensors of many entries) → None (left out)."""
+    if isinstance(value, bool | int | float):
+        return value
+    if isinstance(value, Real):
+        return float(value)
+    if hasattr(value, "numel") and hasattr(value, "item") and value.numel() == 1:  # a tensor lr (capturable)
+        return float(value.item())
+    if isinstance(value, tuple | list) and value and all(isinstance(v, Real) for v in value):
+        return [v if isinstance(v, bool | int) else float(v) for v in value]
+    return None
+
+
+def optimizer_description(optimizer: Any) -> dict[str, Any]:
+    """The optimiser's class and, per parameter group, every hyper-parameter that is a number, a bool or a tuple of
+    numbers (lr, initial_lr, weight_decay, betas, momentum, eps, …), with the group's parameter and element counts."""
+    groups = []
+    for group in getattr(optimizer, "param_groups", []):
+        params = list(group.get("params", []))
+        desc: dict[str, Any] = {"n_params": len(params),
+                                "n_elements": int(sum(p.numel() for p in params if hasattr(p, "numel")))}
+        for key, value in group.items():
+            if key != "params" and (plain := _plain(value)) is not None:
+                desc[key] = plain
+        groups.append(desc)
+    cls = type(optimizer)
+    return {"class": cls.__name__, "module": cls.__module__, "param_groups": groups}
+
+
+def optimizer_config(optimizer: Any) -> dict[str, Any]:
+    """``{"lr", "weight_decay", "optimizer"}`` of the optimiser's main parameter group (the one holding the most
+    elements, the first on ties; with one group, that group): the lr before any scheduler (``initial_lr`` when a
+    scheduler set it), the class name in lower case. What the run store reads to label a user's run."""
+    groups = optimizer_description(optimizer)["param_groups"]
+    out: dict[str, Any] = {}
+    if groups:
+        main = max(groups, key=lambda g: g["n_elements"])  # max keeps the first of equal ones
+        lr = main.get("initial_lr", main.get("lr"))
+        if isinstance(lr, int | float) and not isinstance(lr, bool):
+            out["lr"] = lr
+        wd = main.get("weight_decay")
+        if isinstance(wd, int | float) and not isinstance(wd, bool):
+            out["weight_decay"] = wd
+    out["optimizer"] = type(optimizer).__name__.lower()
+    return out
+
+
+def run_provenance(optimizer: Any = None, device: Any = "cpu", cwd: str | Path | None = None) -> dict[str, Any]:
+    """What a monitor records for a user's own loop: ``config`` from the optimiser (``optimizer_config``), package
+    versions, the git commit of ``cwd`` (default: the working directory; None outside a repository), the device,
+    the optimiser (``optimizer_description``), the command line and the time."""
+    out: dict[str, Any] = {}
+    if optimizer is not None:
+        out["config"] = optimizer_config(optimizer)
+    out.update({
+        "versions": package_versions(),
+        "git": {**git_commit(Path.cwd() if cwd is None else cwd), "cwd": str(Path.cwd() if cwd is None else cwd)},
+        "device": _device_description(device),
+        "argv": list(sys.argv),
+        "created_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    })
+    if optimizer is not None:
+        out["optimizer"] = optimizer_description(optimizer)
+    return out
+
+
+def merge_provenance(auto: Mapping[str, Any], user: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``user`` laid over ``auto``: every key of both is kept; where both hold a mapping the two are merged (the
+    user's value wins key by key), otherwise the user's value wins. A user's ``config`` replaces the automatic one
+    whole (it is the user's own description of the run)."""
+    out = dict(auto)
+    for key, value in (user or {}).items():
+        mine = out.get(key)
+        if key != "config" and isinstance(mine, Mapping) and isinstance(value, Mapping):
+            out[key] = merge_provenance(mine, value)
+        else:
+            out[key] = value
+    return out

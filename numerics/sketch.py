@@ -1,7 +1,7 @@
 """Johnson–Lindenstrauss sketch of flat parameter vectors: Φ ∈ ℝ^{d×P}, i.i.d. N(0, 1/d), never stored.
 
-The JL variant of the spectral engine replaces δ by Φδ with d = 10W (spec §1.2 computation notes, §6.17): the
-Gram becomes X ΦᵀΦ Xᵀ, an unbiased estimate of X Xᵀ because E[ΦᵀΦ] = I. The monitor sketches each atom of θ_t
+The JL variant of the spectral engine replaces δ by Φδ with d = 10W (theory reference §1.2 computation notes, §6.17):
+the Gram becomes X ΦᵀΦ Xᵀ, an unbiased estimate of X Xᵀ because E[ΦᵀΦ] = I. The monitor sketches each atom of θ_t
 to d numbers, so the sketched update is Φθ_t − Φθ_{t−1} = Φδ_t (linearity) and the `RollingGram` holds W rows of
 n_atoms·d numbers instead of W rows of P: memory drops from W·P to about 2·n_atoms·d + one chunk of Φ.
 
@@ -47,7 +47,7 @@ __all__ = ["JLSketch", "default_sketch_dim"]
 
 
 def default_sketch_dim(window: int) -> int:
-    """d = 10W, the sketch dimension of the author's JL variant (spec §1.2)."""
+    """d = 10W, the sketch dimension of the author's JL variant (theory reference §1.2)."""
     return 10 * int(window)
 
 

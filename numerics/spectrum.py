@@ -1,6 +1,6 @@
 """The spectrum of one window of updates, computed from its W×W Gram matrix.
 
-X ∈ ℝ^{w×P} stacks the updates δ of the window as rows; G = X Xᵀ (uncentred, unnormalised, spectral-edge-math.md
+X ∈ ℝ^{w×P} stacks the updates δ of the window as rows; G = X Xᵀ (uncentred, unnormalised, theory reference
 §1.2) is all this module needs. With G = U Λ Uᵀ: λ_j (σ² units) are the eigenvalues, σ_j = √λ_j the singular
 values of X, u_j ∈ ℝ^w the temporal profiles, and v_j = Xᵀu_j/σ_j ∈ ℝ^P the spectral-edge directions, which
 ``right_vectors`` forms only when X itself is at hand.

@@ -4,7 +4,7 @@ Everything here is computed from the *extended* Gram G_ext, the (w+1)×(w+1) Gra
 [δ_{t−w}, δ_{t−w+1}, …, δ_t]: the previous window is rows 0…w−1 (G_prev = G_ext[:-1, :-1]), the current one rows
 1…w (G_now = G_ext[1:, 1:]), and G_ext[:-1, 1:] holds the cross inner products. No P-sized vector is touched.
 
-α_j variants are registered under quantity ``"alpha"`` (spectral-edge-math.md §1.4 describes three inequivalent
+α_j variants are registered under quantity ``"alpha"`` (theory reference §1.4 describes three inequivalent
 versions in the sources; §7.1 why the perturbation is a registry option). All return an array indexed by the
 current window's j = 1…w (α-half: j = 1…⌊w/2⌋). NaN marks an α_j that is undefined because a σ_j is zero.
 
@@ -105,7 +105,7 @@ def _dk_alpha(norm: float, gap: np.ndarray, C: float) -> np.ndarray:
 @registry.register(
     "alpha",
     "dk_deltaC",
-    source="[R] Davis–Kahan on the dual operator C = XᵀX, spectral-edge-math §7.1",
+    source="[R] Davis–Kahan on the dual operator C = XᵀX, theory reference §7.1",
     version="reconstruction",
     default=True,
 )

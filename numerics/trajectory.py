@@ -110,6 +110,14 @@ class TrajectoryWriter:
             os.fsync(self._fh.fileno())
             self._last_fsync = now
 
+    def sync(self) -> None:
+        """Flush and fsync now (the training loop calls this before it writes a checkpoint, so a checkpoint never
+        refers to records that a machine crash could still lose)."""
+        if self._fh is not None:
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+            self._last_fsync = time.monotonic()
+
     def write(self, record_type: str, step: int, **fields: Any) -> None:
         """Append one record ``{"type": record_type, "step": step, **fields}``."""
         self._write_line({"type": record_type, "step": int(step), **fields})
@@ -136,6 +144,7 @@ class Trajectory:
     header: dict[str, Any]
     records: list[dict[str, Any]]
     truncated: bool = False
+    skipped_lines: list[int] = field(default_factory=list)
     _cache: dict[Any, Any] = field(default_factory=dict, repr=False)
 
     @property
@@ -175,22 +184,49 @@ def _dedupe(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     return list(last.values())
 
 
+def _gunzip(p: Path, raw: bytes) -> tuple[bytes, bool]:
+    """Decompress (possibly concatenated) gzip members, streaming; returns (data, cut) where ``cut`` says the
+    stream ended (or broke) before its end: the data decompressed before the cut is kept."""
+    out: list[bytes] = []
+    rest = raw
+    while rest:
+        d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        try:
+            out.append(d.decompress(rest))
+            out.append(d.flush())
+        except zlib.error:
+            return b"".join(out), True
+        if not d.eof:
+            return b"".join(out), True
+        rest = d.unused_data
+    return b"".join(out), False
+
+
 def read_trajectory(path: str | os.PathLike[str]) -> Trajectory:
     """Read and validate a trajectory file.
 
     Raises ``TrajectoryError`` naming the file for: a missing or empty file, a header that is not ours (a
-    foreign file), a newer schema version, and a corrupt line before the last one. A partial last line (a run
-    killed mid-write) is dropped with a warning and ``truncated=True``.
+    foreign file), a schema version that is not a positive integer this package reads. A partial last line (a run
+    killed mid-write) and the lost end of a truncated ``.gz`` are dropped with a warning and ``truncated=True``; a
+    corrupt line elsewhere is skipped with a warning naming it (``skipped_lines``), keeping the records around it.
     """
     p = Path(path)
     if not p.exists():
         raise TrajectoryError(f"trajectory file not found: {p}")
+    cut = False
     try:
         raw = p.read_bytes()
-        if p.suffix == ".gz":  # finished runs are stored compressed (verify/runs/)
-            raw = gzip.decompress(raw)
-    except (OSError, EOFError, zlib.error) as exc:
+    except OSError as exc:
         raise TrajectoryError(f"cannot read trajectory file {p}: {exc}") from exc
+    if p.suffix == ".gz":  # finished runs are stored compressed (verify/runs/)
+        raw, cut = _gunzip(p, raw)
+        if cut:
+            if b"\n" not in raw:
+                raise TrajectoryError(f"cannot read trajectory file {p}: the gzip stream is cut (or corrupt) before "
+                                      "the end of its header")
+            warnings.warn(f"{p}: the gzip stream is cut (or corrupt); read the records before the cut",
+                          stacklevel=2)
+            raw = raw[: raw.rfind(b"\n") + 1]  # the records before the cut; a partial last line is dropped
     if not raw.strip():
         raise TrajectoryError(f"trajectory file is empty: {p}")
     try:
@@ -210,10 +246,14 @@ def read_trajectory(path: str | os.PathLike[str]) -> Trajectory:
     if not isinstance(header, dict) or header.get("schema") != SCHEMA:
         raise TrajectoryError(f"{p} is not a spectral-edge trajectory (missing schema header {SCHEMA!r})")
     version = header.get("version")
-    if not isinstance(version, int) or version > SCHEMA_VERSION:
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise TrajectoryError(f"{p} has trajectory schema version {version!r}: not a positive integer (this package "
+                              f"reads versions 1 to {SCHEMA_VERSION})")
+    if version > SCHEMA_VERSION:
         raise TrajectoryError(f"{p} has trajectory schema version {version!r}; this package reads <= {SCHEMA_VERSION}")
     records: list[dict[str, Any]] = []
-    truncated = False
+    truncated = cut
+    skipped: list[int] = []
     body = lines[1:]
     for i, line in enumerate(body, start=2):
         if not line.strip():
@@ -225,11 +265,17 @@ def read_trajectory(path: str | os.PathLike[str]) -> Trajectory:
                 truncated = True
                 warnings.warn(f"{p}: dropped a partial last record (line {i}); the run was interrupted", stacklevel=2)
                 break
-            raise TrajectoryError(f"{p}: line {i} is corrupt ({exc.msg})") from exc
+            skipped.append(i)
+            warnings.warn(f"{p}: line {i} is corrupt ({exc.msg}); skipped it, kept the records around it",
+                          stacklevel=2)
+            continue
         if not isinstance(rec, dict) or "type" not in rec or "step" not in rec:
-            raise TrajectoryError(f"{p}: line {i} is not a trajectory record (needs 'type' and 'step')")
+            skipped.append(i)
+            warnings.warn(f"{p}: line {i} is not a trajectory record (needs 'type' and 'step'); skipped it",
+                          stacklevel=2)
+            continue
         records.append(rec)
-    return Trajectory(path=p, header=header, records=_dedupe(records), truncated=truncated)
+    return Trajectory(path=p, header=header, records=_dedupe(records), truncated=truncated, skipped_lines=skipped)
 
 
 def compress_trajectory(path: str | os.PathLike[str], *, remove: bool = True) -> Path:
@@ -238,7 +284,10 @@ def compress_trajectory(path: str | os.PathLike[str], *, remove: bool = True) ->
     Stored runs (``verify/runs/``) are kept compressed: the JSON text of spectra compresses about 4x.
     """
     p = Path(path)
-    read_trajectory(p)  # never archive a corrupt file
+    t = read_trajectory(p)
+    if t.skipped_lines or t.truncated:  # never archive a corrupt or cut file
+        raise TrajectoryError(f"will not archive {p}: " + (f"corrupt lines {t.skipped_lines}" if t.skipped_lines
+                                                          else "its last record is cut"))
     target = atomic_write_bytes(p.with_name(p.name + ".gz"), gzip.compress(p.read_bytes(), mtime=0))
     if remove:
         p.unlink()

@@ -315,9 +315,9 @@ def test_missing_and_stale_runs_name_the_file_and_the_command(tmp_path: Path) ->
     _sweep(d, {"a.jsonl.gz": 200})
     with pytest.raises(StoredRunError, match=r"a\.jsonl\.gz is unfinished \(no final 'end' record\)"):
         load_stored(d)
-    # older schema version (read_trajectory itself refuses newer ones)
+    # a schema version that is not a positive integer (read_trajectory refuses it, and newer ones)
     _write_run(d / "a.jsonl.gz", version=0)
-    with pytest.raises(StoredRunError, match=r"schema version 0.*delete it and regenerate"):
+    with pytest.raises(StoredRunError, match=r"schema version 0.*delete .*a\.jsonl\.gz and regenerate"):
         load_stored(d)
     # corrupt file
     (d / "a.jsonl.gz").write_bytes(b"not gzip")

@@ -175,7 +175,7 @@ LR, EVERY, W = 1e-3, 100, 8
 def thm_14_2_twin(d: list[float], h: list[float], G: list[float], eta: float, omega: float, w: int,
                   variant: str = "corrected") -> float:
     """Thm 14.2 typed out (k* = 1): −η(h₁−h₂)d̄ − η(h̄+ω)g + η^p·W(G₁²/d₁ − G₂²/d₂), p = 2 for the corrected Term 3
-    (spec §0.1 errata 2: σ units) and p = 1 for the quoted one (spec §3.4)."""
+    (theory reference §0.1 errata 2: σ units) and p = 1 for the quoted one (theory reference §3.4)."""
     d1, d2, h1, h2, G1, G2 = d[0], d[1], h[0], h[1], G[0], G[1]
     injection = (eta ** 2 if variant == "corrected" else eta) * w * (G1 ** 2 / d1 - G2 ** 2 / d2)
     return -eta * (h1 - h2) * (d1 + d2) / 2 - eta * ((h1 + h2) / 2 + omega) * (d1 - d2) + injection

@@ -4,8 +4,9 @@
 row (claim, source, claimed, measured text, control, null, verdict, reason, criterion, details and figure name) must
 come out the same until a change means to move it: a refactor moves code, never a number. History: taken before the
 issue-12 refactor (commit 5a20507) and held through it unchanged; replaced for issue 13 (controls and nulls in every
-row, dated criteria, the corrected theory as default, the predictor-vs-run rows). A change that moves a row on purpose
-replaces the file and says so here and in its commit.
+row, dated criteria, the corrected theory as default, the predictor-vs-run rows); edited for issue 14 in the sources
+only ("spec §X" → "theory reference §X", the book's own page). A change that moves a row on purpose replaces the file
+and says so here and in its commit.
 """
 
 from __future__ import annotations

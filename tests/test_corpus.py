@@ -37,7 +37,7 @@ from verify.corpus import (
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-# lm-corpus-offline.md: the official GPT-2 files (the hashes tiktoken pins)
+# the official GPT-2 files (the hashes tiktoken pins)
 OFFICIAL_SHA256 = {
     "encoder.json": "196139668be63f3b5d6574427317ae82f612a97c5d1cdaf36ed2256dbf636783",
     "vocab.bpe": "1ce1664773c50f3e0cc8842619a93edc4624525b728b188a9e0be33b7726adc5",
@@ -260,7 +260,7 @@ def test_synthetic_documents_follow_the_generator() -> None:
 
 
 def test_real_corpus_cache() -> None:
-    """The full build (lm-corpus-offline.md: seven sources, ~10.2M tokens), where it has been built."""
+    """The full build (seven sources, ~10.2M tokens), where it has been built."""
     try:
         loaded = load_corpus(verify=False)
     except CorpusNotFoundError as exc:

@@ -1,4 +1,5 @@
-"""verify.studies.defect: the commutator defect against the exact quadratic formula (spec §6.15), non-interference with
+"""verify.studies.defect: the commutator defect against the exact quadratic formula (theory reference §6.15),
+non-interference with
 training, the adaptive η of dyck_scan, and the onset detectors."""
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ def random_batch(g: torch.Generator) -> tuple[Tensor, Tensor]:
 @pytest.mark.parametrize("seed", range(5))
 @pytest.mark.parametrize("eta", [1e-3, 0.1])
 def test_quadratic_matches_exact_formula(seed: int, eta: float) -> None:
-    """θ_AB − θ_BA = η²(H_B g_A − H_A g_B) exactly for quadratics, at any η (spec §6.15)."""
+    """θ_AB − θ_BA = η²(H_B g_A − H_A g_B) exactly for quadratics, at any η (theory reference §6.15)."""
     g = torch.Generator().manual_seed(seed)
     theta0 = torch.randn(N, generator=g, dtype=torch.float64)
     (Ha, ba), (Hb, bb) = random_batch(g), random_batch(g)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -9,7 +11,7 @@ from torch import nn
 
 from numerics.errors import ShapeMismatchError, SpectralEdgeError
 from numerics.gram import RollingGram
-from numerics.layout import ParamLayout, attention_selector, per_layer_groups
+from numerics.layout import ParamLayout, attention_selector, clean_name, per_layer_groups, select
 
 
 class Attn(nn.Module):
@@ -128,10 +130,14 @@ def test_gather_checks_buffer(model):
 def test_bad_group_definitions(model):
     with pytest.raises(SpectralEdgeError, match="not trainable"):
         ParamLayout.from_model(model, {"x": ["frozen"]})
-    with pytest.raises(SpectralEdgeError, match="string"):
-        ParamLayout.from_model(model, {"x": "embed.weight"})
-    with pytest.raises(SpectralEdgeError, match="select no"):
+    with pytest.raises(SpectralEdgeError, match=r"selects no.*embed\.weight"):  # lists the names there are
+        ParamLayout.from_model(model, {"x": "nothing.weight"})
+    with pytest.raises(SpectralEdgeError, match="selects no"):
         ParamLayout.from_model(model, {"x": lambda n, p: False})
+    with pytest.raises(SpectralEdgeError, match="regular expression"):
+        ParamLayout.from_model(model, {"x": "re:(unclosed"})
+    with pytest.raises(SpectralEdgeError, match="selector"):
+        ParamLayout.from_model(model, {"x": 3})
     with pytest.raises(KeyError):
         ParamLayout.from_model(model).param_names("attn")
 
@@ -159,3 +165,53 @@ def test_gram_is_invariant_to_flattening_order(model):
         prev_model_order = cur
     G_all = sum(gram.gram(g) for g in ("embed", "layer.0", "layer.1"))  # these groups partition the layout
     assert np.allclose(G_all, plain.gram(), rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("selector", [
+    "layers.*.self_attn.*_proj.weight",                        # glob
+    "*self_attn*weight",                                       # glob, the README's form
+    re.compile(r"self_attn\.\w_proj\.weight$"),                # compiled regex
+    r"re:self_attn\.[qkvo]_proj\.weight$",                     # "re:" string
+    [f"layers.{i}.self_attn.{m}_proj.weight" for i in range(2) for m in "qkvo"],   # names
+    attention_selector(),                                      # callable
+])
+def test_selector_forms_select_the_same_parameters(model, selector):
+    want = [f"layers.{i}.self_attn.{m}_proj.weight" for i in range(2) for m in "qkvo"]
+    layout = ParamLayout.from_model(model, {"attn": selector})
+    assert layout.param_names("attn") == want
+    assert select(model, selector) == want
+
+
+class _Wrapper(nn.Module):
+    """What DDP / DataParallel (``module.``) and torch.compile (``_orig_mod.``) do to parameter names."""
+
+    def __init__(self, inner: nn.Module, attr: str) -> None:
+        super().__init__()
+        setattr(self, attr, inner)
+
+
+@pytest.mark.parametrize("attrs", [["module"], ["_orig_mod"], ["module", "_orig_mod"], ["_orig_mod", "module"]])
+def test_wrapper_prefixes_are_stripped(model, attrs):
+    wrapped: nn.Module = model
+    for attr in attrs:
+        wrapped = _Wrapper(wrapped, attr)
+    raw = [n for n, p in wrapped.named_parameters() if p.requires_grad]
+    assert all(n.startswith(f"{attrs[-1]}.") for n in raw)
+    bare = ParamLayout.from_model(model, {"attn": attention_selector(), "emb": ["embed.weight"], "all": "*"})
+    layout = ParamLayout.from_model(wrapped, {"attn": attention_selector(), "emb": ["embed.weight"], "all": "*"})
+    for g in ("attn", "emb", "all"):
+        assert layout.param_names(g) == bare.param_names(g)  # the stored names are the clean ones
+    # names given with the wrapper's prefix select the same parameter
+    prefixed = ParamLayout.from_model(wrapped, {"emb": [f"{attrs[-1]}.embed.weight"]})
+    assert prefixed.param_names("emb") == ["embed.weight"]
+    assert clean_name("module._orig_mod.layers.0.norm.weight") == "layers.0.norm.weight"
+    assert clean_name("encoder._orig_mod.fc.weight") == "encoder.fc.weight"
+    assert per_layer_groups(wrapped) == per_layer_groups(model)
+
+
+def test_empty_selection_lists_some_names():
+    big = nn.Sequential(*[nn.Linear(2, 2) for _ in range(10)])
+    with pytest.raises(SpectralEdgeError) as info:
+        ParamLayout.from_model(big, {"attn": "*attn*weight"})
+    msg = str(info.value)
+    assert "'attn'" in msg and "'*attn*weight'" in msg and "0.weight" in msg and "20 in all" in msg

@@ -122,7 +122,8 @@ def test_trajectory_file_has_provenance_and_records(tmp_path):
     mon.log(12, test_acc=0.5)
     mon.close()
     t = read_trajectory(path)
-    assert t.provenance == {"seeds": {"init": 0}}
+    assert t.provenance["seeds"] == {"init": 0}  # the caller's provenance is kept, merged with the monitor's own
+    assert t.provenance["config"] == {"lr": 1e-2, "weight_decay": 0.5, "optimizer": "adamw"}
     assert t.meta["window"] == 3 and t.meta["every"] == 2
     assert set(t.groups()) == {"all", "attn"}
     steps, r = t.series("spectrum", "R", "attn")

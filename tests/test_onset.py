@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from numerics.errors import TrajectoryError
+from numerics.errors import SpectralEdgeError, TrajectoryError
 from numerics.trajectory import TrajectoryWriter
 from verify.store import DefectRecord, RunData, load_rundata
 from verify.studies.onset import (
@@ -193,3 +193,23 @@ def test_report_per_signal_task_and_workload_in_json_and_text(tmp_path: Path) ->
     for needle in ("task synthetic-add", "task dyck-x", "workload dyck", "workload synthetic", "range 900–900"):
         assert needle in text
     json.dumps(rep)  # JSON-able
+
+
+def test_predict_marks_false_positives_and_labels(runs: dict[str, RunData]) -> None:
+    out = predict(runs["ctrlfire-s137"], [G23Decline()])
+    assert out["label"] == "control" and out["signals"][0]["outcome"] == "false positive"
+    assert "FALSE POSITIVE (fired on a control)" in out["text"] and "control (weight decay 0)" in out["text"]
+    pos = predict(runs["grok-s42"], [G23Decline()])
+    assert pos["label"] == "positive" and pos["signals"][0]["outcome"] == "early"
+    assert "FALSE POSITIVE" not in pos["text"] and "positive (grokked with weight decay > 0)" in pos["text"]
+    forced = dataclasses.replace(runs["grok-s42"], label="control")  # an explicit label overrides the data
+    out = predict(forced, [G23Decline()])
+    assert out["labelled_by"] == "override" and out["signals"][0]["outcome"] == "false positive"
+
+
+def test_predict_unknown_group_is_an_error_listing_the_groups(tmp_path: Path) -> None:
+    path = write_run(tmp_path / "a-s42.jsonl")
+    with pytest.raises(SpectralEdgeError, match=r"no parameter group 'nope'; it records all, attn"):
+        predict(path, group="nope")
+    assert predict(path, group="all")["group"] == "all"
+    assert predict(path)["group"] == "attn"  # no group asked: attn, as before

@@ -216,7 +216,8 @@ def test_bad_inputs_get_clear_errors():
         pr.adiabatic(0.3, 1.0, 1e-3, form="rhs")
 
 
-# --- corrected vs quoted forms (spec §0.1 errata 2–4) ---------------------------------------------------------------
+# --- corrected vs quoted forms (theory reference §0.1 errata 2–4)
+# ---------------------------------------------------------------
 
 
 @pytest.mark.parametrize("variant", ["corrected", "quoted"])

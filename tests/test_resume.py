@@ -16,7 +16,7 @@ from verify.cli import app
 from verify.harness.checkpoint import CheckpointError
 from verify.harness.config import RunConfig, preset, save_config
 from verify.harness.loop import RunResult, train
-from verify.harness.runner import RunFinished, train_with_monitor
+from verify.harness.runner import ConfigMismatch, RunFinished, train_with_monitor
 from verify.store import checkpoint_path
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -130,8 +130,8 @@ def test_bad_checkpoints_are_refused_before_training(tmp_path) -> None:
     def resume(c: RunConfig = cfg) -> None:
         train_with_monitor(c, path, progress=False, resume=True, step_callback=steps.append)
 
-    with pytest.raises(CheckpointError, match="different config: lr"):
-        resume(cfg.with_overrides(lr=1e-2))
+    with pytest.raises(ConfigMismatch, match=r"different config: lr: 0.003 \(stored\) vs 0.01 \(now\).*--overwrite"):
+        resume(cfg.with_overrides(lr=1e-2))  # the trajectory's config_sha is checked before the checkpoint's
     ckpt.write_bytes(good[: len(good) // 2])  # truncated mid-write by a crash (what atomic writes prevent)
     with pytest.raises(CheckpointError, match="not a readable checkpoint"):
         resume()

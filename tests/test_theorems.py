@@ -48,7 +48,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 TINY = 8
 FEW = settings(max_examples=30, database=None, derandomize=True, deadline=None)
 
-# The statements the catalogue must cover (spec §6, issue 6 "Theorems for users").
+# The statements the catalogue must cover (theory reference §6, issue 6 "Theorems for users").
 REQUIRED = [
     "svd_gram",
     "invariance.scaling",

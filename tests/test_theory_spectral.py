@@ -176,7 +176,7 @@ W_SIM, P_SIM = 10, 20_000
 
 
 def _spiked(d: float, nu: float, seed: int, W: int = W_SIM, P: int = P_SIM) -> np.ndarray:
-    """X = d·u vᵀ + N, u, v random unit vectors, N i.i.d. N(0, ν²): the model of spec §6.14."""
+    """X = d·u vᵀ + N, u, v random unit vectors, N i.i.d. N(0, ν²): the model of theory reference §6.14."""
     rng = np.random.default_rng(seed)
     u = rng.standard_normal(W)
     v = rng.standard_normal(P)
@@ -223,7 +223,7 @@ def test_bbp_curve_is_continuous_at_threshold_and_matches_the_spec_number() -> N
     dc = bbp.d_crit_textbook(nu, P, W)
     edge = bbp.mp_bulk_edges(nu, P, W)[1]
     assert bbp.bbp_top_sigma(dc * (1 + 1e-9), nu, P, W) == pytest.approx(edge, rel=1e-8)
-    assert bbp.bbp_top_sigma(200.0, 1.0, 200_000, 10) == pytest.approx(489.96, abs=0.005)  # spec §6.14
+    assert bbp.bbp_top_sigma(200.0, 1.0, 200_000, 10) == pytest.approx(489.96, abs=0.005)  # theory reference §6.14
     assert bbp.bbp_top_sigma(5.0, 0.0, P, W) == 5.0
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import torch
@@ -286,6 +287,31 @@ def test_streams_are_independent_and_plain_is_the_old_seeding() -> None:
 def test_bad_configs_fail_validation(overrides: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         make_run_config(overrides.pop("task", "modular"), overrides)
+
+
+@pytest.mark.parametrize(("overrides", "field"), [
+    ({"monitor": {"window": 2.7}}, "monitor.window"),
+    ({"monitor": {"every": 50.0}}, "monitor.every"),
+    ({"max_steps": True}, "max_steps"),
+    ({"batch_size": "64"}, "batch_size"),
+    ({"eval_every": 10.5}, "eval_every"),
+    ({"data_seed": False}, "data_seed"),
+    ({"checkpoint_every": 7.0}, "checkpoint_every"),
+    ({"early_stop": {"acc": 0.9, "patience": 2.5}}, "early_stop.patience"),
+    ({"defect": {"every": True}}, "defect.every"),
+])
+def test_int_fields_are_strict(overrides: dict, field: str) -> None:
+    """No 2.7 → 2 and no true → 1: a float, bool or string where an int belongs is an error naming the field."""
+    with pytest.raises(ValueError, match=rf"(?s){re.escape(field)}\n.*valid integer"):
+        make_run_config("modular", overrides)
+
+
+def test_strict_ints_keep_json_configs_and_int_floats(tmp_path) -> None:
+    cfg = small(lr=1, monitor={"window": 3, "every": 5})  # an int where a float belongs is fine
+    assert cfg.lr == 1.0 and isinstance(cfg.lr, float)
+    assert RunConfig.model_validate_json(cfg.model_dump_json()) == cfg
+    (tmp_path / "c.json").write_text(cfg.model_dump_json())
+    assert load_config(tmp_path / "c.json") == cfg
 
 
 def test_zero_cadence_is_off_and_flat_configs_load(tmp_path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import numpy as np
 import pytest
@@ -99,13 +100,64 @@ def test_newer_schema_version(tmp_path):
         read_trajectory(tmp_path / "v.jsonl")
 
 
-def test_corrupt_middle_line_names_the_line(tmp_path):
+def test_corrupt_middle_line_is_skipped_with_a_warning_naming_it(tmp_path):
     path = _write_run(tmp_path / "run.jsonl")
+    before = read_trajectory(path)
     lines = path.read_text().splitlines(keepends=True)
+    lost = json.loads(lines[3])
     lines[3] = '{"type": "eval", "step": 2\n'
     path.write_text("".join(lines))
-    with pytest.raises(TrajectoryError, match="line 4 is corrupt"):
-        read_trajectory(path)
+    with pytest.warns(UserWarning, match=r"run\.jsonl: line 4 is corrupt"):
+        t = read_trajectory(path)
+    assert t.skipped_lines == [4] and not t.truncated
+    assert len(t.records) == len(before.records) - 1  # every record around the corrupt line is kept
+    assert lost not in t.records and all(r in before.records for r in t.records)
+
+
+@pytest.mark.parametrize("version", [0, -7, True, "1", 1.0, None])
+def test_only_positive_integer_schema_versions(tmp_path, version):
+    (tmp_path / "v.jsonl").write_text(json.dumps({"schema": SCHEMA, "version": version}) + "\n")
+    with pytest.raises(TrajectoryError, match=f"schema version {re.escape(repr(version))}: not a positive integer"):
+        read_trajectory(tmp_path / "v.jsonl")
+
+
+def test_truncated_gzip_keeps_the_records_before_the_cut(tmp_path):
+    from numerics.trajectory import compress_trajectory
+
+    path = _write_run(tmp_path / "run.jsonl", n=200)
+    full = read_trajectory(path).records
+    n = len(full)
+    gz = compress_trajectory(path)
+    data = gz.read_bytes()
+    gz.write_bytes(data[: len(data) * 2 // 3])
+    with pytest.warns(UserWarning, match="cut"):
+        t = read_trajectory(gz)
+    assert t.truncated and 0 < len(t.records) < n
+    assert t.records == full[: len(t.records)]  # exactly the records before the cut
+
+
+def test_compress_refuses_a_corrupt_file(tmp_path):
+    from numerics.trajectory import compress_trajectory
+
+    path = _write_run(tmp_path / "run.jsonl")
+    lines = path.read_text().splitlines(keepends=True)
+    lines[2] = "garbage\n"
+    path.write_text("".join(lines))
+    with pytest.warns(UserWarning), pytest.raises(TrajectoryError, match="will not archive"):
+        compress_trajectory(path)
+    assert path.exists()
+
+
+def test_writer_sync_fsyncs(tmp_path, monkeypatch):
+    import os
+
+    calls = []
+    w = TrajectoryWriter(tmp_path / "s.jsonl", fsync_interval=1e9)
+    w.write("eval", 1, x=1.0)
+    monkeypatch.setattr(os, "fsync", lambda fd: calls.append(fd))
+    w.sync()
+    assert calls and read_trajectory(tmp_path / "s.jsonl").evals()[0]["x"] == 1.0
+    w.close()
 
 
 def test_truncated_header(tmp_path):

@@ -1,6 +1,6 @@
 """The adiabatic parameter A: its two published forms, the η unit convention, the regime map, and A ↔ α.
 
-Two forms [A], registered under quantity ``"adiabatic"`` (spec §1.6, §7.9):
+Two forms [A], registered under quantity ``"adiabatic"`` (theory reference §1.6, §7.9):
 
 * ``deltaG`` (default): A = ‖ΔG‖_F/(η g²) — every listing abstract, v1–v3;
 * ``kdot``: A = ‖K̇‖/(η g²) — the v1 paper-body abstract (K the empirical NTK Gram, K̇ its rate of change; the
@@ -9,14 +9,14 @@ Two forms [A], registered under quantity ``"adiabatic"`` (spec §1.6, §7.9):
 Units: ΔG in σ² units (Gram eigenvalue units), g = d_{k*} − d_{k*+1} in σ units, η per optimizer step. A is
 invariant under X → cX but *not* under a change of the η convention: ηA = ‖ΔG‖_F/g² is the unit-free number, and A
 itself carries 1/η. For checkpoint data the update spans Δs optimizer steps, so η must be replaced by
-η·Δs (``effective_eta``) [S: the sources never say how the author handles this; spec §1.1, §7.2]; that divides A
-by Δs.
+η·Δs (``effective_eta``) [S: the sources never say how the author handles this; theory reference §1.1, §7.2]; that
+divides A by Δs.
 
 Regimes [A: A ≪ 1 plateau, A ~ 1 transition, A ≫ 1 forgetting]; the numeric thresholds of ``regime`` (0.1, 10) are
 ours [S].
 
-A ↔ α [R, spec §3.6, §6.19]: when λ_{k*+1} is the nearest neighbour of λ_{k*}, gap_{k*} = λ_{k*} − λ_{k*+1} = 2d̄g,
-and α-DK (C = 1, E = ΔG) gives 1 − α_{k*} = ‖ΔG‖²/(4d̄²g²) = (ηA)²g²/(4d̄²), an algebraic identity.
+A ↔ α [R, theory reference §3.6, §6.19]: when λ_{k*+1} is the nearest neighbour of λ_{k*}, gap_{k*} = λ_{k*} − λ_{k*+1}
+= 2d̄g, and α-DK (C = 1, E = ΔG) gives 1 − α_{k*} = ‖ΔG‖²/(4d̄²g²) = (ηA)²g²/(4d̄²), an algebraic identity.
 """
 
 from __future__ import annotations
@@ -60,10 +60,10 @@ A_KDOT: sp.Expr = Kdot_norm / (eta * g**2)
 ARGS: tuple[sp.Symbol, ...] = (dG_norm, eta, g)
 KDOT_ARGS: tuple[sp.Symbol, ...] = (Kdot_norm, eta, g)
 
-#: ηA = ‖ΔG‖_F/g², the unit-free adiabatic number per window shift (spec §0.1 errata 4) [R].
+#: ηA = ‖ΔG‖_F/g², the unit-free adiabatic number per window shift (theory reference §0.1 errata 4) [R].
 ETA_A: sp.Expr = dG_norm / g**2
 
-#: η per checkpoint interval of Δs optimizer steps  [S], spec §7.2.
+#: η per checkpoint interval of Δs optimizer steps  [S], theory reference §7.2.
 ETA_EFFECTIVE: sp.Expr = eta * Delta_s
 
 #: 1 − α_{k*} = (ηA)²g²/(4d̄²)  [R] (nearest neighbour λ_{k*+1}, α-DK with C = 1, E = ΔG).
@@ -119,8 +119,8 @@ def a_kdot(kdot_norm: float, eta_value: float, gap: float) -> float:
 def effective_eta(eta_value: float, delta_s: float) -> float:
     """η·Δs: the learning rate to use in A, the gap flow and the Krylov threshold for checkpoint data [S].
 
-    Each checkpoint difference δ_t spans Δs optimizer steps (100 to 500 in the author's runs, spec §1.1); under a
-    quasi-static approximation it acts like one step with learning rate η·Δs. The sources are silent on this.
+    Each checkpoint difference δ_t spans Δs optimizer steps (100 to 500 in the author's runs, theory reference §1.1);
+    under a quasi-static approximation it acts like one step with learning rate η·Δs. The sources are silent on this.
     """
     e, ds = float(eta_value), float(delta_s)
     if not (math.isfinite(e) and e > 0):
@@ -133,7 +133,7 @@ def effective_eta(eta_value: float, delta_s: float) -> float:
 @register(
     "adiabatic_time_base",
     "per_checkpoint",
-    source="[R] spec §0.1 errata 4, §7.2: η → η·Δs when ΔG spans a checkpoint interval (quasi-static)",
+    source="[R] theory reference §0.1 errata 4, §7.2: η → η·Δs when ΔG spans a checkpoint interval (quasi-static)",
     version="errata 2026-12",
     default=True,
 )
@@ -234,7 +234,7 @@ def _alpha_identity() -> Derivation:
     return Derivation(
         name="adiabatic.alpha_identity",
         statement=sp.Eq(1 - alpha, ONE_MINUS_ALPHA),
-        source="[R] spec §3.6, §6.19",
+        source="[R] theory reference §3.6, §6.19",
         steps=(
             Step("λ_{k*} − λ_{k*+1} = (d̄+g/2)² − (d̄−g/2)² = 2d̄g", lhs=gap_pair, rhs=2 * d_bar * g),
             Step("1 − α-DK = ‖ΔG‖²/(4d̄²g²)", lhs=1 - alpha_dk, rhs=dG_norm**2 / (4 * d_bar**2 * g**2)),

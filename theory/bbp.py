@@ -1,8 +1,8 @@
 """BBP and Marchenko–Pastur: when a rank-one signal in a window of noisy updates separates from the noise.
 
-Model (spec §1.7, §3.1, §6.14): X = d·u vᵀ + N ∈ ℝ^{W×P}, u, v unit vectors, N_ab i.i.d. with mean 0 and variance ν²,
-W ≪ P. d, ν√P and every singular value are in **σ units** (λ = σ² are the Gram eigenvalues); ν is a per-entry
-noise scale. In normalised units θ = d/(ν√P) and c = W/P:
+Model (theory reference §1.7, §3.1, §6.14): X = d·u vᵀ + N ∈ ℝ^{W×P}, u, v unit vectors, N_ab i.i.d. with mean 0 and
+variance ν², W ≪ P. d, ν√P and every singular value are in **σ units** (λ = σ² are the Gram eigenvalues); ν is a
+per-entry noise scale. In normalised units θ = d/(ν√P) and c = W/P:
 
 * pure noise: singular values fill the Marchenko–Pastur band ν(|√P − √W|, √P + √W)      ``mp_bulk_edges`` [R]
 * threshold:  θ_c = c^{1/4}, i.e. d_crit = ν(PW)^{1/4}                                 ``d_crit_textbook`` [R]
@@ -92,7 +92,7 @@ def bbp_threshold_theta(c: float) -> float:
 @registry.register(
     "d_crit",
     "textbook",
-    source="[R] BBP threshold for W×P spiked noise, spectral-edge-math.md §1.7",
+    source="[R] BBP threshold for W×P spiked noise, theory reference §1.7",
     version="reconstruction",
     default=True,
 )
@@ -172,7 +172,7 @@ def threshold() -> Derivation:
     return Derivation(
         name="bbp.threshold",
         statement=sp.Eq(_d_crit, _nu * (_P * _Wp) ** sp.Rational(1, 4)),
-        source="[R] Benaych-Georges–Nadakuditi 2012; spec §1.7, §3.1, §6.14",
+        source="[R] Benaych-Georges–Nadakuditi 2012; theory reference §1.7, §3.1, §6.14",
         steps=(
             Step("f(θ)² = θ² + 1 + c + c/θ²", lhs=f2, rhs=(_theta**2 + 1 + _c + _c / _theta**2)),
             Step(
@@ -216,7 +216,8 @@ def tautology() -> Derivation:
     return Derivation(
         name="bbp.tautology",
         statement=sp.Eq(ratio, target),
-        source="[R] spec §3.1 point 4, §7.6; the statistic is [C] draft Prop 2.1 (theory_experiment_match.py)",
+        source=("[R] theory reference §3.1 point 4, §7.6; the statistic is [C] draft Prop 2.1 "
+                "(theory_experiment_match.py)"),
         steps=(
             Step(
                 "σ_W/(ν̂(P(W−1))^{1/4}) with ν̂ = σ_noise/√P", lhs=s_W / (nu_hat * (_P * Wm1) ** sp.Rational(1, 4)),

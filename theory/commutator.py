@@ -1,4 +1,4 @@
-"""The commutator defect of two SGD steps (spec §6.15, corrected by §0.1 errata 1).
+"""The commutator defect of two SGD steps (theory reference §6.15, corrected by §0.1 errata 1).
 
 Two SGD steps with learning rate η on losses A then B, versus B then A, from the same θ. For quadratic losses
 L_X(θ) = ½θᵀH_Xθ + b_Xᵀθ (gradients g_X = H_Xθ + b_X at θ) the difference is exactly [R]::
@@ -53,7 +53,7 @@ def _quadratic_defect() -> Derivation:
     return Derivation(
         name="commutator.quadratic_defect",
         statement=sp.Eq(lhs_sym, sp.Symbol("eta") ** 2 * sp.Symbol(r"(H_B g_A - H_A g_B)")),
-        source="[R] spec §0.1 errata 1 (corrects §6.15)",
+        source="[R] theory reference §0.1 errata 1 (corrects §6.15)",
         steps=(
             Step("two SGD steps each way on quadratics (ℝ²): θ_AB − θ_BA = η²(H_B g_A − H_A g_B)",
                  lhs=sp.expand(theta_AB - theta_BA), rhs=sp.expand(defect)),

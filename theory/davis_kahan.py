@@ -1,8 +1,8 @@
 """Davis–Kahan: how far an eigenvector of a symmetric matrix turns under a perturbation, in its valid forms.
 
-Setting (spec §3.6, §6.4, §6.7): A is symmetric with eigenpairs (λ_j, v_j), λ descending; Â = A + E with eigenpairs
-(λ̂_j, v̂_j); θ_j = ∠(v_j, v̂_j) and gap_j = min_{k≠j} |λ_j − λ_k| is the gap of the *unperturbed* A. For the update
-Gram (or its dual C = XᵀX) A, E, λ and gap_j are all in **λ = σ² units**, so ‖E‖/gap is dimensionless.
+Setting (theory reference §3.6, §6.4, §6.7): A is symmetric with eigenpairs (λ_j, v_j), λ descending; Â = A + E with
+eigenpairs (λ̂_j, v̂_j); θ_j = ∠(v_j, v̂_j) and gap_j = min_{k≠j} |λ_j − λ_k| is the gap of the *unperturbed* A. For
+the update Gram (or its dual C = XᵀX) A, E, λ and gap_j are all in **λ = σ² units**, so ‖E‖/gap is dimensionless.
 
 Theorems (never fail; property-tested in ``tests/test_theory_spectral.py``):
 
@@ -13,8 +13,8 @@ Theorems (never fail; property-tested in ``tests/test_theory_spectral.py``):
 * Hoffman–Wielandt:         √Σ_j (λ̂_j − λ_j)² ≤ ‖E‖_F                                ``hoffman_wielandt_shift``
 
 Not a theorem: the factor-free sin θ_j ≤ ‖E‖/gap_j as the thesis quotes it (Thm 9.1, [C]) fails on about 0.2 % of
-random instances, all with ‖E‖_op/gap ∈ (0.3, 1) (spec §3.6). ``find_factor_free_counterexample`` produces one;
-``two_by_two_counterexample`` is a closed-form one (derivation ``davis_kahan.two_by_two``). To first order it is
+random instances, all with ‖E‖_op/gap ∈ (0.3, 1) (theory reference §3.6). ``find_factor_free_counterexample`` produces
+one; ``two_by_two_counterexample`` is a closed-form one (derivation ``davis_kahan.two_by_two``). To first order it is
 right, with room to spare: 1 − cos²θ_j ≤ ‖E‖_F²/(2 gap_j²) + O(‖E‖³) (derivation ``davis_kahan.first_order``).
 So α-DK = 1 − C‖ΔG‖²/gap² (C = 1, ``numerics.stability``) is a first-order estimate, and a rigorous lower bound on
 cos²θ_j once ‖E‖_op ≤ (1 − 1/√2)/2·gap_j ≈ 0.146·gap_j (``alpha_dk_bound``).
@@ -116,7 +116,7 @@ def _ratio(num: float, den: float) -> float:
 
 
 def sin_theta_bound_yws(E_op: float, gap: float) -> float:
-    """sin θ_j ≤ 2‖E‖_op/gap_j (Yu–Wang–Samworth 2015, Biometrika 102; a theorem; [R] spec §3.6 (i)).
+    """sin θ_j ≤ 2‖E‖_op/gap_j (Yu–Wang–Samworth 2015, Biometrika 102; a theorem; [R] theory reference §3.6 (i)).
 
     ``E_op`` = ‖E‖_op and ``gap`` = gap_j of the *unperturbed* matrix, both in λ units; the result is
     dimensionless (compare it with sin θ_j ∈ [0, 1]). A gap ≤ 0 gives +inf.
@@ -139,7 +139,7 @@ def subspace_bound(E_op: float, E_F: float, k: int, lam_k: float, lam_k1: float)
     """‖sin Θ(V_{1:k}, V̂_{1:k})‖_F ≤ 2·min(√k‖E‖_op, ‖E‖_F)/(λ_k − λ_{k+1}) (Yu–Wang–Samworth; a theorem).
 
     The dominant block of the spectral edge is k = k*: its rotation is protected by λ_{k*} − λ_{k*+1} = 2d̄g
-    ([R] spec §3.6 (iii), §6.19). λ units in, dimensionless out.
+    ([R] theory reference §3.6 (iii), §6.19). λ units in, dimensionless out.
     """
     return 2.0 * _ratio(min(math.sqrt(k) * E_op, E_F), lam_k - lam_k1)
 
@@ -147,8 +147,8 @@ def subspace_bound(E_op: float, E_F: float, k: int, lam_k: float, lam_k1: float)
 def factor_free_bound(E_norm: float, gap: float) -> float:
     """‖E‖/gap_j, the bound as the thesis quotes it (Thm 9.1, [C]). **Not a theorem.**
 
-    It fails on about 0.2 % of random instances, all with ‖E‖_op/gap ∈ (0.3, 1) (spec §3.6; worst sin θ/bound
-    ≈ 1.71 with the operator norm, ≈ 1.30 with the Frobenius norm); see ``find_factor_free_counterexample`` and
+    It fails on about 0.2 % of random instances, all with ‖E‖_op/gap ∈ (0.3, 1) (theory reference §3.6; worst sin
+    θ/bound ≈ 1.71 with the operator norm, ≈ 1.30 with the Frobenius norm); see ``find_factor_free_counterexample`` and
     ``two_by_two_counterexample``. Valid to first order, ‖E‖ ≪ gap_j. λ units in, dimensionless out.
     """
     return _ratio(E_norm, gap)
@@ -161,7 +161,7 @@ ALPHA_DK_VALID_RATIO: float = (1 - 1 / math.sqrt(2)) / 2
 def alpha_dk_bound(E_F: float, gap: float) -> float:
     """max(0, 1 − ‖E‖_F²/gap_j²), the α-DK form with C = 1: a lower bound on cos²θ_j when ‖E‖_op ≤ 0.146·gap_j.
 
-    A theorem for ‖E‖_op ≤ ``ALPHA_DK_VALID_RATIO``·gap_j ([R], our proof; spec §6.7 found 0 violations in
+    A theorem for ‖E‖_op ≤ ``ALPHA_DK_VALID_RATIO``·gap_j ([R], our proof; theory reference §6.7 found 0 violations in
     4.9×10⁵ instances with ‖E‖_op < 0.1·gap_j): take μ = v_jᵀÂv_j = λ_j + E_jj; the residual form with shift μ gives
     sin θ_j ≤ ‖(I − v_jv_jᵀ)Ev_j‖/min_{k≠j}|μ − λ̂_k|. By Weyl the denominator is ≥ gap_j − 2‖E‖_op, and
     ‖(I − v_jv_jᵀ)Ev_j‖² = Σ_{k≠j} E_jk² ≤ ‖E‖_F²/2 (in A's eigenbasis each off-diagonal entry appears twice in
@@ -289,7 +289,7 @@ def two_by_two() -> Derivation:
     return Derivation(
         name="davis_kahan.two_by_two",
         statement=sp.StrictGreaterThan(sin_t, E_op / g, evaluate=False),
-        source="[R] spec §3.6 (the factor-free form of [C] Thm 9.1 is not a theorem)",
+        source="[R] theory reference §3.6 (the factor-free form of [C] Thm 9.1 is not a theorem)",
         steps=(
             Step(
                 "off-diagonal of R(θ)ᵀMR(θ) = ½(r − p) sin 2θ + q cos 2θ, so tan 2θ = 2q/(p − r)",
@@ -310,7 +310,7 @@ def two_by_two() -> Derivation:
             Step("YWS holds: (2‖E‖_op/gap)² = 1 + 4ε² ≥ 1 ≥ sin²θ", lhs=(2 * E_op / g) ** 2, rhs=(1 + 4 * _eps**2)),
         ),
         assumptions="G = diag(gap, 0), E = gap·[[−1/2, ε], [ε, 1/2]], 0 < ε < 1/2; λ units",
-        notes="sin θ/bound → √2 as ε → 0; random search reaches ≈ 1.71 for n ≤ 5 (spec §3.6)",
+        notes="sin θ/bound → √2 as ε → 0; random search reaches ≈ 1.71 for n ≤ 5 (theory reference §3.6)",
     )
 
 
@@ -351,7 +351,8 @@ def first_order() -> Derivation:
     return Derivation(
         name="davis_kahan.first_order",
         statement=sp.LessThan(sp.sin(theta_j) ** 2, dG_norm**2 / (2 * gap_lambda**2), evaluate=False),
-        source="[R] first-order perturbation theory; relates α-DK ([C] draft Def 6.1) to cos²θ (spec §3.6, §6.7)",
+        source=("[R] first-order perturbation theory; relates α-DK ([C] draft Def 6.1) to cos²θ "
+                "(theory reference §3.6, §6.7)"),
         steps=(
             Step("O(ε) eigen-equation, component 1: the shift is λ̂_1 − λ_1 = εE_11",
                  lhs=sp.solve(first_mu[0], mu1)[0], rhs=e[(1, 1)]),
@@ -396,7 +397,7 @@ def first_order() -> Derivation:
 @register(
     "davis_kahan_matching",
     "by_overlap",
-    source="[R] spec §0.1 errata 6: eigenvectors keep their label; match modes by maximal |overlap|",
+    source="[R] theory reference §0.1 errata 6: eigenvectors keep their label; match modes by maximal |overlap|",
     version="errata 2026-12",
     default=True,
 )

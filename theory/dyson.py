@@ -1,7 +1,7 @@
 """Second-order (Dyson) eigenvalue perturbation and the level repulsion it puts on the spectral-edge gap.
 
-Rayleigh–Schrödinger to second order [R, standard; spec §3.5, §6.13]: for a symmetric G with a *simple* eigenvalue
-λ_j and a symmetric perturbation εE, written in G's eigenbasis (E_jk = u_jᵀEu_k),
+Rayleigh–Schrödinger to second order [R, standard; theory reference §3.5, §6.13]: for a symmetric G with a *simple*
+eigenvalue λ_j and a symmetric perturbation εE, written in G's eigenbasis (E_jk = u_jᵀEu_k),
 
     λ_j(G + εE) = λ_j + ε·E_jj + ε²·Σ_{k≠j} E_jk²/(λ_j − λ_k) + O(ε³).
 
@@ -87,7 +87,7 @@ def _second_order() -> Derivation:
     return Derivation(
         name="dyson.second_order",
         statement=statement,
-        source="[R] standard Rayleigh–Schrödinger perturbation theory, spec §3.5, §6.13",
+        source="[R] standard Rayleigh–Schrödinger perturbation theory, theory reference §3.5, §6.13",
         steps=(
             Step("ε⁰: det(G − μ) = (λ₁−μ)(λ₂−μ)(λ₃−μ), so μ = λ₁ is a root",
                  lhs=sp.expand((G3 - _mu * sp.eye(3)).det()), rhs=sp.expand((lam1 - _mu) * (lam2 - _mu) * (_l3 - _mu))),
@@ -113,7 +113,7 @@ def _pair_repulsion() -> Derivation:
     return Derivation(
         name="dyson.pair_repulsion",
         statement=sp.Eq(sp.Symbol(r"\Delta(\lambda_{k^*} - \lambda_{k^*+1})_{\mathrm{rep}}"), PAIR_REPULSION),
-        source="[R] spec §3.5",
+        source="[R] theory reference §3.5",
         steps=(
             Step("pair share of the eigenvalue gap", lhs=shift1 - shift2, rhs=PAIR_REPULSION),
             Step("the pair terms leave λ_{k*} + λ_{k*+1} unchanged", lhs=shift1, rhs=-shift2),

@@ -9,10 +9,10 @@ Lifecycle paper's ``eq:gap_flow``]::
 with index 1 = k*, 2 = k*+1; g = d₁ − d₂ and d̄ = (d₁ + d₂)/2 in σ units (singular values of the window X, not
 Gram eigenvalues λ = σ²), h̄ = (h₁ + h₂)/2, t in optimizer steps (per checkpoint use η·Δs).
 
-Derivation [R, exact; spec §3.4, §6.8]: put d₁ = d̄ + g/2, d₂ = d̄ − g/2 into ḋ₁ − ḋ₂ of (F); the one non-trivial
-step is (h₁+ω)(d̄+g/2) − (h₂+ω)(d̄−g/2) = (h₁−h₂)d̄ + (h̄+ω)g. So the "≈" of Thm 14.2 is exactly that of (F): the
-gap flow adds no approximation, and it inherits (F)'s units issue (``signal_flow.dimensions``). The level-repulsion
-("Dyson") correction is *not* in (F); see ``theory.dyson`` and ``theory.normal_form``.
+Derivation [R, exact; theory reference §3.4, §6.8]: put d₁ = d̄ + g/2, d₂ = d̄ − g/2 into ḋ₁ − ḋ₂ of (F); the one
+non-trivial step is (h₁+ω)(d̄+g/2) − (h₂+ω)(d̄−g/2) = (h₁−h₂)d̄ + (h̄+ω)g. So the "≈" of Thm 14.2 is exactly that of
+(F): the gap flow adds no approximation, and it inherits (F)'s units issue (``signal_flow.dimensions``). The
+level-repulsion ("Dyson") correction is *not* in (F); see ``theory.dyson`` and ``theory.normal_form``.
 
 The exported terms are written in the *measured* variables (d₁, d₂, h₁, h₂, G₁, G₂, η, ω, W), with d̄, g, h̄
 substituted, so a predictor can evaluate them directly on a spectrum; ``GAP_FLOW_ARGS`` is their argument order.
@@ -92,7 +92,7 @@ def _key_identity() -> Derivation:
     return Derivation(
         name="gap_flow.key_identity",
         statement=sp.Eq(lhs, rhs),
-        source="[R] spec §3.4",
+        source="[R] theory reference §3.4",
         steps=(Step("expand with h̄ = (h₁+h₂)/2", lhs=lhs, rhs=rhs.subs(h_bar, _H_BAR)),),
         assumptions="h̄ = (h₁ + h₂)/2",
     )
@@ -106,7 +106,7 @@ def _thm_14_2() -> Derivation:
     return Derivation(
         name="gap_flow.thm_14_2",
         statement=sp.Eq(sp.Derivative(sp.Function("g")(t), t), THM_14_2_RHS),
-        source="[C] Thm 14.2 (draft Thm 5.4); [R] derivation from (F), spec §3.4",
+        source="[C] Thm 14.2 (draft Thm 5.4); [R] derivation from (F), theory reference §3.4",
         steps=(
             Step("ḋ₁ − ḋ₂ = GAP_FLOW_RHS in measured variables", lhs=difference, rhs=GAP_FLOW_RHS),
             Step(

@@ -28,7 +28,7 @@ JL_GAP_ERROR: sp.Expr = sp.sqrt(2 / (sp.pi * SKETCH_DIM))
 @register(
     "jl_gap_error",
     "curve",
-    source="[R] spec §0.1 errata 5: log(R̂/R) ≈ N(0, 1/d) ⇒ E|R̂/R − 1| ≈ √(2/(πd))",
+    source="[R] theory reference §0.1 errata 5: log(R̂/R) ≈ N(0, 1/d) ⇒ E|R̂/R − 1| ≈ √(2/(πd))",
     version="errata 2026-12",
     default=True,
 )
@@ -48,7 +48,7 @@ def jl_gap_error_curve(d_sketch: float) -> float:
 @register(
     "jl_gap_error",
     "quoted",
-    source="[C] spec §4.3 P3 / §6.17: 'gap error ≤ 5.7 % at d = 10W' (one run at d = 100)",
+    source="[C] theory reference §4.3 P3 / §6.17: 'gap error ≤ 5.7 % at d = 10W' (one run at d = 100)",
     version="thesis P3",
 )
 def jl_gap_error_quoted(d_sketch: float) -> float:
@@ -66,7 +66,7 @@ def _gap_error() -> Derivation:
     return Derivation(
         name="jl.gap_error",
         statement=sp.Eq(sp.Symbol(r"E|\hat R/R - 1|"), JL_GAP_ERROR),
-        source="[R] spec §0.1 errata 5",
+        source="[R] theory reference §0.1 errata 5",
         steps=(
             Step("E|Z| = √(2/π) for Z ~ N(0, 1)", lhs=mean_abs, rhs=sp.sqrt(2 / sp.pi)),
             Step("R̂/R − 1 = e^x − 1 = x + O(x²), x = log(R̂/R)",

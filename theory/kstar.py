@@ -3,7 +3,8 @@
 Every variant is a pure numpy function of the singular values σ₁ ≥ … ≥ σ_w ≥ 0 of the window X (σ units; the
 Gram eigenvalues are λ_j = σ_j²) and returns a 1-indexed int in [1, w−1]: the edge lies between σ_{k*} and
 σ_{k*+1}. The variants are registered under quantity ``"kstar"`` (see ``theory.registry``); the default is
-``argmax``. Drift between them is catalogued in spectral-edge-math.md §1.3 and author-experiments.md §8.
+``argmax``. Drift between them is catalogued in theory reference §1.3 ([P] the author's dyck_scan,
+multitask-grokking and mini_gpt scripts each pin a different one).
 
 Conventions shared by all variants (the sources never say what happens at a rank drop, so these are ours):
 
@@ -168,7 +169,7 @@ def var95(sigma: np.ndarray) -> int:
 @register(
     "kstar",
     "diff",
-    source="[T] third-party repository, NOT Xu's definition (spectral-edge-math.md §1.3)",
+    source="[T] third-party repository, NOT Xu's definition (theory reference §1.3)",
     version="n/a",
 )
 def diff(sigma: np.ndarray) -> int:

@@ -7,7 +7,7 @@ convention and the algebra of "Theorem 6" (repulsion of similar features). numpy
 (default: what the bridge's 174 ± 1 was measured with) and ``adamw`` [R] (the decoupled reading). Each variant
 returns the ``verify.config.RunConfig.optimizer`` name that implements it.
 
-**Theorem 6 is an identity** (spec §6.18, §7.8). Let F̃ ∈ ℝ^{n×K} be the centred hidden activations (columns
+**Theorem 6 is an identity** (theory reference §6.18, §7.8). Let F̃ ∈ ℝ^{n×K} be the centred hidden activations (columns
 f̃_j), η > 0, B = (F̃ᵀF̃ + ηI_K)⁻¹ and, for a pair j ≠ l, P_{η,−jl} = I_n − F̃₋(F̃₋ᵀF̃₋ + ηI)⁻¹F̃₋ᵀ with F̃₋ the
 other K − 2 columns. Partition M = F̃ᵀF̃ + ηI into the pair {j, l} and the rest; the Schur complement gives
 
@@ -145,7 +145,7 @@ class RepulsionStatistic:
 
 
 def repulsion_statistic(F: np.ndarray, eta: float, top_pairs: int = 200) -> RepulsionStatistic:
-    """The meaningful Theorem-6 statistic [R] (spec §7.8) of the centred activations ``F`` (n×K; centre over
+    """The meaningful Theorem-6 statistic [R] (theory reference §7.8) of the centred activations ``F`` (n×K; centre over
     samples first: F̃ = F − mean_i F_i). Columns with zero norm are left out (their cosine is undefined)."""
     F = _check(F, eta)
     norms = np.linalg.norm(F, axis=0)
@@ -184,7 +184,7 @@ def _theorem6() -> Derivation:
     return Derivation(
         name="li2.theorem6_identity",
         statement=sp.Eq(sp.Symbol("B_jl"), -c / (a * d - c**2)),
-        source="[R] spec §6.18 (Tian 2509.21519 Theorem 6 is the Schur complement of F̃ᵀF̃ + ηI)",
+        source="[R] theory reference §6.18 (Tian 2509.21519 Theorem 6 is the Schur complement of F̃ᵀF̃ + ηI)",
         steps=(
             Step("Schur: (M⁻¹)_pair = (M_pp − M_pr M_rr⁻¹ M_rp)⁻¹ (scalar blocks)",
                  lhs=M2.inv()[0, 0], rhs=1 / (p - q**2 / r)),

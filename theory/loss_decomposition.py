@@ -1,7 +1,7 @@
 """Spectral loss decomposition (Test 8): the window displacement split over the modes, and the α-weighted prediction.
 
-Exact identity [R, spec §3.7, §6.11]: the cumulative displacement over the window is Δθ_win = Σ_a δ_a = Xᵀ1_W, and
-with X = Σ_j σ_j u_j v_jᵀ, for every vector g ∈ ℝ^P::
+Exact identity [R, theory reference §3.7, §6.11]: the cumulative displacement over the window is Δθ_win = Σ_a δ_a =
+Xᵀ1_W, and with X = Σ_j σ_j u_j v_jᵀ, for every vector g ∈ ℝ^P::
 
     1ᵀXg = Σ_j σ_j (u_jᵀ1)(v_jᵀg)
 
@@ -70,7 +70,7 @@ def _window_identity() -> Derivation:
     return Derivation(
         name="loss_decomposition.window_identity",
         statement=WINDOW_DISPLACEMENT_IDENTITY,
-        source="[R] spec §3.7, §6.11",
+        source="[R] theory reference §3.7, §6.11",
         steps=(Step("1ᵀ(U S Vᵀ)g = Σ_k s_k (u_kᵀ1)(v_kᵀg), W = 2, P = 3", lhs=sp.expand(lhs), rhs=sp.expand(rhs)),),
         assumptions="X = Σ_j σ_j u_j v_jᵀ (any factorisation of that form)",
     )
@@ -103,7 +103,8 @@ def _mode_contribution() -> Derivation:
     return Derivation(
         name="loss_decomposition.mode_contribution",
         statement=sp.Eq(first_order, MODE_LOSS_CONTRIBUTION),
-        source="[R] spec §3.7 and §0.1 errata 7; [P] α_j G_j^tr G_j^val operational form; [S] constant, cross terms",
+        source=("[R] theory reference §3.7 and §0.1 errata 7; [P] α_j G_j^tr G_j^val operational form; "
+                "[S] constant, cross terms"),
         steps=(
             Step(
                 "exact: v_jᵀ(Xᵀ1) = σ_j(u_jᵀ1) for X = Σ σ_j u_j v_jᵀ (j = 1, 2; V orthonormal)",
@@ -126,7 +127,8 @@ def _mode_contribution() -> Derivation:
             ),
         ),
         assumptions=(
-            "MODELLING ASSUMPTION [R] (spec §0.1 errata 7): in general ⟨ḡ_tr, v_j⟩ is replaced by α_j·G_j^tr, a point "
+            "MODELLING ASSUMPTION [R] (theory reference §0.1 errata 7): in general ⟨ḡ_tr, v_j⟩ is replaced by "
+            "α_j·G_j^tr, a point "
             "gradient discounted by the stability α_j; nothing derives this step (measured ratios "
             "σ_j(u_jᵀ1)/(−ηW G_j^tr) on one window: 1.39, 0.12, 0.02, −0.02, −0.14). Exact only for a persistent "
             "window (all δ_a equal, α = 1); first order in η"
@@ -155,7 +157,7 @@ def _quadratic_remainder() -> Derivation:
     return Derivation(
         name="loss_decomposition.quadratic_remainder",
         statement=sp.Eq(dL - gradL.T * dtheta, dtheta.T * sp.MatrixSymbol("H", P, P) * dtheta / 2),
-        source="[R] spec §6.11",
+        source="[R] theory reference §6.11",
         steps=(
             Step(
                 "L = ½θᵀHθ + bᵀθ + c on ℝ²: ΔL − ⟨∇L, Δθ⟩ = ½ΔθᵀHΔθ",

@@ -2,7 +2,7 @@
 
 Statement [C: thesis Prop 14.4 §14.3, as quoted in the companion notes: a viable gap (c > 0) is attracted to
 g* = c/(η(h̄+ω)); a collapsing gap (c < 0) shrinks, but level repulsion prevents a true crossing]. Normal form
-[R, spec §3.5]::
+[R, theory reference §3.5]::
 
     ġ = c − κ·g + ρ/g,     κ = η(h̄ + ω) > 0,  ρ ≥ 0
 
@@ -109,7 +109,7 @@ C_AT_COLLAPSE_CORRECTED: sp.Expr = (-eta * (h1 - h2) * d_bar + eta**2 * W * (G1*
 @register(
     "normal_form_kappa",
     "corrected",
-    source="[R] spec §0.1 errata 3: κ = −∂ġ/∂g at g = 0, fixed d̄, with η²W under the corrected flow",
+    source="[R] theory reference §0.1 errata 3: κ = −∂ġ/∂g at g = 0, fixed d̄, with η²W under the corrected flow",
     version="errata 2026-12",
     default=True,
 )
@@ -179,7 +179,7 @@ def _attracting() -> Derivation:
     return Derivation(
         name="normal_form.attracting",
         statement=sp.StrictLessThan(slope.subs(g, sp.Symbol("g_+", positive=True)), 0, evaluate=False),
-        source="[R] spec §3.5, §6.10",
+        source="[R] theory reference §3.5, §6.10",
         steps=(
             Step("∂ġ/∂g = −κ − ρ/g²", lhs=slope, rhs=(-kappa - rho / g**2)),
             Step("∂ġ/∂g < 0 at every g > 0", relation=sp.StrictLessThan(slope.subs(g, g_pos), 0, evaluate=False)),
@@ -242,7 +242,7 @@ def _kappa_corrected() -> Derivation:
     return Derivation(
         name="normal_form.kappa_corrected",
         statement=sp.Eq(kappa, KAPPA_CORRECTED),
-        source="[R] spec §0.1 errata 3 (κ := −∂ġ/∂g at g = 0, fixed d̄) with errata 2 (η²W)",
+        source="[R] theory reference §0.1 errata 3 (κ := −∂ġ/∂g at g = 0, fixed d̄) with errata 2 (η²W)",
         steps=(
             Step("κ = −∂ġ/∂g at g = 0, fixed d̄, of the corrected Thm 14.2",
                  lhs=-sp.diff(rhs_pair, g).subs(g, 0), rhs=KAPPA_CORRECTED),
@@ -269,7 +269,7 @@ def _finite_time_collapse() -> Derivation:
     return Derivation(
         name="normal_form.finite_time_collapse",
         statement=sp.Eq(t_star, COLLAPSE_TIME),
-        source="[R] spec §3.5, §6.10",
+        source="[R] theory reference §3.5, §6.10",
         steps=(
             Step("g(t) solves ġ = c − κg", lhs=sp.diff(sol, t), rhs=NORMAL_FORM_RHS.subs(rho, 0).subs(g, sol)),
             Step("g(0) = g₀", lhs=sol.subs(t, 0), rhs=g0),

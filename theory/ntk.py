@@ -1,8 +1,8 @@
 """The linear model (NTK regime): gradient descent on least squares gives an exactly known window Gram.
 
-Model (spec §3.2 "NTK characterisation", §6.12) [R]: f(θ) = Jθ with J ∈ ℝ^{n×P}, loss L = ½‖Jθ − y‖² (no 1/n: with
-L = (1/2n)‖·‖² replace K by K/n), residual r_s = Jθ_s − y, GD θ_{s+1} = θ_s − ηJᵀr_s. Then r_{s+1} = (I − ηK)r_s
-with the NTK Gram K = JJᵀ (eigenpairs κ_i, q_i), so the update is
+Model (theory reference §3.2 "NTK characterisation", §6.12) [R]: f(θ) = Jθ with J ∈ ℝ^{n×P}, loss L = ½‖Jθ − y‖² (no
+1/n: with L = (1/2n)‖·‖² replace K by K/n), residual r_s = Jθ_s − y, GD θ_{s+1} = θ_s − ηJᵀr_s. Then r_{s+1} = (I −
+ηK)r_s with the NTK Gram K = JJᵀ (eigenpairs κ_i, q_i), so the update is
 
     δ_s = θ_{s+1} − θ_s = −ηJᵀ(I − ηK)^s r₀                                         (exact)
 
@@ -95,7 +95,7 @@ def ntk_gram(J: np.ndarray, r0: np.ndarray, eta: float, s0: int, W: int) -> np.n
 @register(
     "krylov_bound",
     "ntk",
-    source="[R] NTK profiles, spectral-edge-math.md §3.2, §6.12",
+    source="[R] NTK profiles, theory reference §3.2, §6.12",
     version="reconstruction",
     default=True,
 )
@@ -131,7 +131,7 @@ def krylov_kstar_bound(kappas: np.ndarray, eta: float, W: int, threshold: float 
 def krylov_kstar_bound_draft(kappas: np.ndarray, eta: float, W: int, threshold: float = 1.0) -> int:
     """#{j : h_j ≥ threshold/(ηW)}, the draft's Krylov count K of Hessian directions relaxing in one window ([C]).
 
-    The draft tested it only against literature Hessian counts (spec §3.2, §7.7). Can be 0, below any k*.
+    The draft tested it only against literature Hessian counts (theory reference §3.2, §7.7). Can be 0, below any k*.
     """
     k = np.asarray(kappas, dtype=np.float64)
     return int(np.sum(eta * W * k >= threshold))

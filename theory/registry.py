@@ -3,7 +3,7 @@
 Every quantity whose definition drifts between the thesis, its companion papers and the author's code (k*, α_j,
 A, d_crit, g₂₃, the grokking step, ...) is registered here under ``(quantity, name)`` with its source tag
 ([A] abstract, [C] companion, [P] paper/code, [R] reconstruction, [S] silent; see
-``spectral-edge-math.md``) and the paper version it comes from. Exactly one variant per quantity is the default,
+the book's theory reference) and the paper version it comes from. Exactly one variant per quantity is the default,
 and the reason is argued in that variant's docstring. Results record the names of the definitions that produced
 them, so a number can always be traced to its definition.
 """

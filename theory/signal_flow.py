@@ -1,11 +1,11 @@
 """The per-mode signal-strength flow (F) and its Eq. (38) variant, with their checked consequences.
 
-Corrected default (spec §0.1 errata 2, registry quantity ``mode_flow``): with d = σ the unit-consistent flow is
-σ̇ = −η(h+ω)σ + η²W G²/σ (``FLOW_RHS_CORRECTED``, fixed point ``FIXED_POINT_CORRECTED`` = |G|·√(ηW/(h+ω)); derivation
-``signal_flow.rescaling``); the published (F) below is kept as the ``quoted`` variant (``FLOW_VARIANTS``).
+Corrected default (theory reference §0.1 errata 2, registry quantity ``mode_flow``): with d = σ the unit-consistent
+flow is σ̇ = −η(h+ω)σ + η²W G²/σ (``FLOW_RHS_CORRECTED``, fixed point ``FIXED_POINT_CORRECTED`` = |G|·√(ηW/(h+ω));
+derivation ``signal_flow.rescaling``); the published (F) below is kept as the ``quoted`` variant (``FLOW_VARIANTS``).
 
-Canonical flow, one mode j (spec §3.3) [C: draft Thm 5.4 docstring "dd_j/dt ≈ −η h_j d_j + ηW|G_j|²/d_j", with the
-weight decay ω added as in Thm 14.2]::
+Canonical flow, one mode j (theory reference §3.3) [C: draft Thm 5.4 docstring "dd_j/dt ≈ −η h_j d_j + ηW|G_j|²/d_j",
+with the weight decay ω added as in Thm 14.2]::
 
     ḋ = −η(h+ω)·d + ηW·G²/d                                   (F)
 
@@ -89,7 +89,7 @@ LINEAR_RATE: sp.Expr = -2 * eta * (h + omega)
 EQ38_RHS: sp.Expr = -2 * eta * (h + omega) * d**2 + eta**2 * W * (S_mode + 2 * G_eff * N_mode)
 EQ38_ARGS: tuple[sp.Symbol, ...] = (d, h, S_mode, N_mode, G_eff, eta, omega, W)
 
-#: The condition under which Eq. (38) is the squared form of (F) [R; spec §3.3].
+#: The condition under which Eq. (38) is the squared form of (F) [R; theory reference §3.3].
 EQ38_CONSISTENCY: sp.Eq = sp.Eq(eta**2 * W * (S_mode + 2 * G_eff * N_mode) / 2, eta * W * G**2)
 
 #: Eq. (38)'s injection over (F)'s: η(S + 2G_eff N)/(2G²); = η/2 when S + 2G_eff N is read as G² [R].
@@ -122,7 +122,7 @@ FLOW_VARIANTS: dict[str, tuple[sp.Expr, sp.Expr, sp.Expr]] = {
 @register(
     "mode_flow",
     "corrected",
-    source="[R] spec §0.1 errata 2: σ̇ = −η(h+ω)σ + η²W G²/σ (unit-consistent with d = σ)",
+    source="[R] theory reference §0.1 errata 2: σ̇ = −η(h+ω)σ + η²W G²/σ (unit-consistent with d = σ)",
     version="errata 2026-12",
     default=True,
 )
@@ -141,7 +141,7 @@ def mode_flow_corrected(sigma: float, h_j: float, G_j: float, eta_value: float, 
 @register(
     "mode_flow",
     "quoted",
-    source="[C] draft Thm 5.4 docstring ḋ = −η h d + ηW|G|²/d, with ω as in Thm 14.2 (spec §3.3)",
+    source="[C] draft Thm 5.4 docstring ḋ = −η h d + ηW|G|²/d, with ω as in Thm 14.2 (theory reference §3.3)",
     version="draft Thm 5.4 / Thm 14.2",
 )
 def mode_flow_quoted(sigma: float, h_j: float, G_j: float, eta_value: float, omega_value: float,
@@ -208,7 +208,8 @@ def _fixed_point() -> Derivation:
     return Derivation(
         name="signal_flow.fixed_point",
         statement=sp.Eq(s_star, fpc),
-        source="[R] spec §0.1 errata 2 (corrected); [C] Prop 5.1 steady state d_j ∝ |G_j|/√(h_j+ω) (quoted)",
+        source=("[R] theory reference §0.1 errata 2 (corrected); "
+                "[C] Prop 5.1 steady state d_j ∝ |G_j|/√(h_j+ω) (quoted)"),
         steps=(
             Step(
                 "corrected: at σ* dissipation η(h+ω)σ* equals injection η²W G²/σ*",
@@ -258,7 +259,7 @@ def _stability() -> Derivation:
             ),
         ),
         assumptions="h + ω > 0, η > 0",
-        notes="the discrete-time map additionally needs η(h+ω) < 2 (per-mode edge of stability, spec §3.3)",
+        notes="the discrete-time map additionally needs η(h+ω) < 2 (per-mode edge of stability, theory reference §3.3)",
     )
 
 
@@ -307,7 +308,7 @@ def _rescaling() -> Derivation:
         name="signal_flow.rescaling",
         statement=sp.Eq(sp.Symbol(r"\dot\sigma\big|_{\theta\to a\theta,\,L\to bL,\,\eta\to a^2\eta/b}"),
                         a * FLOW_RHS_CORRECTED),
-        source="[R] spec §0.1 errata 2: unit check of (F)",
+        source="[R] theory reference §0.1 errata 2: unit check of (F)",
         steps=(
             Step(
                 "a GD step is unchanged: aθ − (a²η/b)·(b/a)∇L = a(θ − η∇L)",
@@ -361,7 +362,8 @@ def _eq38_consistency() -> Derivation:
             Step("reading S + 2G_eff N as G² the ratio is η/2", lhs=EQ38_INJECTION_RATIO.subs(read_as_G2), rhs=eta / 2),
         ),
         assumptions="G ≠ 0",
-        notes="the sources' two normalisations differ by this factor η/2; (F) is the canonical flow (spec §3.3)",
+        notes=("the sources' two normalisations differ by this factor η/2; "
+               "(F) is the canonical flow (theory reference §3.3)"),
     )
 
 
@@ -417,7 +419,8 @@ def _dimensions() -> Derivation:
         ),
         assumptions="units: θ ~ [θ], L dimensionless, η ~ [θ]², t counts steps",
         notes=(
-            "with d = σ (as every author script does, spec §1.2) the two terms of (F) have different units; "
+            "with d = σ (as every author script does, theory reference §1.2) the two terms of (F) have different "
+            "units; "
             "(F) is consistent for d = σ/√η, and then Eq. (38) is its squared form with S + 2G_eff N = 2G²"
         ),
     )

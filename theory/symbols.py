@@ -1,4 +1,4 @@
-"""Shared sympy symbols, named as in spectral-edge-math.md, so every derivation speaks the same language.
+"""Shared sympy symbols, named as in the theory reference (book), so every derivation speaks the same language.
 
 Units: d (signal strength) and g (gap) are singular values, σ units; λ = σ² are Gram eigenvalues; h is a loss
 curvature v_jᵀHv_j; G = ⟨∇L, v_j⟩ a gradient projection; η the learning rate per optimizer step (per checkpoint
@@ -45,12 +45,12 @@ Delta_s = sp.Symbol("Delta_s", positive=True, integer=True)  # optimizer steps p
 d0 = sp.Symbol("d_0", positive=True)  # d_j(0) (σ units)
 g0 = sp.Symbol("g_0", positive=True)  # g(0) (σ units)
 
-# Eq. (38) quantities the sources never define ([S], spec §1.5)
+# Eq. (38) quantities the sources never define ([S], theory reference §1.5)
 S_mode = sp.Symbol("S", real=True)  # "conservative mode coupling" S_j
 N_mode = sp.Symbol("N", real=True)  # noise / injection factor N_j
 G_eff = sp.Symbol("G_eff", real=True)  # effective gradient projection G^eff_j
 
-# Train / validation gradient projections G_j^tr, G_j^val (loss decomposition, spec §3.7)
+# Train / validation gradient projections G_j^tr, G_j^val (loss decomposition, theory reference §3.7)
 G_tr = sp.Symbol("G_tr", real=True)
 G_val = sp.Symbol("G_val", real=True)
 

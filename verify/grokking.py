@@ -2,7 +2,7 @@
 
 Each function takes the eval history (steps, test accuracies; same length, steps increasing) and returns the
 grokking step or ``None`` if the run did not grok. The thresholds drift across the author's scripts
-(author-experiments.md §8: 0.5 / 0.9 / 0.95 / 0.99 first crossings; 0.98 × 3 patience), so all are kept.
+([P] the author's scripts: 0.5 / 0.9 / 0.95 / 0.99 first crossings; 0.98 × 3 patience), so all are kept.
 """
 
 from __future__ import annotations

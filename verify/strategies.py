@@ -2,7 +2,7 @@
 
 Every strategy draws plain float64 numpy data, in the units of the thing it models: a window X ∈ ℝ^{w×P} stacks
 updates δ (parameter units) as rows, so its singular values σ_j are in σ units and the Gram G = XXᵀ, its
-eigenvalues λ_j = σ_j² and every perturbation E of a Gram are in λ = σ² units (spec §1.2, spectral-edge-math.md).
+eigenvalues λ_j = σ_j² and every perturbation E of a Gram are in λ = σ² units (theory reference §1.2).
 Where a draw goes through a numpy generator, hypothesis draws the seed; the quantities a statement is about (the
 singular values of a planted gap, the entries of a perturbation, scales, ranks, window lengths) are drawn by
 hypothesis itself, so that a falsifying example shrinks to something readable.
@@ -39,7 +39,8 @@ gap", holds; the second one, "k* of a Gaussian window is 1", is false, and hypot
 ...     print("falsified")
 falsified
 
-``verify.theorems`` runs the same kind of property over the catalogue of spec §6 (``spectral-edge theorems``).
+``verify.theorems`` runs the same kind of property over the catalogue of theory reference §6 (``spectral-edge
+theorems``).
 """
 
 from __future__ import annotations
@@ -238,7 +239,7 @@ def planted_gap_windows(
     inner_max: float = 2.0,
     log10_scale: FloatRange = (-2.0, 2.0),
 ) -> PlantedWindow:
-    """``PlantedWindow(X, kstar, sigma)`` with a known k* = argmax_j σ_j/σ_{j+1} ([A] Def 3.1; spec §1.3).
+    """``PlantedWindow(X, kstar, sigma)`` with a known k* = argmax_j σ_j/σ_{j+1} ([A] Def 3.1; theory reference §1.3).
 
     X = U diag(σ) Vᵀ with Haar-random U (w×w) and V (P×w, orthonormal columns), so its singular values are σ to
     rounding. σ_{k*}/σ_{k*+1} = R is drawn in ``ratio`` (a number fixes it); every other consecutive ratio is drawn
@@ -279,7 +280,7 @@ def windows(
 
     ``w`` and ``P`` are an int or a range (lo, hi); ``P`` defaults to (w, 40), so P ≥ w. ``min_w``, ``max_w`` and
     ``max_P`` are shorthands for the bounds of those ranges. ``extra_rows`` appends rows of the same kind, e.g. 1
-    for two consecutive windows X[:-1], X[1:] (spec §6.5). ``kind`` (or a tuple of kinds, mixed):
+    for two consecutive windows X[:-1], X[1:] (theory reference §6.5). ``kind`` (or a tuple of kinds, mixed):
 
     * ``"entries"``: every entry drawn from ``ELEMENT`` (exact zeros, rank drops, 1e-6 next to 10): adversarial,
       and shrinks entry by entry.
@@ -382,7 +383,8 @@ def symmetric_perturbations(
 
 
 class LinearModel(NamedTuple):
-    """Least squares f(θ) = Jθ, L = ½‖Jθ − y‖², from θ₀ = 0 with residual r₀ and step η (spec §3.2, ``theory.ntk``).
+    """Least squares f(θ) = Jθ, L = ½‖Jθ − y‖², from θ₀ = 0 with residual r₀ and step η (theory reference §3.2,
+    ``theory.ntk``).
 
     ``J``: n×P; ``r0``: length n; ``eta``: learning rate per step (ηκ_max < 2: gradient descent is stable).
     """
@@ -423,7 +425,7 @@ class Stream(NamedTuple):
     W: int
 
     def windows(self) -> Iterator[np.ndarray]:
-        """The T − W + 1 full windows X(t) = rows t−W+1 … t (W×P each), oldest first (spec §1.2)."""
+        """The T − W + 1 full windows X(t) = rows t−W+1 … t (W×P each), oldest first (theory reference §1.2)."""
         for t in range(self.W, self.deltas.shape[0] + 1):
             yield self.deltas[t - self.W : t]
 

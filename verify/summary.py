@@ -1,8 +1,8 @@
 """Per-run summary numbers re-derived from a trajectory file (never from in-memory state of the run).
 
 The run is read through the run store (``verify.store``: typed spectrum and eval records). The g₂₃ summary
-follows the author's Table-7 replication (author-experiments.md §2.3): g₂₃_early is the largest g₂₃ over windows
-up to the grokking step, g₂₃_grok the last window at or before it, and the decline is their ratio (≥ 1 by
+follows the author's Table-7 replication ([P] dyck_scan ``thesis_table7_replication.py``): g₂₃_early is the largest g₂₃
+over windows up to the grokking step, g₂₃_grok the last window at or before it, and the decline is their ratio (≥ 1 by
 construction). For a run that did not grok the whole run is used (peak / final).
 """
 

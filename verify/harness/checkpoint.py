@@ -43,15 +43,16 @@ def save_checkpoint(path: str | Path, config: RunConfig, step: int, **state: Any
     return Path(path)
 
 
-def config_diff(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[str]:
-    """Dotted names of the fields in which two config dicts differ."""
+def config_diff(a: dict[str, Any], b: dict[str, Any], prefix: str = "",
+                labels: tuple[str, str] = ("checkpoint", "now")) -> list[str]:
+    """Dotted names of the fields in which two config dicts differ, with both values (``labels`` name them)."""
     out = []
     for key in sorted(set(a) | set(b)):
         va, vb = a.get(key, "<absent>"), b.get(key, "<absent>")
         if isinstance(va, dict) and isinstance(vb, dict):
-            out += config_diff(va, vb, f"{prefix}{key}.")
+            out += config_diff(va, vb, f"{prefix}{key}.", labels)
         elif va != vb:
-            out.append(f"{prefix}{key}: {va!r} (checkpoint) vs {vb!r} (now)")
+            out.append(f"{prefix}{key}: {va!r} ({labels[0]}) vs {vb!r} ({labels[1]})")
     return out
 
 

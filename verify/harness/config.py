@@ -4,10 +4,10 @@ A :class:`RunConfig` is the harness's part (optimiser, schedule, seeds, monitor,
 registered workload name, ``verify.tasks``) and ``task_config`` (that task's own pydantic model, validated by
 ``task.config_class``), plus one section per registered study measurement (``defect``, ``probes``, ``backbone``,
 ``lch``: validated by the study's ``Config``, a :class:`CadenceConfig`; the harness names none of them). Source: [P]
-grokking-integrability ``grok_sweep.py`` ``SweepConfig`` (author-experiments.md §1.2), with the reproducibility fixes of
-§9: four separate seeds (data split / init / batch order / diagnostics) turned into four independent streams, no
-absolute paths, no hard-coded constants. Unknown keys are errors (sections are ``extra="forbid"``; unknown top-level
-keys are refused by name) so a typo in a JSON config cannot silently fall back to a default.
+grokking-integrability ``grok_sweep.py`` ``SweepConfig``, with reproducibility fixes of our own: four separate seeds
+(data split / init / batch order / diagnostics) turned into four independent streams, no absolute paths, no hard-coded
+constants. Unknown keys are errors (sections are ``extra="forbid"``; unknown top-level keys are refused by name) so a
+typo in a JSON config cannot silently fall back to a default.
 
 Flat dictionaries are accepted wherever a config is built from user input (``make_run_config``, ``preset``,
 ``with_overrides``, ``load_config``): keys that are ``RunConfig`` fields go to the run, the others to the task config
@@ -17,14 +17,15 @@ Flat dictionaries are accepted wherever a config is built from user input (``mak
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, field_validator, model_validator
 from pydantic_core import InitErrorDetails
 
 from numerics.atomic import atomic_write_text
@@ -40,6 +41,8 @@ __all__ = [
     "MonitorConfig",
     "RunConfig",
     "StrictConfig",
+    "StrictInt",
+    "config_sha",
     "load_config",
     "make_run_config",
     "preset",
@@ -55,6 +58,10 @@ STREAMS = ("data", "init", "batch", "diag")
 #: never moves the other's draws.
 SUB_STREAMS = {"probe": "diag"}
 
+#: An int field that takes ints only: 2.7 (or 2.0) and true are validation errors naming the field, never 2 or 1
+#: (a JSON config's integers are ints, so configs loaded from files are unaffected).
+StrictInt = Annotated[int, Strict()]
+
 
 class StrictConfig(BaseModel):
     """Base of every config section: unknown keys are errors, assignments are validated."""
@@ -65,7 +72,7 @@ class StrictConfig(BaseModel):
 class CadenceConfig(StrictConfig):
     """A measurement cadence ``every`` in optimizer steps; 0 and None both mean off (stored as None)."""
 
-    every: int | None = Field(None, ge=0, description="steps between measurements; 0 or None: off")
+    every: StrictInt | None = Field(None, ge=0, description="steps between measurements; 0 or None: off")
 
     @field_validator("every")
     @classmethod
@@ -77,14 +84,14 @@ class EarlyStop(StrictConfig):
     """Stop once test accuracy ≥ ``acc`` on ``patience`` consecutive evals ([P] ``grok_sweep.py``: 0.98 × 3)."""
 
     acc: float = Field(0.98, gt=0.0, le=1.0)
-    patience: int = Field(3, ge=1)
+    patience: StrictInt = Field(3, ge=1)
 
 
 class MonitorConfig(StrictConfig):
     """Settings of the spectral monitor: window W, cadence Δs (optimizer steps), parameter groups, k* variant."""
 
-    window: int = Field(10, ge=2, description="W: number of updates δ in the rolling window")
-    every: int = Field(100, ge=1, description="Δs: optimizer steps between snapshots; δ_t = θ_t − θ_{t−Δs}")
+    window: StrictInt = Field(10, ge=2, description="W: number of updates δ in the rolling window")
+    every: StrictInt = Field(100, ge=1, description="Δs: optimizer steps between snapshots; δ_t = θ_t − θ_{t−Δs}")
     groups: list[Literal["all", "attn", "layers", "task"]] = Field(default_factory=lambda: ["all", "attn"],
                                                                    min_length=1)
     kstar: str = Field("argmax", min_length=1, description="name of a registered k* variant (theory.kstar)")
@@ -126,28 +133,28 @@ class RunConfig(BaseModel):
         "match_rms_adamw", description="torch.optim.Muon adjust_lr_fn; match_rms_adamw reuses AdamW's lr and wd")
     muon_exclude: list[str] = Field(default_factory=lambda: ["*head*"],
                                     description="fnmatch patterns of 2-D weights kept on AdamW (output heads)")
-    warmup_steps: int = Field(0, ge=0, description="linear lr warmup over the first steps (nanoGPT)")
+    warmup_steps: StrictInt = Field(0, ge=0, description="linear lr warmup over the first steps (nanoGPT)")
     lr_decay: Literal["constant", "cosine"] = Field("constant", description="after warmup: constant or cosine")
     min_lr_frac: float = Field(0.1, ge=0.0, le=1.0, description="cosine: final lr as a fraction of lr")
-    batch_size: int = Field(512, ge=1)
+    batch_size: StrictInt = Field(512, ge=1)
     grad_clip: float | None = Field(1.0, gt=0.0, description="max global grad norm; None disables clipping")
     # schedule
-    max_steps: int = Field(20_000, ge=1)
-    eval_every: int = Field(100, ge=1)
+    max_steps: StrictInt = Field(20_000, ge=1)
+    eval_every: StrictInt = Field(100, ge=1)
     grok_threshold: float = Field(0.95, gt=0.0, le=1.0, description="grok step = first eval with test acc ≥ this")
     early_stop: EarlyStop | None = Field(default_factory=EarlyStop, description="None: always run max_steps")
     # independent RNG streams
-    data_seed: int = Field(0, ge=0)
-    init_seed: int = Field(0, ge=0)
-    batch_seed: int = Field(0, ge=0)
-    diag_seed: int = Field(0, ge=0)
+    data_seed: StrictInt = Field(0, ge=0)
+    init_seed: StrictInt = Field(0, ge=0)
+    batch_seed: StrictInt = Field(0, ge=0)
+    diag_seed: StrictInt = Field(0, ge=0)
     streams: Literal["derived", "plain"] = Field(
         "derived", description="derived: each generator seeded from (seed, stream name), independent even for equal "
         "seeds; plain: seeded with the seed itself (runs made before issue 5)")
     # the spectral monitor (the trajectory writer); each study's section (defect, probes, ...) is an extra field
     # named by the study and validated by its measurement's Config (``_validate_study_sections``)
     monitor: MonitorConfig = Field(default_factory=MonitorConfig)
-    checkpoint_every: int | None = Field(None, ge=0, description="steps between checkpoints; 0 or None: off")
+    checkpoint_every: StrictInt | None = Field(None, ge=0, description="steps between checkpoints; 0 or None: off")
 
     @model_validator(mode="before")
     @classmethod
@@ -235,12 +242,20 @@ class RunConfig(BaseModel):
         return torch.Generator().manual_seed(self.seed(stream))
 
 
+def config_sha(config: RunConfig) -> str:
+    """SHA-256 of the config's canonical JSON (``model_dump(mode="json")``, sorted keys, no spaces): recorded in
+    a trajectory's header (``provenance.config_sha``) so that a sweep or a resume can tell whether a stored run was
+    made with the config it is asked to reuse."""
+    text = json.dumps(config.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), allow_nan=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def stream_seed(seed: int, stream: str, scheme: str = "derived") -> int:
     """The generator seed of ``stream`` for the user-facing ``seed``.
 
     ``derived``: ``numpy.random.SeedSequence(seed, spawn_key=(i,))`` for the stream's index i in ``STREAMS`` (plus
     ``global`` = 4, the global RNG of dropout-like ops, then ``SUB_STREAMS``), so equal seeds still give statistically
-    independent streams (the author's bug was one RNG shared by training and measurement, §1.4). ``plain``: ``seed``
+    independent streams (the author's bug was one RNG shared by training and measurement). ``plain``: ``seed``
     itself (so ``probe`` then equals ``diag``, the probe batches of the time).
     """
     if scheme == "plain":

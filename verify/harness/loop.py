@@ -2,8 +2,8 @@
 
 Source: [P] grokking-integrability ``grok_sweep.py`` (AdamW, clipping, batches drawn with replacement, eval every
 100 steps, early stop at test acc ≥ 0.98 × 3), rewritten nanoGPT-style around the :class:`verify.tasks.base.Task`
-protocol, with four independent RNG streams (author-experiments.md §9; ``RunConfig.generator``): the data, the model
-init, the batch order and a diagnostics stream that only measurements read (commutator-defect batch pairs; the
+protocol, with four independent RNG streams (our fix of the author's shared RNG; ``RunConfig.generator``): the data,
+the model init, the batch order and a diagnostics stream that only measurements read (commutator-defect batch pairs; the
 fixed probe batches come from its sub-stream ``probe``; other studies derive their own). The global RNG is seeded
 from its own derived stream for tasks with dropout-like ops, and every measurement runs inside
 ``torch.random.fork_rng``, so the same seeds give the same trajectory at any measurement cadence, with or without a
@@ -331,8 +331,17 @@ def _evaluate(run: _Run) -> bool:
 # --- checkpoints -----------------------------------------------------------------------------------------------
 
 
+def _sync_monitor(monitor: Any) -> None:
+    """fsync the monitor's trajectory (``monitor.sync()``, optional in the ``Monitor`` protocol), so that no
+    checkpoint refers to records a machine crash could still lose."""
+    sync = getattr(monitor, "sync", None)
+    if callable(sync):
+        sync()
+
+
 def _checkpoint(run: _Run, path: Path, elapsed: float) -> None:
     monitor = run.monitor
+    _sync_monitor(monitor)  # the trajectory is on disk before the checkpoint that continues it
     save_checkpoint(
         path, run.cfg, run.step,
         model=run.model.state_dict(),

@@ -18,7 +18,7 @@ from verify.grokking import grok_step as _grok_step
 from verify.store.records import BackboneRecord, DefectRecord, EvalRecord, LCHRecord, ProbeRecord, SpectrumRecord
 
 __all__ = ["RUNS_ROOT", "SUFFIXES", "Run", "RunData", "RunStatus", "checkpoint_path", "find_runs", "is_finished",
-           "load_run", "load_rundata", "load_runs", "run_id", "run_status"]
+           "load_run", "load_rundata", "load_runs", "recorded_weight_decay", "run_id", "run_status"]
 
 #: Where the stored runs live (shipped with the package as package data); one sub-directory per sweep.
 RUNS_ROOT: Path = Path(__file__).resolve().parent.parent / "runs"
@@ -93,15 +93,46 @@ def find_runs(paths: Iterable[str | os.PathLike[str]], *, missing_ok: bool = Fal
 
 
 def _find_key(tree: Any, key: str) -> Any:
-    """First value of ``key`` in a nested dict (flat or nested run configs both store ``lr``/``weight_decay``)."""
+    """First value of ``key`` in a nested dict (flat or nested run configs both store ``lr``/``weight_decay``;
+    lists, e.g. an optimiser's parameter groups, are searched in order)."""
     if isinstance(tree, Mapping):
         if key in tree:
             return tree[key]
-        for v in tree.values():
-            found = _find_key(v, key)
-            if found is not None:
-                return found
+        children: Iterable[Any] = tree.values()
+    elif isinstance(tree, list | tuple):
+        children = tree
+    else:
+        return None
+    for v in children:
+        found = _find_key(v, key)
+        if found is not None:
+            return found
     return None
+
+
+def recorded_weight_decay(run: Run, key: str | None = None) -> float | None:
+    """The weight decay a run recorded: ``key`` (a dotted path from the provenance root such as
+    ``config.optim.wd``, else a key searched for anywhere in the provenance) or, by default, the config's
+    ``weight_decay``, else the first ``weight_decay`` anywhere in the provenance (an optimiser's hyper-parameters).
+    None when nothing is recorded; a value that is not a number raises ``TrajectoryError`` naming the run."""
+    value: Any
+    if key is None:
+        value = run.setting("weight_decay")
+        if value is None:
+            value = _find_key(run.provenance, "weight_decay")
+    elif "." in key:
+        value = run.provenance
+        for part in key.split("."):
+            value = value.get(part) if isinstance(value, Mapping) else None
+    else:
+        value = _find_key(run.provenance, key)
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise TrajectoryError(f"{run.path}: weight decay {key or 'weight_decay'} = {value!r} is not a number; "
+                              "name the key that holds it with --weight-decay-key") from None
 
 
 @dataclass
@@ -249,20 +280,32 @@ class RunData:
     finished: bool = True
     grok_definition: str | None = None
     group: str = "attn"
+    #: an explicit label ("positive" or "control") that overrides the one derived from the data (``is_control``).
+    label: str | None = None
 
     @classmethod
-    def from_run(cls, run: Run, group: str = "attn", grok_definition: str | None = None) -> RunData:
-        """``group`` of ``run``; falls back to ``"all"`` (else the first recorded group) if ``group`` is absent."""
+    def from_run(cls, run: Run, group: str = "attn", grok_definition: str | None = None, *,
+                 weight_decay_key: str | None = None, label: str | None = None) -> RunData:
+        """``group`` of ``run``; falls back to ``"all"`` (else the first recorded group) if ``group`` is absent.
+
+        ``weight_decay`` is the config's ``weight_decay`` (else the first ``weight_decay`` anywhere in the
+        provenance, e.g. an optimiser's recorded hyper-parameters); ``weight_decay_key`` names another key (a
+        dotted path from the provenance root, ``config.wd``, or a key searched for anywhere). ``label``
+        ("positive" / "control") overrides the label the data give."""
         groups = run.groups()
         if not groups:
             raise TrajectoryError(f"{run.path}: no spectrum records (is the run empty or not a monitor trajectory?)")
+        if label not in (None, "positive", "control"):
+            raise ValueError(f"label must be 'positive', 'control' or None, got {label!r}")
         g = group if group in groups else ("all" if "all" in groups else groups[0])
-        lr, wd, op = run.setting("lr"), run.setting("weight_decay"), run.setting("op")
+        lr, wd, op = run.setting("lr"), recorded_weight_decay(run, weight_decay_key), run.setting("op")
+        if lr is None:
+            lr = _find_key(run.provenance, "lr")
         task = str(run.meta.get("task", "?")) + (f"-{op}" if op is not None else "")
         return cls(id=run.id, spectra=run.spectra(g), defect=run.defects(), evals=run.evals(),
                    eta=None if lr is None else float(lr), delta_s=run.delta_s,
-                   weight_decay=None if wd is None else float(wd), task=task, seed=run.seed,
-                   finished=run.finished, grok_definition=grok_definition, group=g)
+                   weight_decay=wd, task=task, seed=run.seed,
+                   finished=run.finished, grok_definition=grok_definition, group=g, label=label)
 
     @classmethod
     def from_trajectory(cls, traj: Trajectory | str | os.PathLike[str], group: str = "attn",
@@ -281,7 +324,10 @@ class RunData:
 
     @property
     def is_control(self) -> bool:
-        """Control: no weight decay, or never grokked. Positive: grokked with weight decay > 0."""
+        """Control: no weight decay, or never grokked. Positive: grokked with weight decay > 0. An explicit
+        ``label`` overrides both."""
+        if self.label is not None:
+            return self.label == "control"
         return self.grok_step is None or not (self.weight_decay or 0) > 0
 
     def series(self, name: str) -> tuple[list[int], np.ndarray]:

@@ -1,7 +1,7 @@
 """Backbone claims (issue 8 part 3) and the GPT-2 optimiser rows, re-derived from stored trajectories.
 
 The tracker itself is ``numerics.backbone`` (uncentred, row-normalised PCA of θ_t − θ_0; [P] mini_gpt
-``backbone_decomposition.py``, author-experiments.md §5.3). The training loop runs it when ``backbone.every`` is set
+``backbone_decomposition.py``, arXiv 2602.23696). The training loop runs it when ``backbone.every`` is set
 (:class:`BackboneConfig`) and writes one ``backbone`` record per group and checkpoint holding the new Gram row
 ⟨D_i, D_t⟩, so the whole N×N Gram, and every backbone number, is rebuilt from the file alone (``backbone_of``).
 
@@ -11,8 +11,8 @@ Rows (``claim_rows``), each with a criterion fixed before the runs were looked a
   run's trunk PC1 share lies in [0.60, 0.80]; measured on the GPT-2 CPU AdamW run and the mod-97 runs.
 * SGD PC1 ≈ 100 %, k95 = 1 ([P]): PASS iff the SGD run's PC1 share ≥ 0.95 (⇔ k95 = 1).
 * k* depends on the optimiser, Muon k* = 1 vs AdamW k* = 2 at comparable validation loss ([A] abstract v1;
-  spec §4.2 #2): modal plain-argmax k* over the full W = 10 windows of the all-parameter group; PASS iff Muon's mode is
-  1, AdamW's is 2 and the final validation losses differ by ≤ 10 %.
+  theory reference §4.2 #2): modal plain-argmax k* over the full W = 10 windows of the all-parameter group; PASS iff
+  Muon's mode is 1, AdamW's is 2 and the final validation losses differ by ≤ 10 %.
 * Three-phase R(t), rise → plateau → collapse ([C] draft Prop 8.1; SED collapse detector σ₂/σ₃ < 1.20 after the
   peak): on R = σ_{k*}/σ_{k*+1} of the full all-parameter windows, PASS iff (rise) the peak is after the first window
   and ≥ 1.2 × the first value, (plateau) at least two consecutive windows lie within 20 % of the peak, and
@@ -39,7 +39,7 @@ from numerics.backbone import BackboneSpectrum, BackboneTracker, backbone_from_g
 from numerics.errors import SpectralEdgeError, TrajectoryError
 from numerics.trajectory import compress_trajectory
 from verify.claims import ClaimRow
-from verify.harness.config import CadenceConfig, RunConfig, preset
+from verify.harness.config import CadenceConfig, RunConfig, StrictInt, preset
 from verify.harness.measurement import BaseMeasurement, RunContext
 from verify.harness.runner import run_name, train_with_monitor
 from verify.stats import pct
@@ -224,7 +224,7 @@ def claim_rows(runs_root: str | os.PathLike[str] = RUNS_ROOT) -> list[ClaimRow]:
                   "rotation_early_late": s.rotation, "mean_fraction": float(np.mean(s.fraction))}
               for n, (o, s) in bb.items()}
     claim = "AdamW backbone: PC1 of the uncentred, row-normalised PCA of θ_t − θ_0 (trunk) holds 60–80%"
-    src = "[P] 2602.23696 (mini_gpt backbone_decomposition.py); spec §5"
+    src = "[P] 2602.23696 (mini_gpt backbone_decomposition.py); theory reference §5"
     files = {t.id: t for t in gpt2 + grok}
     null_pc1 = {n: random_walk_pc1(files[n]) for n in bb}
     null_txt = ("random walk with each run's own step-size profile (isotropic increments): PC1 "
@@ -280,7 +280,7 @@ def claim_rows(runs_root: str | os.PathLike[str] = RUNS_ROOT) -> list[ClaimRow]:
         if "all" in t.groups():
             by_opt.setdefault(_optimiser(t), []).append(t)
     claim = "k* depends on the optimiser: Muon k* = 1, AdamW k* = 2 at comparable validation loss"
-    src = "[A] abstract v1; spec §3.2, §4.2 #2 (TS-51M)"
+    src = "[A] abstract v1; theory reference §3.2, §4.2 #2 (TS-51M)"
     if "muon" in by_opt and "adamw" in by_opt:
         info = {}
         kplot = _lines({t.id: ([r.step for r in full_windows(t)], [r.kstar for r in full_windows(t)])
@@ -348,9 +348,10 @@ def claim_rows(runs_root: str | os.PathLike[str] = RUNS_ROOT) -> list[ClaimRow]:
 
 
 def _scan_kstar_row(d: Path) -> ClaimRow:
-    """Grokking k* = 1 on SCAN ([P] dyck_scan replication: 6/6 Dyck/SCAN; spec §4.2 #2), on the CPU SCAN runs."""
+    """Grokking k* = 1 on SCAN ([P] dyck_scan replication: 6/6 Dyck/SCAN; theory reference §4.2 #2), on the CPU SCAN
+    runs."""
     claim = "SCAN: k* = 1 on the self + cross attention weights (W = 5)"
-    src = "[P] dyck_scan thesis_table7_replication; spec §4.2 #2"
+    src = "[P] dyck_scan thesis_table7_replication; theory reference §4.2 #2"
     runs = _runs(d)
     if not runs:
         return ClaimRow(claim, src, "replication", "k* = 1", "no stored SCAN runs", "INCONCLUSIVE",
@@ -435,13 +436,14 @@ def store_runs(kind: str, out: str | os.PathLike[str] | None = None, *, progress
 
 
 class BackboneConfig(CadenceConfig):
-    """Backbone PCA of cumulative displacements θ_t − θ_0 (``numerics.backbone``; author-experiments.md §5.3) every
+    """Backbone PCA of cumulative displacements θ_t − θ_0 (``numerics.backbone``; [P] mini_gpt) every
     ``every`` steps (0/None: off): one ``backbone`` record per group and checkpoint (its Gram row ⟨D_i, D_t⟩)."""
 
     groups: list[Literal["trunk", "all", "attn"]] = Field(
         default_factory=lambda: ["trunk"], min_length=1, description="trunk: Linear weights minus heads (the "
         "author's); all: every trainable parameter; attn: the task's attention weights")
-    sketch_dim: int | None = Field(None, ge=1, description="None: exact (keeps every D_i); d: JL sketch of each D_i")
+    sketch_dim: StrictInt | None = Field(None, ge=1, description="None: exact (keeps every D_i); d: JL sketch "
+                                         "of each D_i")
 
 
 class BackboneMeasurement(BaseMeasurement):

@@ -1,13 +1,13 @@
 """The commutator defect: how much two SGD steps on different batches fail to commute (companion early warning).
 
-Source: [P] grokking-integrability ``grok_commutator_analysis.commutator_defect`` (author-experiments.md §1.3; spec
-spectral-edge-math.md §1.8). For two independent training batches A and B and a fixed η:
+Source: [P] grokking-integrability ``grok_commutator_analysis.commutator_defect`` (arXiv 2602.16746;
+theory reference §1.8). For two independent training batches A and B and a fixed η:
 
     θ_AB = θ₀ − ηg_A(θ₀) − ηg_B(θ₀ − ηg_A(θ₀)),   θ_BA likewise,   D = ‖θ_AB − θ_BA‖ / (‖ηg_A(θ₀)‖·‖ηg_B(θ₀)‖ + 1e-12)
 
 with raw loss gradients (no optimizer state, clipping or weight decay), all trainable parameters, train mode, and
 the median over K pairs reported (with p25/p75/p90). η = 1e-3 (modular). ``adaptive_eta`` is the dyck_scan variant
-(§2.3): if min(η‖g_A‖, η‖g_B‖) < 1e-6 then η ← min(1e-6 / min(‖g_A‖, ‖g_B‖), 1).
+([P] dyck_scan): if min(η‖g_A‖, η‖g_B‖) < 1e-6 then η ← min(1e-6 / min(‖g_A‖, ‖g_B‖), 1).
 
 Implementation notes. The gradients are taken with ``torch.func.functional_call`` at copies of the parameters, so
 the model is never modified (its ``.grad`` neither). θ_AB − θ_BA is evaluated as
@@ -35,7 +35,7 @@ from torch.func import functional_call
 
 from numerics.probes import LossFn, LossModule, measurement_mode
 from theory.registry import get, register
-from verify.harness.config import CadenceConfig
+from verify.harness.config import CadenceConfig, StrictInt
 from verify.harness.measurement import BaseMeasurement, RunContext
 from verify.tasks.base import to_device
 
@@ -164,7 +164,7 @@ def onset_sustained(steps: Sequence[int], defect: Sequence[float], *, n_baseline
     return None
 
 
-@register("defect_onset", "10x&>20", source="[P] grokking-integrability find_spike_step (author-experiments §1.3)",
+@register("defect_onset", "10x&>20", source="[P] grokking-integrability find_spike_step",
           version="2602.16746", default=True)
 def _onset_10x_20(steps: Sequence[int], defect: Sequence[float]) -> int | None:
     """D > 10 × max(median of the first 3, 0.1) and D > 20, from the 3rd record on.
@@ -174,14 +174,14 @@ def _onset_10x_20(steps: Sequence[int], defect: Sequence[float]) -> int | None:
     return onset_ratio(steps, defect)
 
 
-@register("defect_onset", "10x&>5", source="[P] grokking-integrability slow-regime script (§1.3)",
+@register("defect_onset", "10x&>5", source="[P] grokking-integrability slow-regime script",
           version="2602.16746")
 def _onset_10x_5(steps: Sequence[int], defect: Sequence[float]) -> int | None:
     """As ``10x&>20`` with the absolute threshold 5 of the slow-regime (lr 5e-5) analysis."""
     return onset_ratio(steps, defect, floor=5.0)
 
 
-@register("defect_onset", "mean+3sd,x2", source="[P] companion config (spectral-edge-math §1.8)",
+@register("defect_onset", "mean+3sd,x2", source="[P] companion config (theory reference §1.8)",
           version="2602.16746")
 def _onset_3sd(steps: Sequence[int], defect: Sequence[float]) -> int | None:
     """D above mean + 3σ of the first 10 records on 2 consecutive records (reported at the first)."""
@@ -197,14 +197,14 @@ def onset_step(steps: Sequence[int], defect: Sequence[float], definition: str | 
 
 
 class DefectConfig(CadenceConfig):
-    """Commutator defect (author-experiments.md §1.3, §2.3) every ``every`` steps (0/None: off).
+    """Commutator defect ([P] grokking-integrability, dyck_scan) every ``every`` steps (0/None: off).
 
     Defaults are the author's modular-arithmetic ones: K = 5 batch pairs, η = 1e-3, train mode, batches of the
     training batch size (512). ``adaptive_eta``: the dyck_scan variant (η raised when η‖g‖ < ``eta_floor``).
     """
 
-    pairs: int = Field(5, ge=1, description="K: batch pairs per measurement (the median is reported)")
-    batch_size: int | None = Field(None, ge=1, description="None: the training batch size")
+    pairs: StrictInt = Field(5, ge=1, description="K: batch pairs per measurement (the median is reported)")
+    batch_size: StrictInt | None = Field(None, ge=1, description="None: the training batch size")
     eta: float = Field(1e-3, gt=0.0)
     adaptive_eta: bool = False
     eta_floor: float = Field(1e-6, gt=0.0, description="adaptive η: min(η‖g_A‖, η‖g_B‖) is raised to this")

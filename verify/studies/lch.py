@@ -1,7 +1,7 @@
 """Linear-Centroid (LCH) coupling of spectral-edge directions: gradient SED vs update SED (issue 8, part 2).
 
 Source: [P] Xu, gradient-SED note (arXiv 2604.25143; grokking-integrability ``gradient_sed/``), spec
-spectral-edge-math.md §1.8 and §5. For a unit direction v in the attention-weight coordinates θ_attn:
+theory reference §1.8 and §5. For a unit direction v in the attention-weight coordinates θ_attn:
 
     μ_x(θ)  = ∇_emb ℓ_y(θ; x)                                      single-logit centroid, x = (a, b), y its label
     A(v, t) = (1/|X|) Σ_x ‖[μ_x(θ_t + εv) − μ_x(θ_t − εv)] / (2ε)‖²     ε = 0.005·‖θ_attn,t‖, |X| = 1024
@@ -60,7 +60,7 @@ from numerics.gram import RollingGram
 from numerics.layout import ParamLayout
 from numerics.probes import measurement_mode
 from numerics.spectrum import right_vectors, spectrum_from_gram
-from verify.harness.config import CadenceConfig
+from verify.harness.config import CadenceConfig, StrictInt
 from verify.harness.measurement import BaseMeasurement, RunContext
 from verify.studies.lch_claims import claim_rows
 from verify.studies.modes import mode_record
@@ -403,17 +403,18 @@ def centred_directions(gram: RollingGram, group: str, k: int) -> Tensor:
 
 
 class LCHConfig(CadenceConfig):
-    """Linear-Centroid coupling (spec §1.8, [P] 2604.25143) every ``every`` steps (0/None: off): R_k = A(v_k)/median_j
+    """Linear-Centroid coupling (theory reference §1.8, [P] 2604.25143) every ``every`` steps (0/None: off): R_k =
+    A(v_k)/median_j
     A(r_j) for the gradient-SED and the monitor's update-SED directions of ``group``, plus the functional modes along
     the update-SED v₁. Draws come from their own diagnostics stream."""
 
-    grad_every: int = Field(25, ge=1, description="steps between pushes of the fixed-batch gradient g(τ)")
-    window: int = Field(20, ge=1, description="W of the gradient window (the gradient-SED v_k; independent of "
+    grad_every: StrictInt = Field(25, ge=1, description="steps between pushes of the fixed-batch gradient g(τ)")
+    window: StrictInt = Field(20, ge=1, description="W of the gradient window (the gradient-SED v_k; independent of "
                         "monitor.window, which gives the update-SED v_k); W = 1: v_1 = g/‖g‖ only [R]")
-    k: int = Field(3, ge=1, description="K: directions v_1..v_K per estimator")
-    n_random: int = Field(20, ge=1, description="Gaussian random directions of the baseline")
-    n_probe: int = Field(1024, ge=1, description="|X|: probe inputs of the centroids")
-    grad_batch: int = Field(512, ge=1, description="|B|: the fixed gradient batch (training split)")
+    k: StrictInt = Field(3, ge=1, description="K: directions v_1..v_K per estimator")
+    n_random: StrictInt = Field(20, ge=1, description="Gaussian random directions of the baseline")
+    n_probe: StrictInt = Field(1024, ge=1, description="|X|: probe inputs of the centroids")
+    grad_batch: StrictInt = Field(512, ge=1, description="|B|: the fixed gradient batch (training split)")
     eps_rel: float = Field(0.005, gt=0.0, description="ε = eps_rel·‖θ_group‖")
     group: Literal["attn"] = "attn"
     embedding: str = Field("tok_emb", min_length=1, description="module whose output is 'emb' in ∇_emb ℓ_y")

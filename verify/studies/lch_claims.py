@@ -1,7 +1,7 @@
 """The LCH study's stored runs and claims rows (helper module of ``verify.studies.lch``, which measures the
 coupling during training and exposes :func:`claim_rows` as its claims provider).
 
-The claims [P] (Xu, gradient-SED note, arXiv 2604.25143; spec §5): the Linear-Centroid coupling R_k of the
+The claims [P] (Xu, gradient-SED note, arXiv 2604.25143; theory reference §5): the Linear-Centroid coupling R_k of the
 gradient-SED directions peaks at 100–330×, of the update-SED directions at 3–9×, so the gradient SED couples more
 strongly; and the gradient-SED R_1 falls as its window W grows (W = 1: 648, W = 20: 212, W = 40: 140). The rows read
 the ``lch`` records of the stored runs through the run store (``verify.store``): :class:`LCHRun` is one run as the
@@ -40,7 +40,7 @@ __all__ = [
     "window_row",
 ]
 
-#: Claimed R_k peak ranges (spec §5, [P] 2604.25143): gradient SED 100–330×, update SED 3–9×.
+#: Claimed R_k peak ranges (theory reference §5, [P] 2604.25143): gradient SED 100–330×, update SED 3–9×.
 CLAIMED_GRADIENT_RANGE = (100.0, 330.0)
 CLAIMED_UPDATE_RANGE = (3.0, 9.0)
 
@@ -50,7 +50,7 @@ LCH_RUNS = RUNS_ROOT / "lch"
 #: Stored W-ablation runs (gradient window W ≠ 20, one sub-directory per W; the W = 20 runs are :data:`LCH_RUNS`).
 LCH_WINDOW_RUNS = RUNS_ROOT / "lch-window"
 
-#: Claimed gradient-SED R_1 by gradient window W (spec §5, [P] 2604.25143).
+#: Claimed gradient-SED R_1 by gradient window W (theory reference §5, [P] 2604.25143).
 CLAIMED_R1_BY_WINDOW: dict[int, float] = {1: 648.0, 20: 212.0, 40: 140.0}
 
 

@@ -1,9 +1,9 @@
 """Li₂ (arXiv 2605.08119, the author's bridge to Tian's Li₂, arXiv 2509.21519): the lock-in detector on stored runs,
 its live Theorem-6 measurement, the run driver, the claims rows and the figure (issue 8, part 1).
 
-**Detector** [P] (spec §1.8; ``verify.studies.li2_detector``): on the W = 20 rolling Gram of first-layer updates
-(one update per epoch, group ``first_layer``), ρ(t) = λ₂/λ₃, its 25-epoch log slope s(t) and the fire epoch = the
-first t ≥ 100 with s(t) > 0.04. Frozen thresholds from the paper: nothing here is fitted to our runs. Epoch t is the
+**Detector** [P] (theory reference §1.8; ``verify.studies.li2_detector``): on the W = 20 rolling Gram of first-layer
+updates (one update per epoch, group ``first_layer``), ρ(t) = λ₂/λ₃, its 25-epoch log slope s(t) and the fire epoch =
+the first t ≥ 100 with s(t) > 0.04. Frozen thresholds from the paper: nothing here is fitted to our runs. Epoch t is the
 state after t full-batch steps; its window holds the updates δ_{t−w+1..t} (adaptive start w = min(20, t)), as the
 bridge logs it.
 
@@ -74,7 +74,7 @@ __all__ = [
     "slim_trajectory",
 ]
 
-#: The claims [P] (spec §5).
+#: The claims [P] (theory reference §5).
 CLAIMED_FIRE, CLAIMED_FIRE_TOL = 174, 1
 CLAIMED_LATE_GROK, CLAIMED_LATE_CTRL = 300.0, 1.31
 CLAIMED_LAG_05, CLAIMED_LAG_099 = 72, 35
@@ -319,7 +319,8 @@ def _q95(x: Sequence[float]) -> str:
 
 
 def claim_rows(runs_root: Path) -> list[ClaimRow]:
-    """The Li₂ rows of the claims table (spec §5) on the stored runs under ``runs_root/li2`` (the claims provider,
+    """The Li₂ rows of the claims table (theory reference §5) on the stored runs under ``runs_root/li2`` (the claims
+    provider,
     ``verify.claims``): :func:`li2_rows` of :func:`load_li2_runs`."""
     d = Path(runs_root) / "li2"
     return li2_rows(load_li2_runs([d]) if d.is_dir() else [])
@@ -328,7 +329,7 @@ def claim_rows(runs_root: Path) -> list[ClaimRow]:
 def li2_rows(runs: Sequence[Li2Run]) -> list[ClaimRow]:
     """The Li₂ rows on ``runs`` (any mix of grok, control and ReLU runs; criteria in each row's reason)."""
     runs = list(runs)
-    src, ver = "[P] 2605.08119 (Li₂ bridge; spec §5)", "2605.08119"
+    src, ver = "[P] 2605.08119 (Li₂ bridge; theory reference §5)", "2605.08119"
     by = {k: [r for r in runs if r.kind == k] for k in ("grok", "control", "relu")}
     grok, ctrl, relu = by["grok"], by["control"], by["relu"]
     rows: list[ClaimRow] = []
@@ -512,7 +513,7 @@ def li2_rows(runs: Sequence[Li2Run]) -> list[ClaimRow]:
                          f"{fmt(pooled[step]['p_all'], '.3f', '—')})")
         rows.append(ClaimRow(
             "Theorem 6 'sign-match' → the meaningful statistic P[B_jl < 0 | cos(f̃_j, f̃_l) > 0] (top-200 pairs)",
-            "[P] 2605.08119; [R] spec §6.18, §7.8", ver,
+            "[P] 2605.08119; [R] theory reference §6.18, §7.8", ver,
             "sign-match 0.83 → 0.975 (ep 175) → 0.995 (ep 300); the sign identity itself holds exactly",
             f"{'; '.join(parts)} (n={len({r.name for r in grok if r.repulsion})} runs, pooled)",
             "INCONCLUSIVE",

@@ -1,8 +1,9 @@
-"""The Li₂ Stage-III lock-in detector [P] (arXiv 2605.08119, the author's bridge to Tian's Li₂; spec §1.8), on plain
+"""The Li₂ Stage-III lock-in detector [P] (arXiv 2605.08119, the author's bridge to Tian's Li₂; theory reference §1.8),
+on plain
 arrays: the helper module of the ``li2`` study (``verify.studies.li2``), which applies it to stored runs.
 
 On the W = 20 rolling Gram of first-layer updates (one update per epoch), the eigenvalue ratio ρ(t) = λ₂/λ₃
-(eigenvalue units, σ² of the updates: the bridge's "σ₂/σ₃" is λ_k(ΔᵀΔ), spec §1.3 / §7.3), its slope
+(eigenvalue units, σ² of the updates: the bridge's "σ₂/σ₃" is λ_k(ΔᵀΔ), theory reference §1.3 / §7.3), its slope
 s(t) = [log ρ(t) − log ρ(t − 25)]/25 (log of max(ρ, 1e-6), as the bridge's ``analysis.py``) and the fire epoch = the
 first t ≥ 100 with s(t) > 0.04. Frozen thresholds from the paper: nothing here is fitted to our runs.
 
@@ -29,7 +30,7 @@ __all__ = [
     "slope_signal",
 ]
 
-#: The bridge's frozen detector settings [P] (2605.08119; spec §1.8).
+#: The bridge's frozen detector settings [P] (2605.08119; theory reference §1.8).
 LAG = 25
 FIRE_THRESHOLD = 0.04
 T_MIN = 100

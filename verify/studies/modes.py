@@ -1,8 +1,8 @@
 """Functional modes: the function change along a spectral-edge direction, in the Fourier basis of Z_p² (issue 8,
 part 4).
 
-Claim ([P] Xu, "Spectral Edge Dynamics Reveal Functional Modes of Learning", arXiv 2604.06256; spec §5): each edge
-direction induces a single Fourier mode for addition (ω ≈ 25–26) and, for multiplication, a single mode
+Claim ([P] Xu, "Spectral Edge Dynamics Reveal Functional Modes of Learning", arXiv 2604.06256; theory reference §5):
+each edge direction induces a single Fourier mode for addition (ω ≈ 25–26) and, for multiplication, a single mode
 (ω = 29) in the discrete-log basis, with a 5.9× concentration gain over the standard basis.
 
 Default definition (``functional_mode:logit_2d``, [R]). Along a unit direction v of the attention weights, with

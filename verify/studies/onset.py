@@ -1,6 +1,6 @@
 """Grokking-onset prediction from spectral signals: frozen detectors, calibration, held-out evaluation, online use.
 
-Signals (issue 6, "Onset prediction"; spec spectral-edge-math.md §1.3, §1.6, §1.8, §5):
+Signals (issue 6, "Onset prediction"; theory reference §1.3, §1.6, §1.8, §5):
 
 - ``g23``: g₂₃ falls below a fraction ``frac`` of its running peak for ``sustain`` consecutive windows
   ([A]/[P] Table 7: "g₂₃ declines before every grokking event"; the author's analysis is post hoc, ours is causal).
@@ -8,8 +8,8 @@ Signals (issue 6, "Onset prediction"; spec spectral-edge-math.md §1.3, §1.6, �
   windows for ``sustain`` windows ([C] Thm 10.7 "gap opening ⇔ capability gain").
 - ``adiabatic``: A = ‖ΔG‖_F/(η_eff g²), η_eff = η·Δs (``numerics.predictors.adiabatic``, ``on_zero_gap="inf"``;
   η = the run's ``lr`` from the provenance config, Δs the monitor cadence) crosses upward into the transition regime
-  (A ≥ ``threshold`` after at least one window below it) for ``sustain`` windows ([A] regime map, spec §1.6; the
-  threshold is [S] and is what calibration fits).
+  (A ≥ ``threshold`` after at least one window below it) for ``sustain`` windows ([A] regime map, theory reference
+  §1.6; the threshold is [S] and is what calibration fits).
 - ``defect``: the commutator defect D exceeds ``factor`` × the median of its first 3 records and ``floor``
   ([P] ``find_spike_step``, ``verify.studies.defect.onset_ratio``); only when ``defect`` records exist.
 
@@ -49,7 +49,7 @@ from numerics.predictors import adiabatic
 from numerics.trajectory import Trajectory
 from verify.claims import ClaimRow, draw, inconclusive, rate
 from verify.stats import fmt
-from verify.store import DefectRecord, RunData, SpectrumRecord, load_rundata
+from verify.store import DefectRecord, RunData, SpectrumRecord, load_run, load_rundata
 
 __all__ = [
     "DEFECT_GROK_DEFINITION",
@@ -94,7 +94,8 @@ def _sustained(cond: Sequence[bool], steps: Sequence[int], sustain: int) -> int 
 class G23Decline:
     """g₂₃ < ``frac`` × running peak for ``sustain`` windows, after the peak was at least ``min_windows`` in.
 
-    Source: [A]/[P] Table 7 (spec §4.2, §5; g₂₃ = σ₂² − σ₃² of the update Gram, the replication's definition).
+    Source: [A]/[P] Table 7 (theory reference §4.2, §5; g₂₃ = σ₂² − σ₃² of the update Gram, the replication's
+    definition).
     """
 
     frac: float = 0.1
@@ -115,7 +116,7 @@ class G23Decline:
 @dataclass(frozen=True)
 class GapOpening:
     """R (``key="R"``) or g (``key="g"``) at k* > ``factor`` × median of its first ``n_baseline`` finite windows,
-    for ``sustain`` windows. Source: [C] Thm 10.7 / Test 7 (spec §4.2 #7), measured on the update Gram."""
+    for ``sustain`` windows. Source: [C] Thm 10.7 / Test 7 (theory reference §4.2 #7), measured on the update Gram."""
 
     factor: float = 1.5
     key: str = "R"
@@ -156,8 +157,8 @@ def adiabatic_series(run: RunData) -> tuple[list[int], np.ndarray]:
 @dataclass(frozen=True)
 class AdiabaticDetector:
     """A crosses upward into the transition regime: A ≥ ``threshold`` for ``sustain`` windows after at least one
-    window with A < ``threshold``. Source: [A] regime map (A ≪ 1 plateau, A ~ 1 transition), spec §1.6; η → η·Δs
-    ([S], ``numerics.predictors``)."""
+    window with A < ``threshold``. Source: [A] regime map (A ≪ 1 plateau, A ~ 1 transition), theory reference §1.6; η →
+    η·Δs ([S], ``numerics.predictors``)."""
 
     threshold: float = 0.1
     sustain: int = 2
@@ -223,13 +224,24 @@ def detector_params(det: Detector) -> dict[str, Any]:
 
 
 def predict(run: RunData | Trajectory | str | os.PathLike[str], detectors: Sequence[Detector] | None = None,
-            group: str = "attn") -> dict[str, Any]:
-    """Per run: observed grokking step, and per signal the predicted step, lead time and whether it fired.
+            group: str | None = None) -> dict[str, Any]:
+    """Per run: observed grokking step, its label (positive / control, and why), and per signal the predicted
+    step, lead time, whether it fired and what the firing means (``outcome``: early, late, or false positive on a
+    control).
 
     Returns a JSON-able dict with ``text``. A run that did not grok reports ``"did not grok"`` (lead None). The
-    ``defect`` signal reports ``"no defect records"`` when the run has none.
+    ``defect`` signal reports ``"no defect records"`` when the run has none. For a file, ``group=None`` reads
+    "attn" (else "all", else the first recorded group); a ``group`` the file did not record raises
+    ``SpectralEdgeError`` listing the groups it has.
     """
-    r = run if isinstance(run, RunData) else RunData.from_trajectory(run, group)
+    if isinstance(run, RunData):
+        r = run
+    else:
+        loaded = load_run(run)
+        if group is not None and group not in loaded.groups():
+            raise SpectralEdgeError(f"{loaded.path}: no parameter group {group!r}; it records "
+                                    f"{', '.join(loaded.groups()) or 'none'} (choose one with --group)")
+        r = RunData.from_run(loaded, group or "attn")
     dets = list(detectors) if detectors is not None else default_detectors()
     obs = r.grok_step
     signals = []
@@ -248,16 +260,29 @@ def predict(run: RunData | Trajectory | str | os.PathLike[str], detectors: Seque
                         "fired": step is not None, "note": note})
     fired = [s for s in signals if s["fired"]]
     first = min(fired, key=lambda s: s["predicted_step"]) if fired else None
-    out = {"run": r.id, "task": r.task, "weight_decay": r.weight_decay, "seed": r.seed,
+    label = "control" if r.is_control else "positive"
+    for s in signals:  # what a firing means for this run: a control's firing is a false positive
+        s["outcome"] = (None if not s["fired"] else "false positive" if r.is_control
+                        else "late" if obs is None or s["predicted_step"] >= obs else "early")
+    out = {"run": r.id, "task": r.task, "group": r.group, "weight_decay": r.weight_decay, "seed": r.seed,
            "observed_grok_step": obs if obs is not None else "did not grok", "control": r.is_control,
+           "label": label, "labelled_by": "override" if r.label is not None else "data",
            "signals": signals, "first_signal": first["signal"] if first else None,
            "predicted_step": first["predicted_step"] if first else None,
            "lead": first["lead"] if first else None}
-    lines = [f"run {r.id} ({r.task}, wd {r.weight_decay}, seed {r.seed}): observed grokking step "
-             f"{out['observed_grok_step']}"]
+    why = ("set explicitly" if r.label is not None else
+           "grokked with weight decay > 0" if not r.is_control else
+           "no weight decay recorded" if r.weight_decay is None else
+           "weight decay 0" if not r.weight_decay > 0 else "did not grok")
+    lines = [f"run {r.id} ({r.task}, group {r.group}, wd {r.weight_decay}, seed {r.seed}): {label} ({why}); "
+             f"observed grokking step {out['observed_grok_step']}"]
     for s in signals:
-        what = (f"fired at step {s['predicted_step']}" + (f", lead {s['lead']}" if s["lead"] is not None else "")
-                if s["fired"] else f"did not fire{' (' + s['note'] + ')' if s['note'] else ''}")
+        if s["fired"]:
+            what = f"fired at step {s['predicted_step']}" + (f", lead {s['lead']}" if s["lead"] is not None else "")
+            what += {"false positive": " — FALSE POSITIVE (fired on a control)",
+                     "late": " — late (at or after grokking: a miss)", "early": ""}[s["outcome"]]
+        else:
+            what = f"did not fire{' (' + s['note'] + ')' if s['note'] else ''}"
         lines.append(f"  {s['signal']:<10} {what}")
     out["text"] = "\n".join(lines)
     return out
@@ -429,7 +454,7 @@ class OnsetCallback:
 # --- claim rows ------------------------------------------------------------------------------------------------
 
 #: Grokking-step definition of the defect lead times per workload: the author's ([P] 2602.16746 grok_90 for
-#: modular arithmetic; 2602.16967 first test accuracy ≥ 0.99 for Dyck/SCAN, author-experiments.md §2.3).
+#: modular arithmetic; 2602.16967 first test accuracy ≥ 0.99 for Dyck/SCAN, dyck_scan).
 DEFECT_GROK_DEFINITION = {"modular": "first>=0.9", "dyck": "first>=0.99", "scan": "first>=0.99"}
 
 

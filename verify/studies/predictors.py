@@ -50,7 +50,7 @@ __all__ = ["PROBE_RUNS", "claim_rows", "fixed_point_row", "forecast_row", "gstar
 
 #: The stored probe sweep read by the rows (``verify/runs/probes``).
 PROBE_RUNS = "probes"
-SOURCE = "[C] §3.3–3.5, Prop 5.1; errata 2–3 (spec §0.1)"
+SOURCE = "[C] §3.3–3.5, Prop 5.1; errata 2–3 (theory reference §0.1)"
 CONTROL_NOTE = "weight decay 0 (no probe runs of non-grokking weight-decay ops exist)"
 
 

@@ -4,11 +4,12 @@ Measurement (``ProbeMeasurement``, harness plug-in ``probes``; config ``probes.e
 ``gap_pair``): every ``every`` steps, for the top-k right singular vectors v_j of the monitor's current window in
 each group, the curvature h_j = v_jᵀHv_j and the gradients G_j = ⟨∇L, v_j⟩ on one fixed train and one fixed val
 batch (``numerics.probes``); with ``ablation``, the Δloss of projecting v_j out of the group's weights and the
-coefficient ⟨θ, v_j⟩ (spec §3.7 Test 8). One ``probe`` record per group (``verify.store.ProbeRecord``).
+coefficient ⟨θ, v_j⟩ (theory reference §3.7 Test 8). One ``probe`` record per group (``verify.store.ProbeRecord``).
 
 Claim rows (``claim_rows(runs_root)``, provider "probes", on the stored probe sweep ``runs_root/probes``):
 
-- gap flow (Thm 14.2, spec §3.4): the sign of the predicted ġ (``gap_flow_pairs``: σ_j of the window, h_j, G_j^tr
+- gap flow (Thm 14.2, theory reference §3.4): the sign of the predicted ġ (``gap_flow_pairs``: σ_j of the window, h_j,
+G_j^tr
   of the probe record) against the measured forward difference of g = σ_{k*} − σ_{k*+1} (``gap_flow_row``), and
   the restoring drift corr(g, dg/dt) < 0 (``gap_restoring_row``);
 - Test 8: the importance α_j·G_j^tr·G_j^val against the ablation Δloss (``decomposition_points``,
@@ -36,7 +37,7 @@ from numerics.stability import alpha_half_from_gram
 from numerics.trajectory import Trajectory
 from verify.claims import ClaimRow, draw, inconclusive
 from verify.criteria import criterion
-from verify.harness.config import CadenceConfig
+from verify.harness.config import CadenceConfig, StrictInt
 from verify.harness.measurement import BaseMeasurement, RunContext
 from verify.stats import (
     balanced_sign_accuracy,
@@ -59,11 +60,12 @@ class ProbeConfig(CadenceConfig):
     product) and G_j = ⟨∇L, v_j⟩ on one fixed train and one fixed val batch, for the top-k right singular vectors v_j
     of the monitor's current window in each group."""
 
-    k: int = Field(3, ge=1, description="number of directions v_1..v_k")
-    batch_size: int | None = Field(None, ge=1, description="size of the fixed batches; None: the training batch size")
+    k: StrictInt = Field(3, ge=1, description="number of directions v_1..v_k")
+    batch_size: StrictInt | None = Field(None, ge=1, description="size of the fixed batches; None: "
+                                         "the training batch size")
     groups: list[str] | None = Field(None, description="monitor groups to probe; None: all of them")
     ablation: bool = Field(False, description="also ΔL_val when each v_j is projected out of the group's weights "
-                           "(numerics.probes.ablation_delta_loss; spec §3.7 Test 8)")
+                           "(numerics.probes.ablation_delta_loss; theory reference §3.7 Test 8)")
     gap_pair: bool = Field(False, description="also probe v_{k*}, v_{k*+1} when k* ≥ k (the gap pair of Thm 14.2; "
                            "the record's 'modes' lists the 1-indexed modes probed)")
 
@@ -181,8 +183,8 @@ def _probe_config(run: Run) -> tuple[float, float, int]:
 def gap_flow_pairs(t: Run | Trajectory | str | os.PathLike[str], group: str = "attn") -> dict[str, np.ndarray]:
     """Predicted vs measured gap rate at every probe checkpoint of ``group`` that has the next spectrum record.
 
-    Predicted (Thm 14.2, spec §3.4 [C]; ``numerics.predictors.predict_gap_rate``): ġ from d = σ_{k*}, σ_{k*+1}
-    of the window at step s, h_j and G_j = G_j^tr of the probe record at s (its ``modes``, default 1..k), k* of
+    Predicted (Thm 14.2, theory reference §3.4 [C]; ``numerics.predictors.predict_gap_rate``): ġ from d = σ_{k*},
+    σ_{k*+1} of the window at step s, h_j and G_j = G_j^tr of the probe record at s (its ``modes``, default 1..k), k* of
     the window, η = lr, ω = weight decay, W = the window's w, Δs = the monitor cadence (η → ηΔs: σ per checkpoint
     interval). Measured: the forward difference g(s + Δs) − g(s) of g = σ_{k*} − σ_{k*+1} at the *same* k* (σ per
     checkpoint interval). Skipped: checkpoints whose probes miss k* or k*+1 (probes.k ≤ k* without
@@ -311,7 +313,8 @@ def gap_flow_row(runs: Sequence[ProbeRun]) -> ClaimRow:
     INCONCLUSIVE below ``MIN_PROBE_PAIRS`` pairs, or when the agreement is above chance but only one measured sign
     occurs.
     """
-    claim, source, version = "gap flow: sign of predicted dg/dt vs measured", "[C] Thm 14.2; spec §3.4", "v3"
+    claim, version = "gap flow: sign of predicted dg/dt vs measured", "v3"
+    source = "[C] Thm 14.2; theory reference §3.4"
     claimed = "sign(predicted ġ) = sign(measured Δg); corr(g, dg/dt) < 0"
     pred, meas = _gap_arrays(runs, "predicted"), _gap_arrays(runs, "measured")
     ok = _usable(pred, meas)
@@ -395,7 +398,7 @@ def gap_restoring_row(runs: Sequence[ProbeRun]) -> ClaimRow:
     per run. PASS: pooled ρ < 0 and the 95 % t interval of the per-run ρ below 0; FAIL otherwise; INCONCLUSIVE
     below ``MIN_PROBE_PAIRS`` pairs.
     """
-    claim, source, version = "gap flow: restoring drift corr(g, dg/dt) < 0", "[C] Thm 14.2; spec §3.4", "v3"
+    claim, source, version = "gap flow: restoring drift corr(g, dg/dt) < 0", "[C] Thm 14.2; theory reference §3.4", "v3"
     claimed = "corr(g, dg/dt) < 0"
     g, meas = _gap_arrays(runs, "g"), _gap_arrays(runs, "measured")
     ok = np.isfinite(g) & np.isfinite(meas)
@@ -459,7 +462,8 @@ def decomposition_row(runs: Sequence[ProbeRun]) -> ClaimRow:
     otherwise; INCONCLUSIVE below ``MIN_PROBE_PAIRS`` points. The first-order twin −c_j·G_j^val is reported as a
     check that the ablation itself is measured right (it is not the claim).
     """
-    claim, source = "loss decomposition predicts ablation Δloss (Test 8)", "[P] loss_decomposition.py; spec §3.7"
+    claim = "loss decomposition predicts ablation Δloss (Test 8)"
+    source = "[P] loss_decomposition.py; theory reference §3.7"
     claimed = "ranking of α_j·G_j^tr·G_j^val matches ablation Δloss (Pearson/Spearman; value not recovered)"
     cat = {k: np.concatenate([r.decomposition[k] for r in runs]) if runs else np.zeros(0)
            for k in ("importance", "dloss", "first_order", "j")}

@@ -1,6 +1,6 @@
 """The spectral study: claims on the rolling update-Gram spectrum of grokking runs and their controls.
 
-Rows (``claims_table``; spec spectral-edge-math.md §4–§5): k* ≤ 3 and k* = 1 per task, R lower in grokking runs
+Rows (``claims_table``; theory reference §4–§5): k* ≤ 3 and k* = 1 per task, R lower in grokking runs
 than in controls, g₂₃ declines before grokking with weight decay and not in controls, the adiabatic parameter A
 against the observed phase, the α ordering at k* (Test 5), BBP vacuity and the Marchenko–Pastur comparison; two
 placeholders for rows that need other optimisers (measured by the backbone study when it runs). Each measured row
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,7 @@ import numpy as np
 from verify.claims import PLACEHOLDER_KEY, ClaimRow, draw, inconclusive
 from verify.criteria import criterion
 from verify.stats import fmt, mean_ci, mean_sd, median_iqr
-from verify.store import RunData, load_runs
+from verify.store import Run, RunData, load_runs
 from verify.studies.onset import adiabatic_series
 from verify.studies.spectral_nulls import (
     CLASSES,
@@ -42,26 +42,43 @@ from verify.studies.spectral_nulls import (
 )
 from verify.summary import summarise
 
-__all__ = ["SpectralRun", "claim_rows", "claims_table", "load_claim_runs", "run_class"]
+__all__ = ["SpectralRun", "claim_rows", "claims_table", "load_claim_runs", "run_class", "spectral_runs"]
 
 
 @dataclass
 class SpectralRun:
-    """One finished run as the spectral rows read it, for each recorded group of "attn" and "all"."""
+    """One finished run as the spectral rows read it, for each of its groups that was asked for."""
 
     data: dict[str, RunData]  # group → RunData
     summary: dict[str, dict[str, Any]]  # group → verify.summary.summarise()
 
 
-def load_claim_runs(paths: Sequence[str | os.PathLike[str]], *, finished_only: bool = True) -> list[SpectralRun]:
-    """Runs of files or directories (``verify.store.load_runs``: file-name order, a run stored both ways once;
-    ``finished_only``: finished runs only) with per-group ``RunData`` and ``summarise`` for "attn" and "all"."""
+def spectral_runs(runs: Iterable[Run], groups: Sequence[str] | None = None, *, grok_definition: str | None = None,
+                  weight_decay_key: str | None = None,
+                  labels: Mapping[str, str] | None = None) -> list[SpectralRun]:
+    """``SpectralRun`` of each run, for each of ``groups`` it recorded (default "attn" and "all", the stored
+    sweeps' groups). ``grok_definition``, ``weight_decay_key`` and ``labels`` (run id → "positive" / "control")
+    are passed to ``RunData.from_run``."""
     out = []
-    for run in load_runs(paths, finished_only=finished_only):
-        groups = [g for g in ("attn", "all") if g in run.groups()]
-        out.append(SpectralRun({g: RunData.from_run(run, g) for g in groups},
-                               {g: summarise(run, g) for g in groups}))
+    for run in runs:
+        gs = [g for g in (groups or ("attn", "all")) if g in run.groups()]
+        label = (labels or {}).get(run.id)
+        out.append(SpectralRun(
+            {g: RunData.from_run(run, g, grok_definition, weight_decay_key=weight_decay_key, label=label)
+             for g in gs},
+            {g: summarise(run, g, grok_definition) for g in gs}))
     return out
+
+
+def load_claim_runs(paths: Sequence[str | os.PathLike[str]], *, finished_only: bool = True,
+                    groups: Sequence[str] | None = None, grok_definition: str | None = None,
+                    weight_decay_key: str | None = None,
+                    labels: Mapping[str, str] | None = None) -> list[SpectralRun]:
+    """Runs of files or directories (``verify.store.load_runs``: file-name order, a run stored both ways once;
+    ``finished_only``: finished runs only) with per-group ``RunData`` and ``summarise`` (``spectral_runs``: by
+    default for "attn" and "all"; ``groups`` for any others)."""
+    return spectral_runs(load_runs(paths, finished_only=finished_only), groups, grok_definition=grok_definition,
+                         weight_decay_key=weight_decay_key, labels=labels)
 
 
 #: Random-window draws per stored window (k* null) and pure-noise draws per (w, P) (BBP / Marchenko–Pastur null).
@@ -124,6 +141,18 @@ def _means(vals: dict[str, list[float]], sign: float = 1.0, log: bool = False) -
     return "; ".join(parts), det, disc
 
 
+def _thin(vals: dict[str, list[Any]]) -> str:
+    """Why a comparison of per-run means cannot be made ("" when it can): it needs at least 2 finite per-run values
+    among the grokking runs and in every control class that has runs, and at least one such class (with n = 1 a
+    bootstrap interval has width 0 and would make any difference look significant)."""
+    def n(x: list[Any]) -> int:
+        return sum(v is not None and bool(np.isfinite(v)) for v in x)
+    short = [f"{c} n={n(vals[c])}" for c in ("grokking", *CLASSES) if (c == "grokking" or vals[c]) and n(vals[c]) < 2]
+    if not any(n(vals[c]) for c in CLASSES):
+        short.append("no control run")
+    return ("needs ≥ 2 runs per class for a spread: " + ", ".join(short)) if short else ""
+
+
 def _verdict_text(cid: str, why: str) -> str:
     c = criterion(cid)
     return f"{why}. Criterion {cid} ({c.label()}): {c.text}"
@@ -171,7 +200,7 @@ def claims_table(runs: Sequence[SpectralRun], group: str = "attn") -> list[Claim
     cut = int(np.median(gsteps))  # controls are cut at the median grokking step (matched time span)
 
     # 1. k* ≤ 3: attention discriminates; on all parameters it marks weight decay.
-    for g in ("attn", "all"):
+    for g in ("attn", "all") if group in ("attn", "all") else (group,):  # a user's group: the k* ≤ 3 row
         cls = _by_class(runs, g, lambda r, g=g: r.summary[g]["kstar_mode"] <= 3)
         ks = [r.summary[g]["kstar_mode"] for r in grok if g in r.summary]
         if not ks:
@@ -184,12 +213,12 @@ def claims_table(runs: Sequence[SpectralRun], group: str = "attn") -> list[Claim
         plot = draw("draw_bars", ["grokking", *CLASSES, "null"],
                     [float(np.mean(cls[c])) if cls[c] else float("nan") for c in ("grokking", *CLASSES)]
                     + [null.get("share_runs", float("nan"))], ylabel=f"share of runs with modal k* ≤ 3 ({g})")
-        if g == "attn":
+        if g != "all":
             cid = "spectral.kstar_attn"
             share_min = float(criterion(cid).params["share_min"])
             ok = k / n >= share_min and disc and beat
             rows.append(ClaimRow(
-                f"k* ≤ 3 (modal k* of grokking runs, group {g})", "[A] abstract; [C] spec §4.2 #2", "v1–v3",
+                f"k* ≤ 3 (modal k* of grokking runs, group {g})", "[A] abstract; [C] theory reference §4.2 #2", "v1–v3",
                 "k* ≤ 3", f"grokking: {share_str(k, n)}; modal k* values {dict(Counter(ks))}",
                 "PASS" if ok else "FAIL",
                 _verdict_text(cid, f"share {k / n:.2f}; {'discriminates' if disc else 'does not discriminate'} "
@@ -207,7 +236,7 @@ def claims_table(runs: Sequence[SpectralRun], group: str = "attn") -> list[Claim
             details |= {"wd_vs_wd0": [d_wd, lo_wd, hi_wd], "grok_vs_nongrok_wd": [d_g, lo_g, hi_g]}
             rows.append(ClaimRow(
                 f"k* = 1 marks weight decay, not grokking (modal k* ≤ 3, group {g})",
-                "[A] abstract; [C] spec §4.2 #2 (claimed for grokking runs)", "v1–v3",
+                "[A] abstract; [C] theory reference §4.2 #2 (claimed for grokking runs)", "v1–v3",
                 "k* ≤ 3 in grokking runs (all parameters)",
                 f"grokking: {share_str(k, n)}; all weight-decay runs: {share_str(int(sum(wd)), len(wd))} "
                 f"(weight decay − wd 0 {d_wd:+.2f} [{lo_wd:+.2f}, {hi_wd:+.2f}]); grokking − non-grokking wd "
@@ -248,11 +277,12 @@ def claims_table(runs: Sequence[SpectralRun], group: str = "attn") -> list[Claim
     clsR = _by_class(runs, group, lambda r: r.summary[group]["R_pre_mean"])
     cid = "spectral.R_lower"
     ctrl_s, ctrl_d, lower = _means(clsR, sign=-1.0)
+    thin = _thin(clsR)
     rows.append(ClaimRow(
         "R lower in grokking runs than controls", "[P] multitask README", "—",
         "grok 1.39 ± 0.08 vs control 2.51 ± 0.56", f"grokking: mean R {mean_str(clsR['grokking'])}",
-        "PASS" if lower else "FAIL",
-        _verdict_text(cid, "mean R over pre-grokking windows (controls: whole run)"),
+        "INCONCLUSIVE" if thin else ("PASS" if lower else "FAIL"),
+        _verdict_text(cid, "mean R over pre-grokking windows (controls: whole run)" + (f"; {thin}" if thin else "")),
         {"grok": clsR["grokking"], "control": ctrl_d}, control=ctrl_s, null="n/a: a grokking-vs-control claim",
         criterion=cid,
         plot=draw("draw_box", {"grokking": clsR["grokking"], **{c: clsR[c] for c in CLASSES}},
@@ -308,16 +338,18 @@ def _g23_rows(runs: Sequence[SpectralRun], group: str, cut: int) -> list[ClaimRo
                 log=True, hlines=[thr], ylabel="g₂₃ decline factor")
     cid = "spectral.g23_decline"
     ok = bool(dfin) and k == len(raw["grokking"]) and disc
+    thin = _thin(raw)
     rows = [ClaimRow(
         "g₂₃ declines before grokking with weight decay", "[A]; [P] multitask README (Table 7)", "v1–v3",
         "18/18 runs, 8–111×",
         f"grokking: {share_str(k, len(raw['grokking']))} runs decline ≥ {thr:g}×; decline {median_iqr(dfin)}; "
         f"normalised by the window's mean λ: {median_iqr(nrm['grokking'])}",
-        "PASS" if ok else "FAIL",
+        "INCONCLUSIVE" if thin else ("PASS" if ok else "FAIL"),
         _verdict_text(cid, f"decline = peak g₂₃ / g₂₃ of the last window ≤ the grokking step (controls: ≤ step {cut}, "
                            "the median grokking step); "
-                      + ("discriminates" if disc else "does not discriminate: the controls decline as much or more")
-                      + f"; normalised by mean λ {'discriminates' if disc_n else 'does not discriminate'} either"),
+                      + (thin if thin else
+                         ("discriminates" if disc else "does not discriminate: the controls decline as much or more")
+                         + f"; normalised by mean λ {'discriminates' if disc_n else 'does not discriminate'} either")),
         {"declines": raw["grokking"], "normalised": nrm["grokking"], "control": ctrl_d, "control_normalised":
          ctrl_nd, "control_whole_run": {c: whole[c] for c in CLASSES}, "control_cutoff_step": cut},
         control=f"{ctrl_s}; normalised by mean λ: {ctrl_n}", null="n/a: a grokking-vs-control claim",
@@ -373,7 +405,7 @@ def _adiabatic_rows(runs: Sequence[SpectralRun], group: str, cut: int) -> list[C
             plateau += pl
             near += nr
     if not (plateau and near):
-        return [inconclusive("A regime vs phase", "[A] spec §1.6", "v1–v3", "A ≪ 1 plateau, ~1 at grokking",
+        return [inconclusive("A regime vs phase", "[A] theory reference §1.6", "v1–v3", "A ≪ 1 plateau, ~1 at grokking",
                              "no ‖ΔG‖ or lr in these runs")]
     cid = "spectral.adiabatic"
     p = criterion(cid).params
@@ -396,7 +428,7 @@ def _adiabatic_rows(runs: Sequence[SpectralRun], group: str, cut: int) -> list[C
     ctrl_A = _by_class(runs, group, lambda r: float(np.median(per_run[r.data[group].id]["plateau"]))
                        if per_run.get(r.data[group].id, {}).get("plateau") else float("nan"))
     return [ClaimRow(
-        "A regime vs phase: A ≪ 1 in the plateau, A ~ 1 near grokking", "[A] spec §1.6; errata 4", "v1–v3",
+        "A regime vs phase: A ≪ 1 in the plateau, A ~ 1 near grokking", "[A] theory reference §1.6; errata 4", "v1–v3",
         f"plateau A < {lo_t:g}; near grokking {lo_t:g} ≤ A ≤ {hi_t:g}",
         f"grokking runs, medians over windows: {'; '.join(parts)}; per-run rise near/plateau (log10) "
         f"{mean_str([float(np.log10(v)) for v in rises['grokking'] if np.isfinite(v) and v > 0])}",
@@ -513,7 +545,7 @@ def _noise_rows(runs: Sequence[SpectralRun], group: str) -> list[ClaimRow]:
     beats = float(np.median(bbp)) > q_hi
     ok = mn > float(criterion(cid).params["min_ratio"]) and beats
     rows.append(ClaimRow(
-        "BBP vacuous: σ_W/d_crit ≫ 1", "[C] theory_experiment_match (draft Prop 2.1); spec §3.1", "draft",
+        "BBP vacuous: σ_W/d_crit ≫ 1", "[C] theory_experiment_match (draft Prop 2.1); theory reference §3.1", "draft",
         "typically 20–300×, min > 5 in all windows",
         f"σ_W/d_crit {median_iqr(bbp)} over all windows, min {mn:.3g}; grokking per-run median "
         f"{mean_str(med['grokking'])}",
@@ -530,18 +562,21 @@ def _noise_rows(runs: Sequence[SpectralRun], group: str) -> list[ClaimRow]:
     share = _by_class(runs, group, lambda r: run_above[r.data[group].id])
     cid = "spectral.mp_edge"
     m_all, lo_all, _ = mean_ci(list(run_above.values()))
-    ok = np.isfinite(m_all) and (lo_all if np.isfinite(lo_all) else m_all) >= float(criterion(cid).params["share_min"])
+    n_above = int(np.isfinite(np.asarray(list(run_above.values()), float)).sum())
+    ok = np.isfinite(m_all) and np.isfinite(lo_all) and lo_all >= float(criterion(cid).params["share_min"])
     k_old, n_old = int(sum(null_above_old)), len(null_above_old)
     rows.append(ClaimRow(
-        "BBP vs Marchenko–Pastur: top σ separates from the noise bulk", "[R] spec §1.7, §3.1", "—",
+        "BBP vs Marchenko–Pastur: top σ separates from the noise bulk", "[R] theory reference §1.7, §3.1", "—",
         "σ₁ > ν(√P + √W) (spike detectable)",
         f"per-run share of windows with σ₁/edge above the pure-noise {100 * top:.0f}th percentile: all runs "
         f"{mean_str(list(run_above.values()), '.2f')}; grokking {mean_str(share['grokking'], '.2f')}; σ₁ above "
         f"the MP edge itself in {100 * float(np.mean(old_above)):.0f}% of windows",
-        "PASS" if ok else "FAIL",
+        "INCONCLUSIVE" if n_above < 2 else ("PASS" if ok else "FAIL"),
         _verdict_text(cid, f"σ₁ above the edge alone is no test (pure noise: {share_str(k_old, n_old)} of windows, "
                            "the edge uses ν from the bottom half); scored against the noise quantile instead. "
-                           "Structural: it holds on the controls as well"),
+                           "Structural: it holds on the controls as well"
+                      + (f"; the lower 95% bound of the mean over runs needs ≥ 2 runs (n={n_above})"
+                         if n_above < 2 else "")),
         {"run_share": run_above, "null_above_edge": k_old / n_old, "control": {c: share[c] for c in CLASSES}},
         control="; ".join(f"{c}: {mean_str(share[c], '.2f')}" for c in CLASSES),
         null=f"pure noise (P = {P}, W = {W}): σ₁ above the MP edge in {share_str(k_old, n_old)} windows; "

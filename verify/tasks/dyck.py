@@ -1,7 +1,7 @@
 """Dyck-1 depth prediction and the author's causal transformer, written out nanoGPT-style.
 
 Source: [P] dyck_scan ``dyck/grok_sweep.py`` (``gen_balanced_parentheses``, ``build_depth_dataset``,
-``split_dataset``, ``DyckTransformerLM``, ``DyckSweepConfig``); see ``shared/reference/author-experiments.md`` §2.2.
+``split_dataset``, ``DyckTransformerLM``, ``DyckSweepConfig``).
 
 The task: a balanced-parentheses string (``(`` = 0, ``)`` = 1, pad = 2) and, at every position, the stack depth after
 that token (13 classes, 0..12; padding targets −100 are ignored). A fixed pool of 5,050 sequences is split 50 train /

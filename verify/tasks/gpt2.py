@@ -3,8 +3,9 @@
 Sources: Radford et al. 2019 (GPT-2: pre-LayerNorm blocks, GELU MLP 4×, learned positions, tied input/output
 embedding, init N(0, 0.02) with the residual projections scaled by 1/√(2·n_layer)); Karpathy's nanoGPT
 ``model.py`` (layout and the 124M configuration: 124,439,808 parameters with the tied head); the author's
-TS-51M / GPT-2 settings in ``shared/reference/author-experiments.md`` §5.2; the corpus and tokenizer of
-``shared/reference/lm-corpus-offline.md`` (built by :mod:`verify.corpus`). Departures from nanoGPT, on purpose:
+TS-51M / GPT-2 settings ([P] mini_gpt, the SED and backbone scripts); the offline public-domain corpus and
+the official GPT-2 BPE files (built by :mod:`verify.corpus`, ``python -m verify.corpus``; see the README). Departures
+from nanoGPT, on purpose:
 
 * attention has separate ``q_proj``/``k_proj``/``v_proj``/``o_proj`` linears (not a fused ``c_attn``), so W_Q, W_K,
   W_V, W_O are selectable by name; the parameter count is unchanged;
@@ -207,7 +208,7 @@ _SIZES: dict[str, dict[str, Any]] = {
 # Run settings (fields of verify.harness.config.RunConfig) for the optimiser dependence of k* (issue 5: Muon k* = 1,
 # AdamW k* = 2 at comparable validation loss) and the backbone claim (SGD). Matched across optimisers: batch, steps,
 # clip, weight decay, eval and monitor cadence; spectra over all parameters, W = 10, Δs = 200 (the author's GPT-2
-# analysis, author-experiments.md §5.3). Muon runs with torch's ``match_rms_adamw`` (Liu et al. 2025, "Muon is Scalable
+# analysis, [P] mini_gpt). Muon runs with torch's ``match_rms_adamw`` (Liu et al. 2025, "Muon is Scalable
 # for LLM Training"), so it shares AdamW's lr and weight decay; embeddings, positions, LayerNorms and biases stay on
 # AdamW (``hidden_matrix_names`` is Muon's group). lr 3e-4 rather than nanoGPT's 6e-4 because RunConfig has no warmup.
 # SGD (momentum 0.9, L2 weight decay) is not tuned: sweep lr ∈ {0.03, 0.1, 0.3} on the GPU first.

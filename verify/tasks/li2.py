@@ -1,5 +1,5 @@
 """Tian's Li₂ workload: modular addition learned by a 2-layer MLP Ŷ = σ(XW)V (arXiv 2509.21519), the setup of the
-author's Li₂ bridge (arXiv 2605.08119; spectral-edge-math §5, the Li₂ rows).
+author's Li₂ bridge (arXiv 2605.08119; theory reference §5, the Li₂ rows).
 
 * Data [P]: all M² pairs (a, b) with label (a + b) mod M; X = [e_a; e_b] ∈ {0, 1}^{2M} (the one-hot "identity
   embedding" of both tokens, concatenated); n = 2016 training pairs at M = 71 (40% of 71²), drawn by one

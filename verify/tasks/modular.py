@@ -1,10 +1,10 @@
 """Modular arithmetic mod p and the author's 2-token transformer, written out nanoGPT-style.
 
 Source: [P] grokking-integrability ``grok_sweep.py`` (``SweepConfig``, the dataset builder and the
-``nn.TransformerEncoder`` model); see ``shared/reference/author-experiments.md`` §1.2. Two deliberate departures:
+``nn.TransformerEncoder`` model). Two deliberate departures:
 
 * the train/test split comes from its own generator seeded by ``data_seed`` (the author shuffles with
-  ``random.Random(seed)``, so the split moved with the model seed; §1.4);
+  ``random.Random(seed)``, so the split moved with the model seed);
 * attention uses separate ``q_proj``/``k_proj``/``v_proj``/``o_proj`` linears instead of the fused ``in_proj_weight``,
   so the attention-weight group (W_Q, W_K, W_V, W_O) is selectable by parameter name. The parameter count and the
   initialisation distributions are those of ``nn.TransformerEncoder`` (290,401 parameters at p = 97, d = 128,
@@ -267,10 +267,10 @@ MODULAR = ModularTask()
 # Presets (see verify.tasks.__init__): task-config overrides and run settings, merged by name. Measured numbers: one
 # torch thread, derived streams (RunConfig.streams; the "plain" numbers of runs before issue 5 are in git history).
 PRESETS: dict[str, dict[str, Any]] = {
-    # The author's full setup ([P] grok_sweep.py SweepConfig; author-experiments.md §1.2; 290,401 parameters).
+    # The author's full setup ([P] grok_sweep.py SweepConfig; 290,401 parameters).
     # Measured: wd 1 groks at step 2400 / 2900 / 2900 for seeds 0 / 1 / 2 after memorising by step 500 (~20 ms/step).
     "mod97": {},
-    # CI-sized (ecosystem-offline.md, last section; 57,851 parameters). Measured, seeds 0 / 1 / 2: wd 1 groks at step
+    # CI-sized (measured on a 2-core CPU; 57,851 parameters). Measured, seeds 0 / 1 / 2: wd 1 groks at step
     # 1000 / 1100 / 1200 after memorising by step 300; wd 0 memorises by step 200 and test acc stays <= 0.016 through
     # 3000 steps.
     "tiny": {"p": 59, "n_layers": 1, "d_model": 64, "n_heads": 4, "d_ff": 256},

@@ -2,11 +2,10 @@
 
 Sources: Lake & Baroni 2018, "Generalization without systematicity" (the SCAN grammar and interpretation function;
 GitHub ``brendenlake/SCAN``); [P] dyck_scan ``scan/grok_sweep.py`` (``ScanSweepConfig``, ``build_vocabs``,
-``build_scan_dataset``, ``ScanTransformer``, ``eval_on_dataset``); ``shared/reference/author-experiments.md`` §2.2 and
-``ecosystem-offline.md`` §5.1.
+``build_scan_dataset``, ``ScanTransformer``, ``eval_on_dataset``).
 
 Data. No package ships SCAN, so the full command set is regenerated from the grammar: 20,910 (command, actions)
-pairs, the same set as ``tasks.txt`` (as ecosystem-offline.md §5.1 found; the tests check the count, the total
+pairs, the same set as ``tasks.txt`` (checked against the original repository; the tests check the count, the total
 size of the serialised set against that of ``tasks.txt``, hand-worked and quoted pairs, and pin a sha256). The
 author trains on the "simple" split (a random 80/20 split: 16,728 train / 4,182 test). That random split cannot be
 recovered bit for bit from the grammar; ours is a seeded 80/20 split from the harness's data stream, equivalent in

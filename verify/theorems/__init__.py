@@ -1,6 +1,7 @@
-"""The theorem catalogue: spec §6's property-testable statements, run with hypothesis against the package's code.
+"""The theorem catalogue: theory reference §6's property-testable statements, run with hypothesis against the package's
+code.
 
-Each ``Theorem`` has an id, a one-line statement, a source tag (spectral-edge-math.md tags: [A] abstract,
+Each ``Theorem`` has an id, a one-line statement, a source tag (the theory reference's tags: [A] abstract,
 [C] companion, [P] paper/code, [R] reconstruction, plus the §), what we expect (``"holds"`` or
 ``"has counterexamples"``), a hypothesis strategy from ``verify.strategies`` and a check. The check computes the
 statement's two sides with the package's functions (``numerics.spectrum``, ``numerics.stability``,

@@ -1,4 +1,5 @@
-"""The AdamW split (spec §6.16, torch): a step is its weight-decay part plus the AdamW(ω = 0) step, exactly."""
+"""The AdamW split (theory reference §6.16, torch): a step is its weight-decay part plus the AdamW(ω = 0) step,
+exactly."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The α bookkeeping (spec §6.19, §6.20): the relative gap behind α-DK, and the range and noise level of α-half."""
+"""The α bookkeeping (theory reference §6.19, §6.20): the relative gap behind α-DK, and the range and noise level of
+α-half."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The BBP transition (spec §6.14, statistical): the top singular value of a rank-one signal plus Gaussian noise."""
+"""The BBP transition (theory reference §6.14, statistical): the top singular value of a rank-one signal plus Gaussian
+noise."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The commutator defect on quadratics (spec §6.15): θ_AB − θ_BA in closed form, and the erratum's counterexample."""
+"""The commutator defect on quadratics (theory reference §6.15): θ_AB − θ_BA in closed form, and the erratum's
+counterexample."""
 
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ def _quadratic_pairs(draw: st.DrawFn, same_hessian: bool = False) -> tuple[Any, 
 
 def _commutator(H_A: np.ndarray, H_B: np.ndarray, b_A: np.ndarray, b_B: np.ndarray, theta0: np.ndarray,
                 eta: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(θ_AB − θ_BA, g_A(θ₀), g_B(θ₀)) for two SGD steps on L_X = ½θᵀH_Xθ + b_Xᵀθ (spec §1.8)."""
+    """(θ_AB − θ_BA, g_A(θ₀), g_B(θ₀)) for two SGD steps on L_X = ½θᵀH_Xθ + b_Xᵀθ (theory reference §1.8)."""
     g_A = lambda th: H_A @ th + b_A  # noqa: E731
     g_B = lambda th: H_B @ th + b_B  # noqa: E731
     th_AB = theta0 - eta * g_A(theta0) - eta * g_B(theta0 - eta * g_A(theta0))

@@ -1,4 +1,5 @@
-"""Eigenvector perturbation (spec §6.7): the Davis–Kahan bounds that hold, and the factor-free forms that do not."""
+"""Eigenvector perturbation (theory reference §6.7): the Davis–Kahan bounds that hold, and the factor-free forms that
+do not."""
 
 from __future__ import annotations
 
@@ -105,7 +106,7 @@ def _factor_free(case: Perturbation, norm: str, relabel: bool) -> None:
                 E_op_over_gap=E_op / gap, yws_bound=sin_theta_bound_yws(E_op, gap))
 
 
-# 2×2 suffices for a counterexample and is where they are densest (spec §3.6: all at ‖E‖_op/gap ∈ (0.3, 1)).
+# 2×2 suffices for a counterexample and is where they are densest (theory reference §3.6: all at ‖E‖_op/gap ∈ (0.3, 1)).
 _FACTOR_FREE = symmetric_perturbations(n=2, ratio=(0.3, 1.0))
 
 

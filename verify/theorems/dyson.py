@@ -1,4 +1,4 @@
-"""Dyson's second-order eigenvalue expansion (spec §6.13), with a rigorous remainder bound."""
+"""Dyson's second-order eigenvalue expansion (theory reference §6.13), with a rigorous remainder bound."""
 
 from __future__ import annotations
 

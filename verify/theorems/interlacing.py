@@ -1,4 +1,5 @@
-"""Sliding windows (spec §6.5, §6.6): Cauchy interlacing of consecutive windows and rank-one updates of C = XᵀX."""
+"""Sliding windows (theory reference §6.5, §6.6): Cauchy interlacing of consecutive windows and rank-one updates of C =
+XᵀX."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The JL sketch (spec §6.17, statistical, torch): a Gaussian sketch at d = 10W keeps every Gram eigenvalue in band."""
+"""The JL sketch (theory reference §6.17, statistical, torch): a Gaussian sketch at d = 10W keeps every Gram eigenvalue
+in band."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Tian's Theorem 6 on the Li₂ bridge's code (spec §6.18, ``theory.li2``): the pair Schur block and the full projector.
+"""Tian's Theorem 6 on the Li₂ bridge's code (theory reference §6.18, ``theory.li2``): the pair Schur block and the
+full projector.
 
 The same identity against a plain numpy twin is ``verify.theorems.tian``.
 """

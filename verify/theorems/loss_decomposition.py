@@ -1,4 +1,4 @@
-"""Loss decomposition (spec §6.11): the window's displacement projected on a gradient, mode by mode."""
+"""Loss decomposition (theory reference §6.11): the window's displacement projected on a gradient, mode by mode."""
 
 from __future__ import annotations
 

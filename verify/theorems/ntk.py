@@ -1,4 +1,5 @@
-"""Linear models (spec §6.12): the NTK closed form of the window Gram under gradient descent, and the Krylov count."""
+"""Linear models (theory reference §6.12): the NTK closed form of the window Gram under gradient descent, and the
+Krylov count."""
 
 from __future__ import annotations
 

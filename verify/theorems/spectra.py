@@ -1,4 +1,5 @@
-"""Window spectra (spec §6.1–§6.3): SVD/Gram consistency, the invariances of σ, k* and R, and the equivalent k* maps."""
+"""Window spectra (theory reference §6.1–§6.3): SVD/Gram consistency, the invariances of σ, k* and R, and the
+equivalent k* maps."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Tian's Theorem 6 (spec §6.18) as an identity of the Schur complement, checked against a plain numpy twin.
+"""Tian's Theorem 6 (theory reference §6.18) as an identity of the Schur complement, checked against a plain numpy twin.
 
 The same statement on ``theory.li2``'s code (the Li₂ bridge) is ``verify.theorems.li2``.
 """

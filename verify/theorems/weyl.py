@@ -1,4 +1,5 @@
-"""Eigenvalue perturbation (spec §6.4): Weyl, Hoffman–Wielandt, and the author's Δλ proxy on consecutive windows."""
+"""Eigenvalue perturbation (theory reference §6.4): Weyl, Hoffman–Wielandt, and the author's Δλ proxy on consecutive
+windows."""
 
 from __future__ import annotations
 
