@@ -215,8 +215,12 @@ class GapIntegration:
 
 def _solve(rhs: Any, y0: np.ndarray, t_span: tuple[float, float], t_eval: Sequence[float] | None, events: Any,
            method: str, rtol: float, atol: float) -> Any:
-    return solve_ivp(rhs, t_span, y0, t_eval=None if t_eval is None else np.asarray(t_eval, dtype=np.float64),
-                     events=events, method=method, rtol=rtol, atol=atol)
+    sol = solve_ivp(rhs, t_span, y0, t_eval=None if t_eval is None else np.asarray(t_eval, dtype=np.float64),
+                    events=events, method=method, rtol=rtol, atol=atol)
+    # a terminal event before the first t_eval point leaves solve_ivp's y an empty list: keep it (n_state, 0)
+    sol.t = np.asarray(sol.t, dtype=np.float64)
+    sol.y = np.asarray(sol.y, dtype=np.float64).reshape(len(y0), -1)
+    return sol
 
 
 def integrate_modes(d0: Array, h: Array, G: Array, eta: float, omega: float, W: float,

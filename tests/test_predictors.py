@@ -127,6 +127,10 @@ def test_integrate_gap_is_the_pair_of_mode_flows_and_finds_the_crossing() -> Non
     rate = predict_gap_rate(d, h, G, kstar, eta, omega, W)["rate"]
     fine = integrate_gap(d, h, G, kstar, eta, omega, W, (0.0, 1e-4), t_eval=[0.0, 1e-4])
     assert (fine.g[1] - fine.g[0]) / 1e-4 == pytest.approx(float(rate), rel=1e-3)
+    # levels that cross before the first requested time: the crossing is reported, no evaluation point exists
+    late = integrate_gap(d, h, G, kstar, eta, omega, W, (0.0, 200.0), t_eval=[1.5 * t_cross, 200.0])
+    assert late.crossing_time == pytest.approx(t_cross, rel=1e-6)
+    assert late.t.shape == (0,) and late.g.shape == (0,) and late.d_bar.shape == (0,)
 
 
 def test_normal_form_prediction_and_integration() -> None:
