@@ -270,19 +270,27 @@ class SpectralMonitor:
         self._take_snapshot(self._cur)
         if self._delta is not None:  # sketch: small rows, δ in its own buffer, θ_now kept in _cur
             delta = torch.sub(self._cur, self._prev, out=self._delta)
-        else:  # exact: δ overwrites θ_now in place (two P-sized buffers in all); θ_now is re-read after the push
-            delta = self._cur.sub_(self._prev)
+        elif not bool(torch.isfinite(self._cur).all()):  # θ_prev is finite, so δ is non-finite iff θ_now is
+            return self._reject(self._cur, NonFiniteUpdateError(
+                f"the update at step {self.step} has NaN/Inf entries; the window and the snapshot are left as they "
+                "were"))
+        else:  # exact: δ overwrites θ_prev in place (two P-sized buffers in all, no second snapshot)
+            delta = torch.sub(self._cur, self._prev, out=self._prev)
         try:
             self.gram.push(delta if delta.dtype == self.gram.dtype else delta.to(self.gram.dtype))
-        except NonFiniteUpdateError as exc:
-            if self.on_nonfinite == "raise":
-                raise
-            self._record_nonfinite(delta, exc)
-            return []
-        if self._delta is None:
-            self._take_snapshot(self._cur)
+        except NonFiniteUpdateError as exc:  # finite δ, overflowing dots: rebuild θ_prev = θ_now − δ and reject
+            if self._delta is None:
+                torch.sub(self._cur, self._prev, out=self._prev)
+            return self._reject(delta, exc)
         self._prev, self._cur = self._cur, self._prev
         return self._record_all()
+
+    def _reject(self, values: torch.Tensor, exc: NonFiniteUpdateError) -> list[dict[str, Any]]:
+        """A rejected update: raise (``on_nonfinite="raise"``) or write ``nonfinite`` records and go on."""
+        if self.on_nonfinite == "raise":
+            raise exc
+        self._record_nonfinite(values, exc)
+        return []
 
     def _record_nonfinite(self, delta: torch.Tensor, exc: NonFiniteUpdateError) -> None:
         """One ``nonfinite`` record per group whose δ holds NaN/Inf (every group if only a dot overflowed)."""

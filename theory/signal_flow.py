@@ -104,7 +104,7 @@ FLOW_SIGMA_ARGS: tuple[sp.Symbol, ...] = (_sigma, h, G, eta, omega, W)
 
 #: Corrected flow (errata 2) [R]: σ̇ = −η(h+ω)σ + η²W G²/σ with d = σ (σ units); unit-invariant under θ → aθ,
 #: L → bL, η → a²η/b (derivation ``signal_flow.rescaling``). Same arguments as ``FLOW_RHS`` (``FLOW_ARGS``).
-FLOW_RHS_CORRECTED: sp.Expr = -eta * (h + omega) * d + eta**2 * W * G**2 / d
+FLOW_RHS_CORRECTED: sp.Expr = FLOW_RHS_SIGMA.subs(_sigma, d)  # the σ-reading of (F), with d = σ
 
 #: d(σ²)/dt = −2η(h+ω)σ² + 2η²W G²: Eq. (38) with S + 2G_eff N = 2G² (errata 2) [R].
 SQUARED_FLOW_RHS_CORRECTED: sp.Expr = -2 * eta * (h + omega) * d**2 + 2 * eta**2 * W * G**2

@@ -482,9 +482,9 @@ def export(
 # --- the entry point: readable errors, --debug, list options with several values -----------------------------------
 
 
-def _list_options(command: Any, argv: Sequence[str]) -> tuple[Any, dict[str, Any]]:
-    """The click command ``argv`` names (walking sub-commands) and its options that take several values
-    (``multiple=True``), by every flag spelling."""
+def _list_options(command: Any, argv: Sequence[str]) -> dict[str, Any]:
+    """The options that take several values (``multiple=True``) of the click command ``argv`` names (walking
+    sub-commands), by every flag spelling."""
     ctx_cmd = command
     for tok in argv:
         if tok.startswith("-"):
@@ -498,7 +498,7 @@ def _list_options(command: Any, argv: Sequence[str]) -> tuple[Any, dict[str, Any
         if getattr(p, "multiple", False) and p.opts and p.opts[0].startswith("-"):
             for flag in p.opts:
                 multi[flag] = p
-    return ctx_cmd, multi
+    return multi
 
 
 def _takes(param: Any, tok: str) -> bool:
@@ -539,7 +539,7 @@ def normalise_argv(argv: Sequence[str]) -> list[str]:
     ``multiple=True`` on the command ``argv`` names: ``--seeds``, ``--wds``, ``--ops``, ``--calibration-seeds``,
     ``--only``, ``--positive``, ``--control``, ``--set``, ``--grid``) become repeated options, as long as each
     converts to the option's type (``_takes``). Everything after ``--`` is left alone."""
-    _, multi = _list_options(typer.main.get_command(app), argv)
+    multi = _list_options(typer.main.get_command(app), argv)
     out: list[str] = []
     i, n = 0, len(argv)
     while i < n:

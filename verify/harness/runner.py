@@ -215,9 +215,6 @@ def _mismatch(path: Path, diff: list[str], doing: str, how: str) -> ConfigMismat
     return ConfigMismatch(f"cannot {doing} {path}: it was made with a different config: {'; '.join(diff)}. {how}")
 
 
-_OVERWRITE_HOW = "To replace it with this config pass --overwrite (overwrite=True); to keep it, use another --out."
-
-
 def train_with_monitor(
     cfg: RunConfig, path: str | Path, *, device: str = "cpu", progress: bool = True, overwrite: bool = False,
     resume: bool = False, lock: bool = True, **train_kwargs: Any,

@@ -120,10 +120,15 @@ def _status(path: Path) -> RunStatus | None:
         return None
 
 
+def _stored_row(gz: Path) -> dict[str, Any]:
+    """The manifest row of a finished run already stored as ``gz`` (not trained by this invocation)."""
+    return {"file": gz.name, "grok_step": load_run(gz).grok_step(), "final_step": None, "wall_s": None}
+
+
 def _plan(cfg: RunConfig, plain: Path, overwrite: bool, rows: list[dict[str, Any]],
-          mismatches: list[str]) -> tuple[bool, bool] | None:
-    """What to do with one run (called holding its lock): None when it is done (a row is added), else ``(resume,
-    overwrite)`` for the worker. A finished run of another config is a mismatch (or, with ``overwrite``, redone:
+          mismatches: list[str]) -> bool | None:
+    """What to do with one run (called holding its lock): None when it is done (a row is added), else whether the
+    worker resumes it. A finished run of another config is a mismatch (or, with ``overwrite``, redone:
     its archive is replaced when the new run is archived); a run archived unfinished (by an older version or an
     orphaned worker) and a partial run without a checkpoint are moved aside, numbered, and run again."""
     gz = plain.with_name(plain.name + ".gz")
@@ -132,8 +137,7 @@ def _plan(cfg: RunConfig, plain: Path, overwrite: bool, rows: list[dict[str, Any
         if status is RunStatus.FINISHED:
             diff = stored_config_diff(gz, cfg)
             if not diff:
-                rows.append({"file": gz.name, "grok_step": load_run(gz).grok_step(), "final_step": None,
-                             "wall_s": None})
+                rows.append(_stored_row(gz))
                 return None
             if not overwrite:
                 mismatches.append(f"{gz.name}: " + "; ".join(diff))
@@ -148,15 +152,13 @@ def _plan(cfg: RunConfig, plain: Path, overwrite: bool, rows: list[dict[str, Any
                 mismatches.append(f"{plain.name}: " + "; ".join(diff))
                 return None
         if status is RunStatus.FINISHED and not diff:  # finished, not yet archived (its worker was stopped)
-            gz_path = compress_trajectory(plain)
-            rows.append({"file": gz_path.name, "grok_step": load_run(gz_path).grok_step(), "final_step": None,
-                         "wall_s": None})
+            rows.append(_stored_row(compress_trajectory(plain)))
             return None
         if checkpoint_path(plain).exists() and status is not None and not diff:
-            return True, False
+            return True
         _aside(plain)
         checkpoint_path(plain).unlink(missing_ok=True)
-    return False, False
+    return False
 
 
 def _merged_rows(out: Path, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -193,9 +195,9 @@ def run_sweep(
     for cfg, name in zip(cfgs, names, strict=True):
         plain = out / f"{name}.jsonl"
         with run_lock(plain):  # a live writer of this run (another sweep, a train) is an error, named
-            plan = _plan(cfg, plain, overwrite, rows, mismatches)
-        if plan is not None:
-            todo.append((cfg, plain, plan[0]))
+            resume = _plan(cfg, plain, overwrite, rows, mismatches)
+        if resume is not None:
+            todo.append((cfg, plain, resume))
     if mismatches:
         raise ConfigMismatch(f"{len(mismatches)} stored run(s) in {out} were made with a different config than this "
                              "sweep's, so they are not its own:\n  " + "\n  ".join(mismatches) + "\nTo replace them "

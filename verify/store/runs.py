@@ -203,10 +203,17 @@ class Run:
     def groups(self) -> list[str]:
         return self.trajectory.groups()
 
+    @cached_property
+    def _spectra(self) -> dict[str, tuple[SpectrumRecord, ...]]:
+        """Typed spectrum records per group, built once per run (``spectra`` is called repeatedly on one run)."""
+        return {}
+
     def spectra(self, group: str, *, with_spectrum: bool = True) -> list[SpectrumRecord]:
         """Spectrum records of ``group`` in step order (``with_spectrum``: degenerate windows left out)."""
-        recs = [SpectrumRecord.from_record(r) for r in self.trajectory.spectra(group)]
-        return [r for r in recs if r.has_spectrum] if with_spectrum else recs
+        recs = self._spectra.get(group)
+        if recs is None:
+            recs = self._spectra[group] = tuple(SpectrumRecord.from_record(r) for r in self.trajectory.spectra(group))
+        return [r for r in recs if r.has_spectrum] if with_spectrum else list(recs)
 
     def evals(self) -> list[EvalRecord]:
         return [EvalRecord.from_record(r) for r in self.trajectory.evals()]

@@ -259,13 +259,14 @@ def claim_rows(runs_root: Path) -> list[ClaimRow]:
             ("update-SED LCH coupling R_k peaks", "3–9×", "lch.update_peak"),
             ("gradient SED couples more strongly than update SED", "100–330× vs 3–9×", "lch.grad_vs_update"))] + [
             window_row([], load_window_runs(window_root))]
+    peaks = {key: [peak_R(r.records, key) for r in runs] for key in ("grad", "update")}
+    null_peaks = {key: [v for r in runs if (v := null_peak_R(r.records, key)) is not None] for key in peaks}
     rows = []
     for key, (lo, hi), claim in (("grad", CLAIMED_GRADIENT_RANGE,
                                   "gradient-SED LCH coupling R_k peaks per op (W = 20, K = 3)"),
                                  ("update", CLAIMED_UPDATE_RANGE, "update-SED LCH coupling R_k peaks")):
         per_op: dict[str, list[float]] = {}
-        for r in runs:
-            pk = peak_R(r.records, key)
+        for r, pk in zip(runs, peaks[key], strict=True):
             if pk is not None and r.op is not None:
                 per_op.setdefault(r.op, []).append(pk)
         if not per_op:
@@ -280,18 +281,18 @@ def claim_rows(runs_root: Path) -> list[ClaimRow]:
         reason = (f"criterion: median over seeds of peak max_k R_k within [{lo:g}, {hi:g}] for every op; "
                   + ("all inside" if inside else "outside: " + ", ".join(outside))
                   + f"; ops measured: {sorted(per_op)}")
-        nulls = [v for r in runs if (v := null_peak_R(r.records, key)) is not None]
+        nulls = null_peaks[key]
         rows.append(ClaimRow(claim, src, ver, f"{lo:g}–{hi:g}×", measured, verdict, reason,
                              details={"peaks": per_op, "median_per_op": meds, "null_peaks": nulls},
                              plot=lambda fig, runs=runs: draw_coupling(fig, runs), control=NO_CONTROL,
                              null=("the stored random directions (20 per measurement; the first K over their median, "
                                    f"peaked as R_k): {median_range(nulls)}") if nulls else "n/a: no random baseline",
                              criterion=f"lch.{key}_peak"))
-    pairs = [(peak_R(r.records, "grad"), peak_R(r.records, "update"), r.name) for r in runs]
-    pairs = [(g, u, n) for g, u, n in pairs if g is not None and u is not None]
+    pairs = [(g, u, r.name) for r, g, u in zip(runs, peaks["grad"], peaks["update"], strict=True)
+             if g is not None and u is not None]
     if pairs:
         ratios = [g / u for g, u, _ in pairs]
-        rnull = [v for r in runs if (v := null_peak_R(r.records, "grad")) is not None]
+        rnull = null_peaks["grad"]
         ok = all(g > u for g, u, _ in pairs)
         rows.append(ClaimRow("gradient SED couples more strongly than update SED", src, ver,
                              "100–330× vs 3–9× (≈ 10–100× more)", f"peak ratio grad/update {median_range(ratios)}",
