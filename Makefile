@@ -23,7 +23,7 @@ venv: $(STAMP)
 # book's "Your own run" page exercise: the Hugging Face and Lightning adapters and Parquet export. `make demo` needs
 # none of them.
 $(BOOK_STAMP): $(STAMP)
-	$(BIN)/python -m pip install -q -e ".[dev,book,hf,lightning,parquet]" "$(TORCH_PIN)"
+	$(BIN)/python -m pip install -q -e ".[dev,book,hf,lightning,parquet,digits]" "$(TORCH_PIN)"
 	touch $(BOOK_STAMP)
 
 # Debian's headless Chromium for tests/test_book.py (math rendered, screenshots); installed only when missing.

@@ -112,7 +112,9 @@ class SpectralMonitor:
         sketch_seed: seed of the sketch (a diagnostics stream: it never touches the training RNG).
         storage_dtype: dtype of the stored updates (float32 default; bfloat16 halves memory, see docs).
         process_group: torch.distributed group whose ranks hold shards of the parameters.
-        callbacks: called with each spectrum record (online predictors hook in here).
+        callbacks: called with each spectrum record (online predictors hook in here); a callback with an
+            ``on_eval`` method also gets each eval record (``log``), one with ``on_record`` each other record
+            (``event``).
         alphas: α_j variants (registry names) computed live; default ``("dk_deltaC", "rot")``. The record also
             stores the (extended) Gram, from which every variant can be recomputed offline.
         keep_records: keep records in memory (``records``) even when writing a file.
@@ -364,8 +366,12 @@ class SpectralMonitor:
             self._step_mismatch(s)
         if self._writer is not None:
             self._writer.write("eval", s, **scalars)
+        rec = {"type": "eval", "step": s, **scalars}
         if self.keep_records:
-            self.records.append({"type": "eval", "step": s, **scalars})
+            self.records.append(rec)
+        for cb in self.callbacks:  # callbacks that forecast from the curves too (verify.studies.forecast)
+            if hasattr(cb, "on_eval"):
+                cb.on_eval(rec)
 
     def _step_mismatch(self, given: int) -> None:
         msg = (f"log(step={given}) but the monitor has counted {self.step} optimizer steps: the eval record and the "
@@ -383,8 +389,12 @@ class SpectralMonitor:
         s = self.step if step is None else int(step)
         if self._writer is not None:
             self._writer.write(kind, s, **fields)
+        rec = {"type": kind, "step": s, **fields}
         if self.keep_records:
-            self.records.append({"type": kind, "step": s, **fields})
+            self.records.append(rec)
+        for cb in self.callbacks:
+            if hasattr(cb, "on_record"):
+                cb.on_record(rec)
 
     def detach(self) -> None:
         """Remove the optimizer hook; the monitor stops observing."""

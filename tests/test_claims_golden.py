@@ -5,7 +5,8 @@ row (claim, source, claimed, measured text, control, null, verdict, reason, crit
 come out the same until a change means to move it: a refactor moves code, never a number. History: taken before the
 issue-12 refactor (commit 5a20507) and held through it unchanged; replaced for issue 13 (controls and nulls in every
 row, dated criteria, the corrected theory as default, the predictor-vs-run rows); edited for issue 14 in the sources
-only ("spec §X" → "theory reference §X", the book's own page). A change that moves a row on purpose replaces the file
+only ("spec §X" → "theory reference §X", the book's own page); seven forecast rows appended for issue 15 (the 40 rows
+before them unchanged). A change that moves a row on purpose replaces the file
 and says so here and in its commit.
 """
 

@@ -297,6 +297,71 @@ def predict(
 
 
 @app.command()
+def forecast(
+    runs: Annotated[list[Path], typer.Argument(help="Trajectory files or directories (runs in progress too).")],
+    model: Annotated[Path | None, typer.Option("--model", help="Forecaster JSON (default: the shipped model).")] = None,
+    group: Annotated[str, typer.Option("--group", help="Monitor group (falls back to all, then the first).")] = "all",
+    metric: Annotated[str | None, typer.Option(
+        "--metric", help="Eval field of the grokking event (default: test_acc; Dyck: test_seq_acc).")] = None,
+    horizon: Annotated[int | None, typer.Option(
+        "--horizon", help="H: report P(groks within the next H steps) (default: half the current step).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Forecast grokking for each run at its latest window: the probability that it groks within the next H steps,
+    the predicted onset step with its 80% interval, and whether the model's operating point has fired (and when).
+    The model is frozen (fitted on the stored calibration runs only; a run it was fitted on is flagged in-sample);
+    see `spectral-edge forecast-table` for how it scores on held-out runs."""
+    from verify.store import load_runs  # local: a command loads its modules only when it runs
+    from verify.studies.forecast import Forecaster, forecast_run, frozen_model  # local: as above
+
+    m = Forecaster.load(model) if model is not None else frozen_model()
+    found = load_runs(runs, finished_only=False)
+    if not found:
+        raise typer.BadParameter(f"no trajectory files in {', '.join(map(str, runs))}", param_hint="RUNS")
+    out = [forecast_run(m, r, group=group, metric=metric, horizon_steps=horizon) for r in found]
+    if as_json:
+        typer.echo(json.dumps([f.as_dict() for f in out], indent=1))
+    else:
+        typer.echo("\n".join(f.line() for f in out))
+
+
+@app.command("forecast-table")
+def forecast_table(
+    scheme: Annotated[str, typer.Option("--scheme", help="lowo (leave one workload out) or loso (one seed).")]
+    = "lowo",
+    runs_root: Annotated[Path | None, typer.Option("--runs-root", help="Stored-run root (default: shipped).")]
+    = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """The head-to-head table: the forecaster, its noise null and ablations, and every baseline (weight-norm decline,
+    loss oscillation, loss gap, single spectral signals), scored on held-out runs by the same protocol."""
+    from verify.store import RUNS_ROOT  # local: as above
+    from verify.studies.forecast import evaluate, format_table, head_to_head, load_signals  # local: as above
+
+    if scheme not in ("lowo", "loso"):
+        raise typer.BadParameter("must be lowo or loso", param_hint="--scheme")
+    rows = head_to_head(evaluate(load_signals(runs_root or RUNS_ROOT), scheme))
+    typer.echo(json.dumps(rows, indent=1, default=str) if as_json else format_table(rows))
+
+
+@app.command("forecast-fit")
+def forecast_fit(
+    out: Annotated[Path | None, typer.Option("--out", help="Where to write the model (default: the shipped file).")]
+    = None,
+    runs_root: Annotated[Path | None, typer.Option("--runs-root", help="Stored-run root (default: shipped).")]
+    = None,
+) -> None:
+    """Fit the forecaster on every stored run of the forecast workloads and write it (the shipped model is this)."""
+    from verify.store import RUNS_ROOT  # local: as above
+    from verify.studies.forecast import MODEL_FILE, fit_stored  # local: as above
+
+    model = fit_stored(runs_root or RUNS_ROOT)
+    model.save(out or MODEL_FILE)
+    typer.echo(f"fitted on {len(model.calibrated_on)} runs; operating point F(0.5) >= {model.threshold:.4g}; "
+               f"wrote {out or MODEL_FILE}")
+
+
+@app.command()
 def claims(
     runs: Annotated[list[Path] | None, typer.Argument(
         help="Trajectory files or directories: the spectral rows on these only, a table per group (default: every "

@@ -2,12 +2,14 @@
 
 Two runs of a preset (default ``tiny`` modular arithmetic): with its weight decay and the control without. Both are
 trained with the spectral monitor, the commutator defect (``defect.every`` = the monitor cadence unless overridden)
-and a *live* onset prediction: one ``verify.studies.onset.OnsetCallback`` per default (frozen, uncalibrated)
-detector is attached to the monitor, and each detector that fires writes an ``onset`` record into the trajectory
-during training. The report (``report.md``) then has the per-run table, the onset prediction per run (predicted
-step, observed grokking step, lead, which signal fired; controls included), the spectral claims rows these two runs
-can check (``verify.studies.spectral``; the rest come out INCONCLUSIVE) and two figures: ``demo.png``
-(``plot_runs``) and ``phase.png`` (``phase_portrait``). Runs are read back through the run store (``verify.store``).
+and a *live* onset prediction: the frozen forecaster (``verify.studies.forecast.ForecastCallback``) and one
+``verify.studies.onset.OnsetCallback`` per default (frozen, uncalibrated) detector are attached to the monitor; the
+forecaster writes a ``forecast`` record at every window, and each detector that fires writes an ``onset`` record into
+the trajectory during training. The report (``report.md``) then has the per-run table, the live forecast, the onset
+prediction per run (predicted step, observed grokking step, lead, which signal fired; controls included), the
+spectral claims rows these two runs can check (``verify.studies.spectral``; the rest come out INCONCLUSIVE) and two
+figures: ``demo.png`` (``plot_runs``) and ``phase.png`` (``phase_portrait``). Runs are read back through the run
+store (``verify.store``).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from verify.harness.runner import run_name, spectral_monitor_factory
 from verify.report import markdown_table
 from verify.stats import fmt
 from verify.store import DefectRecord, Run, RunData, checkpoint_path, load_run
+from verify.studies.forecast import H0, HORIZONS, ForecastCallback, RunForecast, forecast_run, frozen_model
 from verify.studies.onset import Detector, OnsetCallback, default_detectors, detector_params, predict
 from verify.studies.spectral import claims_table, load_claim_runs
 from verify.summary import summarise
@@ -78,6 +81,14 @@ def onset_monitor_factory(path: str | Path, device: str | torch.device = "cpu",
                      for d in dets]
 
         mon.callbacks.extend(callbacks)
+        fgroup = "all" if "all" in mon.layout.groups else group
+
+        def write_forecast(f: RunForecast) -> None:
+            mon.event("forecast", f.step, group=fgroup, p_h0=f.cdf[H0], p_within=f.p_within,
+                      horizon_steps=f.horizon_steps, onset=list(f.onset), fired_at=f.fired_at)
+
+        mon.callbacks.append(ForecastCallback(eta=cfg.lr, delta_s=cfg.monitor.every, group=fgroup,
+                                              on_forecast=write_forecast))
         event = mon.event
 
         def event_and_feed(kind: str, step: int | None = None, **fields: Any) -> None:
@@ -139,6 +150,37 @@ def _onset_rows(label: str, run: Run, group: str, detectors: Sequence[Detector])
                   + (f", lead {obs - first[1]} steps" if isinstance(obs, int) else "") if first else "no live alarm")
                + f" → {verdict}.")
     return summary, rows
+
+
+def _forecast_section(runs: Mapping[str, Run]) -> list[str]:
+    """The live forecast of each run: the model's first alarm against the observed grokking step, the forecast
+    at a few windows as it was written during training, and the check that the live records equal the offline
+    forecast of the finished file."""
+    model = frozen_model()
+    lines, table = [], []
+    for label, run in runs.items():
+        recs = run.events("forecast")
+        if not recs:
+            lines.append(f"- **{label}**: no forecast (no window with a spectrum and an eval before it).")
+            continue
+        off = forecast_run(model, run, group=str(recs[0]["group"]))
+        obs = off.event
+        fired = next((r["fired_at"] for r in recs if r["fired_at"] is not None), None)
+        verdict = ("no alarm" + (" (missed)" if obs is not None else " (true negative)") if fired is None
+                   else ("alarm on a run that did not grok (false positive)" if obs is None
+                         else ("hit, lead " + str(obs - fired) + " steps" if fired < obs else "late (a miss)")))
+        same = abs(recs[-1]["p_h0"] - off.cdf[H0]) < 1e-9 and recs[-1]["onset"] == list(off.onset)
+        lines.append(f"- **{label}** (observed grokking step {_cell(obs)}): first live alarm at step "
+                     f"{_cell(fired)} → {verdict}; live = offline: {'yes' if same else '**no**'}.")
+        picks = sorted({0, len(recs) // 4, len(recs) // 2, 3 * len(recs) // 4, len(recs) - 1})
+        for i in picks:
+            r = recs[i]
+            beyond = f">{r['step'] * (1 + HORIZONS[-1]):g}"  # past the longest horizon
+            lo, med, hi = (beyond if x is None else str(x) for x in r["onset"])
+            table.append([label, r["step"], f"{r['p_within']:.2f}", r["horizon_steps"], med, f"{lo}–{hi}",
+                          _cell(r["fired_at"])])
+    return [*lines, "", markdown_table(["run", "step", "P(groks within H)", "H (steps)", "predicted onset",
+                                        "80% interval", "alarm at"], table)]
 
 
 def run_demo(
@@ -238,6 +280,15 @@ def run_demo(
             "",
             markdown_table(["run", "kind", "observed grok step", "signal", "fired", "predicted step", "lead",
                             "live = offline", "note"], onset_table),
+            "",
+            "## Forecast (live)",
+            "",
+            "The frozen onset forecaster (`spectral-edge forecast`; fitted on the stored calibration runs only, never "
+            "on these) attached as a `ForecastCallback`: at every window it gives P(the run groks within the next "
+            "H steps), H = half the current step, and the predicted onset with its 80% interval; its operating "
+            "point raises one alarm. A `forecast` record is written into the trajectory at every window.",
+            "",
+            *_forecast_section(runs),
             "",
             "## Claims these two runs can check",
             "",

@@ -23,8 +23,17 @@ from numerics.trajectory import Trajectory
 from verify.grokking import grok_step
 from verify.store import Run
 
-__all__ = ["claim_figure", "draw_bars", "draw_box", "draw_hist", "draw_scatter", "phase_points", "phase_portrait",
-           "plot_runs"]
+__all__ = [
+    "claim_figure",
+    "draw_bars",
+    "draw_box",
+    "draw_forecast",
+    "draw_hist",
+    "draw_scatter",
+    "phase_points",
+    "phase_portrait",
+    "plot_runs",
+]
 
 
 def _trajectory(run: Trajectory | Run) -> Trajectory:
@@ -279,3 +288,31 @@ def draw_bars(fig: Figure, labels: Sequence[str], means: Sequence[float], errors
     if log and all(m > 0 for m in means):
         ax.set_yscale("log")
     ax.set_ylabel(ylabel)
+
+
+def draw_forecast(fig: Figure, scorers: Sequence[tuple[str, float, float, float]],
+                  reliability: Sequence[tuple[float, float, float]]) -> None:
+    """Left: run-level AUROC with its 95 % interval per scorer (``(name, auroc, lo, hi)``; 0.5 = chance). Right: the
+    reliability diagram of the forecast probability (``(mean forecast, observed frequency, weight)`` per bin)."""
+    ax1, ax2 = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1.4, 1]})
+    names = [s[0] for s in scorers]
+    y = np.arange(len(names))[::-1]
+    a = np.array([s[1] for s in scorers], float)
+    lo, hi = np.array([s[2] for s in scorers], float), np.array([s[3] for s in scorers], float)
+    ax1.errorbar(a, y, xerr=[np.nan_to_num(a - lo), np.nan_to_num(hi - a)], fmt="o", color="C0", capsize=3)
+    ax1.axvline(0.5, color="grey", ls=":", lw=1)
+    ax1.axvline(0.95, color="C3", ls="--", lw=1, label="target 0.95")
+    ax1.set_yticks(y, names, fontsize=8)
+    ax1.set_xlim(0, 1.02)
+    ax1.set_xlabel("run-level AUROC (held-out)")
+    ax1.legend(fontsize=8, loc="lower left")
+    if reliability:
+        p, o, w = (np.array(v, float) for v in zip(*reliability, strict=True))
+        ax2.plot([0, 1], [0, 1], color="grey", ls=":", lw=1)
+        ax2.scatter(p, o, s=20 + 400 * w / w.max(), color="C1", zorder=3)
+        ax2.plot(p, o, color="C1", lw=1)
+    ax2.set_xlim(0, 1)
+    ax2.set_ylim(0, 1)
+    ax2.set_xlabel("forecast P(groks by 1.5·t)")
+    ax2.set_ylabel("observed frequency")
+    ax2.set_title("reliability (size: run weight)", fontsize=9)

@@ -30,6 +30,7 @@ from verify.store.records import (
     DefectRecord,
     EvalRecord,
     LCHRecord,
+    NormRecord,
     ProbeRecord,
     SpectrumRecord,
 )
@@ -68,6 +69,7 @@ __all__ = [
     "DefectRecord",
     "EvalRecord",
     "LCHRecord",
+    "NormRecord",
     "ProbeRecord",
     "Run",
     "RunData",

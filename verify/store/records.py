@@ -9,7 +9,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["BackboneRecord", "DefectRecord", "EvalRecord", "LCHRecord", "ProbeRecord", "SpectrumRecord"]
+__all__ = ["BackboneRecord", "DefectRecord", "EvalRecord", "LCHRecord", "NormRecord", "ProbeRecord",
+           "SpectrumRecord"]
 
 
 # --- typed records ------------------------------------------------------------------------------------------------
@@ -18,9 +19,10 @@ __all__ = ["BackboneRecord", "DefectRecord", "EvalRecord", "LCHRecord", "ProbeRe
 @dataclass(frozen=True)
 class SpectrumRecord:
     """One monitor capture of one group (``numerics.monitor``): σ_j (σ units), λ_j = σ_j², k*, R = σ_{k*}/σ_{k*+1}
-    (None: +inf, an exact rank drop), g = σ_{k*} − σ_{k*+1}, g₂₃ = σ₂ − σ₃, the window Gram (extended by the previous
-    window's row when ``gram_extended``), ‖ΔG‖_F, ‖ΔC‖_F, the α_j variants, the Marchenko–Pastur / BBP numbers.
-    ``degenerate`` holds the reason when the window was all zero (then the spectral fields are None)."""
+    (None: +inf, an exact rank drop), g = σ_{k*} − σ_{k*+1}, g₂₃ = λ₂ − λ₃ (λ = σ² units), the window Gram
+    (extended by the previous window's row when ``gram_extended``), ‖ΔG‖_F, ‖ΔC‖_F, the α_j variants, the
+    Marchenko–Pastur / BBP numbers. ``degenerate`` holds the reason when the window was all zero (then the spectral
+    fields are None)."""
 
     step: int
     group: str
@@ -184,3 +186,17 @@ class LCHRecord(_FieldsRecord):
     @property
     def window(self) -> int | None:
         return self.fields.get("window")
+
+
+@dataclass(frozen=True)
+class NormRecord:
+    """One weight-norm measurement (``verify.studies.norms``): ‖θ‖₂ over all trainable parameters and, where the run
+    had a spectral monitor, ‖θ_g‖₂ per monitor group."""
+
+    step: int
+    norm: float
+    groups: dict[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def from_record(cls, r: Mapping[str, Any]) -> NormRecord:
+        return cls(int(r["step"]), float(r["norm"]), {str(k): float(v) for k, v in (r.get("groups") or {}).items()})

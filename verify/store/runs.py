@@ -15,7 +15,15 @@ import numpy as np
 from numerics.errors import TrajectoryError
 from numerics.trajectory import Trajectory, read_trajectory
 from verify.grokking import grok_step as _grok_step
-from verify.store.records import BackboneRecord, DefectRecord, EvalRecord, LCHRecord, ProbeRecord, SpectrumRecord
+from verify.store.records import (
+    BackboneRecord,
+    DefectRecord,
+    EvalRecord,
+    LCHRecord,
+    NormRecord,
+    ProbeRecord,
+    SpectrumRecord,
+)
 
 __all__ = ["RUNS_ROOT", "SUFFIXES", "Run", "RunData", "RunStatus", "checkpoint_path", "find_runs", "is_finished",
            "load_run", "load_rundata", "load_runs", "recorded_weight_decay", "run_id", "run_status"]
@@ -224,6 +232,9 @@ class Run:
 
     def defects(self) -> list[DefectRecord]:
         return [DefectRecord.from_record(r) for r in self.trajectory.of_type("defect")]
+
+    def norms(self) -> list[NormRecord]:
+        return [NormRecord.from_record(r) for r in self.trajectory.of_type("norm")]
 
     def probes(self, group: str | None = None) -> list[ProbeRecord]:
         return [ProbeRecord.from_record(r) for r in self.trajectory.of_type("probe", group)]
