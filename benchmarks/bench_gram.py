@@ -1,4 +1,5 @@
-"""Streaming-Gram benchmark: incremental push vs from-scratch Gram, push bandwidth vs a plain copy, JL sketch cost.
+"""Streaming-Gram benchmark: incremental push vs from-scratch Gram, push bandwidth vs a plain copy, JL sketch cost,
+bfloat16 vs float32 storage (time and peak memory of a push).
 
 Run: `.venv/bin/python -m benchmarks.bench_gram` (about half a minute on a 2-core CPU; uses CUDA when available).
 Each comparison is measured within one run and printed as a `RATIO` line, so the numbers are comparable even on
@@ -12,6 +13,8 @@ from __future__ import annotations
 
 import math
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 
@@ -68,10 +71,98 @@ def _gap_ratio(G: np.ndarray) -> float:
 
 
 def bench_jl_cost(d: int, P: int, device: torch.device) -> float:
-    """Seconds to sketch one P-vector to d numbers (dominated by drawing d·P Gaussians)."""
+    """Seconds per capture to sketch one P-vector to d numbers (kept d×M panel, one hash pass over x)."""
     sketch = JLSketch(d, seed=0)
     x = torch.randn(P, device=device)
-    return _median_time(lambda: sketch.apply(x), device, 3)
+    return _median_time(lambda: sketch.apply(x), device, 5)
+
+
+def bench_jl_regenerate(d: int, P: int, device: torch.device) -> float:
+    """Seconds per capture of the previous design, which drew all d·P Gaussians at every capture and multiplied
+    them (measured here on P columns in blocks of 2²⁰ entries, as it did)."""
+    gen = torch.Generator(device=device)
+    x = torch.randn(P, device=device)
+    cols = max(1, (1 << 20) // d)
+
+    def old() -> torch.Tensor:
+        out = torch.zeros(d, dtype=torch.float64, device=device)
+        for b, s in enumerate(range(0, P, cols)):
+            gen.manual_seed(b)
+            Z = torch.randn((d, min(cols, P - s)), generator=gen, device=device)
+            out += (x[s : s + cols] @ Z.T).double()
+        return out
+
+    return _median_time(old, device, 2, warmup=0)
+
+
+_MEM_PROBE = r"""
+import resource, sys, time, torch
+from numerics.gram import RollingGram
+
+
+def hwm():  # peak RSS of this process's address space in bytes (VmHWM: reset at exec, unlike ru_maxrss)
+    try:
+        for line in open("/proc/self/status"):
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+torch.set_num_threads(int(sys.argv[4]))
+W, P, dtype, old = 10, int(sys.argv[1]), getattr(torch, sys.argv[2]), sys.argv[3] == "old"
+g = RollingGram(W, P, dtype=dtype)
+rows = [torch.randn(P).to(dtype) for _ in range(2)]
+X = g._X
+before = hwm()
+t0 = time.perf_counter()
+if old:  # the previous half-precision path: a bf16 torch.mv over the ring buffer
+    torch.mv(X, rows[0]); torch.dot(rows[0], rows[0])
+else:
+    g.push(rows[0])
+first = time.perf_counter() - t0
+peak = hwm()
+times = []
+for i in range(3):
+    t0 = time.perf_counter()
+    if old:
+        torch.mv(X, rows[i % 2]); torch.dot(rows[i % 2], rows[i % 2])
+    else:
+        g.push(rows[i % 2])
+    times.append(time.perf_counter() - t0)
+times.sort()
+print(first, times[1], peak - before)
+"""
+
+
+def bench_storage_dtype(P: int, dtype: str, old: bool = False) -> tuple[float, float, float]:
+    """(first push s, steady push s, extra peak RSS bytes of the first push) in a fresh process (CPU).
+
+    Peak memory is the high-water RSS (Linux VmHWM, else ru_maxrss) after the first push minus before it: the RSS the
+    push adds on top of the window and its inputs, which were all allocated before. (ru_maxrss alone would not do:
+    a child inherits its parent's value across fork/exec.)
+    """
+    out = subprocess.run([sys.executable, "-c", _MEM_PROBE, str(P), dtype, "old" if old else "new",
+                          str(torch.get_num_threads())], capture_output=True, text=True, check=True, timeout=120)
+    first, steady, extra = (float(v) for v in out.stdout.split())
+    return first, steady, max(extra, 0.0)
+
+
+def bench_storage_dtype_cuda(P: int, dtype: torch.dtype, device: torch.device) -> tuple[float, float, float]:
+    """(first push s, steady push s, extra peak allocated bytes of a push) on CUDA (torch allocator statistics)."""
+    g = RollingGram(10, P, dtype=dtype, device=device)
+    rows = [torch.randn(P, device=device).to(dtype) for _ in range(2)]
+    torch.cuda.synchronize(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    base = torch.cuda.memory_allocated(device)
+    t0 = time.perf_counter()
+    g.push(rows[0])
+    torch.cuda.synchronize(device)
+    first = time.perf_counter() - t0
+    extra = torch.cuda.max_memory_allocated(device) - base
+    counter = iter(range(10**9))
+    steady = _median_time(lambda: g.push(rows[next(counter) % 2]), device, 10)
+    return first, steady, float(extra)
 
 
 def bench_jl_error(W: int, trials: int) -> float:
@@ -126,23 +217,48 @@ def main() -> None:
           f"{r['bytes'] / 1e9:.2f} GB at {push_bw / 1e9:.1f} GB/s; copy_ of the same bytes {copy_bw / 1e9:.1f} GB/s)")
 
     d = default_sketch_dim(W)
-    P_cost = 10**6 if device.type == "cpu" else 10**7
-    t_apply = bench_jl_cost(d, P_cost, device)
+    t_apply = bench_jl_cost(d, P, device)
+    P_old = 10**6 if device.type == "cpu" else 10**7
+    t_old = bench_jl_regenerate(d, P_old, device) * P / P_old
+    print(f"JL d=10W={d}, P={P:.0e}: sketch per capture {t_apply * 1e3:.1f} ms (kept {d}x"
+          f"{JLSketch(d, 0).columns_per_block} float64 panel + one hash pass); previous design (draw all d*P "
+          f"Gaussians per capture, timed at P={P_old:.0e}, scaled) {t_old * 1e3:.0f} ms; exact push "
+          f"{r['push'] * 1e3:.1f} ms")
+    print(f"RATIO JL sketch per capture / exact float32 push: {t_apply / r['push']:.2f} "
+          f"(previous design: {t_old / r['push']:.0f}x)")
+    print(f"RATIO JL previous design / now, per capture: {t_old / t_apply:.0f}x")
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # the error simulation is thousands of tiny ops: threads only add barrier waits
     try:
         err = bench_jl_error(W, trials=150)
     finally:
         torch.set_num_threads(threads)
-    per_entry = t_apply / (d * P_cost)
-    print(f"JL d=10W={d}: sketching P={P_cost:.0e} takes {t_apply * 1e3:.1f} ms ({per_entry * 1e9:.2f} ns per Phi "
-          f"entry, so ~{per_entry * d * P:.1f} s per sketch at P={P:.0e} vs {r['push'] * 1e3:.0f} ms per exact push)")
     print(f"JL mean gap-ratio error at d=10W: {err * 100:.1f}% (first-order theory sqrt(2/(pi d)) = "
           f"{math.sqrt(2 / (math.pi * d)) * 100:.1f}%)")
     print(f"RATIO JL gap-ratio error / spec target 5.7%: {err / 0.057:.2f}")
     r_mean, r_max, s_max = bench_bf16_error(W, 200_000, trials=10)
-    print(f"bfloat16 storage (half the memory): R error mean {r_mean * 100:.2f}%, max {r_max * 100:.2f}%; "
-          f"worst sigma_j error {s_max * 100:.1f}% (the smallest sigma_j, near the bf16 rounding floor)")
+    print(f"bfloat16 storage (half the memory): R error mean {r_mean * 100:.4f}%, max {r_max * 100:.4f}%; "
+          f"worst sigma_j error {s_max * 100:.3f}% (the smallest sigma_j, near the bf16 rounding floor)")
+
+    if device.type == "cuda":
+        f32 = bench_storage_dtype_cuda(P, torch.float32, device)
+        bf = bench_storage_dtype_cuda(P, torch.bfloat16, device)
+        old = None
+        mem_kind = "peak allocated"
+    else:
+        f32 = bench_storage_dtype(P, "float32")
+        bf = bench_storage_dtype(P, "bfloat16")
+        old = bench_storage_dtype(P, "bfloat16", old=True)
+        mem_kind = "peak RSS"
+    print(f"push at P={P:.0e}, W={W}: float32 {f32[1] * 1e3:.1f} ms (first {f32[0] * 1e3:.1f} ms, "
+          f"+{f32[2] / 1e6:.0f} MB {mem_kind}); bfloat16 {bf[1] * 1e3:.1f} ms (first {bf[0] * 1e3:.1f} ms, "
+          f"+{bf[2] / 1e6:.0f} MB)"
+          + ("" if old is None else f"; previous bf16 path (bf16 torch.mv) {old[1] * 1e3:.0f} ms (first "
+                                    f"{old[0] * 1e3:.0f} ms, +{old[2] / 1e6:.0f} MB)"))
+    print(f"RATIO bfloat16 / float32 push time: {bf[1] / f32[1]:.2f}"
+          + ("" if old is None else f" (previous bf16 path: {old[1] / f32[1]:.0f}x)"))
+    print(f"RATIO bfloat16 / float32 extra {mem_kind} of the first push: {bf[2] / 1e6:.1f} MB / {f32[2] / 1e6:.1f} MB"
+          + ("" if old is None else f" (previous bf16 path: {old[2] / 1e6:.0f} MB)"))
 
 
 if __name__ == "__main__":

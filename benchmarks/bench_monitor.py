@@ -76,6 +76,18 @@ def main() -> None:
             captures.append(time.perf_counter() - t0)
         mon.close()
         t_capture = statistics.median(captures[10:])  # full windows only
+        # (3a') the same capture with a JL sketch (d = 10W) and with bfloat16 storage
+        variants = {}
+        for label, kw in (("sketch d=100", {"sketch_dim": 100}), ("bfloat16", {"storage_dtype": torch.bfloat16})):
+            mv = SpectralMonitor(model, opt, window=10, every=10**9, groups=groups, keep_records=False, **kw)
+            times = []
+            for i in range(20):
+                step(i)
+                t0 = time.perf_counter()
+                mv.capture()
+                times.append(time.perf_counter() - t0)
+            mv.close()
+            variants[label] = statistics.median(times[10:])
         # (3b) plain vs Δs = 1, interleaved in blocks so machine-load drift hits both alike
         plain, every1 = [], []
         for block in range(4):
@@ -91,6 +103,8 @@ def main() -> None:
         print(f"RATIO monitor overhead per step, every=1 (capture / step): {t_capture / t_plain:.3f} "
               f"(direct timing {t_every1 / t_plain - 1:+.3f}; target < 0.10)")
         print(f"RATIO monitor overhead per step, every=100: {t_capture / (100 * t_plain):.4f} (target < 0.01)")
+        print("RATIO capture time vs exact float32 capture: "
+              + ", ".join(f"{k} {v / t_capture:.2f}" for k, v in variants.items()))
 
         # (4) offline (author): torch.save every snapshot, then deltas + SVD per window
         snap_dir = tmp_path / "snaps"

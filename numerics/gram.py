@@ -13,7 +13,16 @@ over long streams.
 
 Groups: the flat vector is a concatenation of *atoms* (see `numerics.layout`); a group is a set of atoms and
 G_group = Σ_{atom ∈ group} X_atom X_atomᵀ. Per atom one `torch.mv` over the strided column block (no copy);
-atom dots (in the storage dtype) are summed into group dots in float64.
+atom dots (in the accumulation dtype `dot_dtype`) are summed into group dots in float64.
+
+Half-precision storage (bfloat16, float16): the dots are accumulated in float32 (`dot_dtype`), never by a
+half-precision matrix–vector product (torch's CPU bf16 `mv` runs ~30× slower than float32 and rounds each dot to
+bf16). Column chunks of the stored rows and of δ are upcast to float32 (exactly) into a reused scratch of
+(W+1)·C floats, C = `_UPCAST_BYTES`/(4·(W+1)) columns (128 KiB on CPU: L2-resident, and each op stays below
+torch's parallel grain so no OpenMP region is entered per chunk; 64 MiB on CUDA), multiplied in float32, and the
+per-chunk dots summed in float64. Cost: the same (W+1)·P reads (of 2-byte entries) plus
+(W+1)·P upcast writes/reads of the cache-sized scratch; extra memory (W+1)·C·4 bytes whatever P. The Gram is that
+of the stored (rounded) rows up to float32 accumulation: dot_dtype = float32, as for float32 storage.
 """
 
 from __future__ import annotations
@@ -38,6 +47,12 @@ from numerics.errors import (
 __all__ = ["RollingGram"]
 
 _STATE_VERSION = 1
+_UPCAST_BYTES = {"cpu": 1 << 17, "cuda": 1 << 26}  # float32 scratch per chunk of half-precision columns
+
+
+def _accumulation_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype the dots of rows stored in ``dtype`` are accumulated in: float64 for float64, else float32."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
 
 
 class RollingGram:
@@ -47,7 +62,8 @@ class RollingGram:
         window: W ≥ 2, the number of updates kept (theory reference §1.2: W = 10 by default in the thesis).
         atom_sizes: sizes of the contiguous atoms the flat vector is made of (`ParamLayout.atom_sizes`), or one int.
         groups: {group name: atom indices}; default {"all": every atom}. Every atom must be in some group.
-        dtype, device: storage of the ring buffer (W·P numbers); the Grams are always float64 on the host.
+        dtype, device: storage of the ring buffer (W·P numbers); the Grams are always float64 on the host. Dots are
+            accumulated in `dot_dtype` (float64 for float64 storage, float32 for float32, bfloat16, float16).
         process_group: a torch.distributed group; when given, each rank pushes its own column shard and the dots
             are summed over ranks, so G is the global Gram (see `numerics.distributed`).
     """
@@ -81,6 +97,8 @@ class RollingGram:
         self.atom_sizes: list[int] = sizes
         self.groups: dict[str, list[int]] = groups
         self.dtype: torch.dtype = dtype
+        self.dot_dtype: torch.dtype = _accumulation_dtype(dtype)
+        """Precision the dots are accumulated in (the ``dot_dtype`` of `numerics.spectrum.psd_tolerance`)."""
         self.process_group = process_group
         bounds = np.concatenate([[0], np.cumsum(sizes)]).tolist()
         self._slices: list[tuple[int, int]] = [(int(a), int(b)) for a, b in itertools.pairwise(bounds)]
@@ -90,6 +108,8 @@ class RollingGram:
         # Zero rows make the not-yet-filled slots contribute exact zeros to the dots of early pushes.
         self._X = torch.zeros((self.W, self.P), dtype=dtype, device=device)
         self.device: torch.device = self._X.device
+        self._upcast_cols = max(1, _UPCAST_BYTES.get(self.device.type, 1 << 26) // (4 * (self.W + 1)))
+        self._scratch: Tensor | None = None  # (W+1) × C float32, half-precision storage only
         self._group_names = list(groups)
         membership = np.zeros((len(groups), len(sizes)))
         for gi, g in enumerate(self._group_names):
@@ -157,13 +177,17 @@ class RollingGram:
 
         Cost: (W+1)·P reads for the dots, one P-row write, O(n_groups·W²) host work, and one device→host transfer
         of n_groups·(W+1) float64 (it synchronises a CUDA stream: the NaN check must raise before the write).
+        Half-precision storage: the same reads through a float32 scratch of (W+1)·C floats (module docstring).
         """
         self._check_delta(delta)
         W = self.W
-        atom_dots = torch.empty((len(self._slices), W + 1), dtype=self.dtype, device=self.device)
-        for a, (s, e) in enumerate(self._slices):
-            torch.mv(self._X[:, s:e], delta[s:e], out=atom_dots[a, :W])
-            torch.dot(delta[s:e], delta[s:e], out=atom_dots[a, W])
+        if self.dot_dtype != self.dtype:
+            atom_dots = self._upcast_dots(delta)
+        else:
+            atom_dots = torch.empty((len(self._slices), W + 1), dtype=self.dtype, device=self.device)
+            for a, (s, e) in enumerate(self._slices):
+                torch.mv(self._X[:, s:e], delta[s:e], out=atom_dots[a, :W])
+                torch.dot(delta[s:e], delta[s:e], out=atom_dots[a, W])
         group_dots = self._membership @ atom_dots.to(torch.float64)
         all_reduce_sum(group_dots, self.process_group)
         dots = group_dots.cpu().numpy()  # the one device→host transfer: n_groups·(W+1) numbers
@@ -198,6 +222,33 @@ class RollingGram:
         self._X[slot].copy_(delta)
         self._head = (slot + 1) % W
         self._n_pushed += 1
+
+    def _upcast_dots(self, delta: Tensor) -> Tensor:
+        """Per-atom [⟨δ, row_0⟩, …, ⟨δ, row_{W−1}⟩, ⟨δ, δ⟩] (n_atoms × (W+1), float64) for half-precision storage.
+
+        Column chunks of [X; δ] are copied into the float32 scratch (exact upcast) and multiplied by the chunk of
+        δ there: float32 accumulation within a chunk, float64 across chunks. No half-precision product is run.
+        """
+        W, C = self.W, self._upcast_cols
+        if self._scratch is None:
+            self._scratch = torch.empty((W + 1, min(C, max(self.P, 1))), dtype=torch.float32, device=self.device)
+        buf = self._scratch
+        n_chunks = [-(-(e - s) // C) for s, e in self._slices]
+        parts = torch.zeros((sum(n_chunks), W + 1), dtype=torch.float32, device=self.device)
+        j = 0
+        for s, e in self._slices:
+            for c0 in range(s, e, C):
+                c1 = min(c0 + C, e)
+                chunk = buf[:, : c1 - c0]
+                chunk[:W].copy_(self._X[:, c0:c1])
+                chunk[W].copy_(delta[c0:c1])
+                torch.mv(chunk, chunk[W], out=parts[j])
+                j += 1
+        # per-chunk float32 dots summed in float64, atom by atom
+        owner = torch.repeat_interleave(torch.arange(len(n_chunks), device=self.device),
+                                        torch.as_tensor(n_chunks, device=self.device))
+        out = torch.zeros((len(self._slices), W + 1), dtype=torch.float64, device=self.device)
+        return out.index_add_(0, owner, parts.to(torch.float64))
 
     # --- read-out ----------------------------------------------------------------------------------------------
 
@@ -255,7 +306,12 @@ class RollingGram:
         return G.cpu().numpy()
 
     def spectrum(self, group: str = "all", **kw: Any) -> Any:
-        """`numerics.spectrum.spectrum_from_gram(self.gram(group), P=P_group, **kw)` of the current window."""
+        """`numerics.spectrum.spectrum_from_gram(self.gram(group), P=P_group, **kw)` of the current window.
+
+        The PSD check's default (float32 dots, n = P_group terms) bounds the round-off of every storage dtype:
+        this window accumulates in `dot_dtype` (float32 unless float64) over at most one atom per sum. Pass
+        ``dot_dtype="float64"`` for the strict check of a float64 window.
+        """
         from numerics.spectrum import spectrum_from_gram  # lazy: spectrum is a sibling with its own dependencies
 
         return spectrum_from_gram(self.gram(group), P=self._global_dims[self._group(group)], **kw)
@@ -265,8 +321,9 @@ class RollingGram:
         """Top-k right singular vectors v_j = Xᵀu_j/σ_j of the group's window, as a (k × P_g) tensor on the device.
 
         u_j, σ_j = √λ_j come from the float64 eigendecomposition of G (descending). The product reads the ring
-        buffer in slot order (u permuted to match), so no time-ordered copy of X is made. Distributed: each rank
-        gets its own shard of v_j (u and σ are global).
+        buffer in slot order (u permuted to match), so no time-ordered copy of X is made; it runs in `dot_dtype`
+        (half-precision storage: over float32 column chunks) and is returned in the storage dtype. Distributed:
+        each rank gets its own shard of v_j (u and σ are global).
         """
         w = self.w
         if not 1 <= k <= w:
@@ -281,8 +338,14 @@ class RollingGram:
             raise ZeroWindowError(f"window has rank < {j}: λ_{j} = {lam[j - 1]} ≤ {tiny}, v_{j} undefined")
         u_slot = np.zeros((self.W, k))
         u_slot[self._time_order()] = u / np.sqrt(lam)  # fold 1/σ_j into u: v_j = Xᵀ(u_j/σ_j)
-        coef = torch.as_tensor(u_slot, dtype=self.dtype, device=self.device)
-        return torch.cat([(self._X[:, s:e].T @ coef).T for s, e in self._columns(group)], dim=1)
+        coef = torch.as_tensor(u_slot, dtype=self.dot_dtype, device=self.device)
+        if self.dot_dtype == self.dtype:
+            return torch.cat([(self._X[:, s:e].T @ coef).T for s, e in self._columns(group)], dim=1)
+        # half-precision storage: float32 products over upcast column chunks (no half-precision matmul), cast back
+        C = self._upcast_cols
+        parts = [(coef.T @ self._X[:, c0:min(c0 + C, e)].to(self.dot_dtype)).to(self.dtype)
+                 for s, e in self._columns(group) for c0 in range(s, e, C)]
+        return torch.cat(parts, dim=1) if parts else torch.empty((k, 0), dtype=self.dtype, device=self.device)
 
     # --- persistence -------------------------------------------------------------------------------------------
 

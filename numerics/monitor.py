@@ -179,7 +179,10 @@ class SpectralMonitor:
         # before differencing would swamp δ (|δ| ≪ |θ|); a bf16 parameter is upcast exactly, a float64 one kept.
         snap_dtype = _snapshot_dtype(params, storage_dtype)
         self._scratch = torch.empty(self.layout.P if sketch_dim else 0, dtype=snap_dtype, device=device)
-        self._prev = torch.empty(sum(self._row_sizes), dtype=snap_dtype, device=device)
+        # A sketch Φθ is kept in float64 (rows of n_atoms·d entries): Φ(θ_now) − Φ(θ_prev) = Φδ cancels |θ|/|δ| ≫ 1,
+        # and float32 would leave an error of ~6e-8·|θ|/|δ| in Φδ.
+        self._prev = torch.empty(sum(self._row_sizes), dtype=torch.float64 if sketch_dim else snap_dtype,
+                                 device=device)
         self._cur = torch.empty_like(self._prev)
         # Sketched rows are short, so δ gets its own buffer; an exact δ is formed in ``_cur`` and θ re-gathered.
         self._delta = torch.empty_like(self._prev) if sketch_dim else None

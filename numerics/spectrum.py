@@ -36,14 +36,19 @@ __all__ = [
     "d_crit_author_code",
     "d_crit_textbook",
     "gram_eigenvalues",
+    "psd_tolerance",
     "right_vectors",
     "spectrum_from_gram",
     "spectrum_from_updates",
 ]
 
 _EPS = np.finfo(np.float64).eps
-# Eigenvalues this far below zero cannot come from rounding a Gram matrix; the input is not a Gram.
-_PSD_TOL = 1e-8
+# Unit roundoff u = eps/2 of the dtypes a Gram's dot products may be accumulated in (numpy has no bfloat16).
+_UNIT_ROUNDOFF = {"float64": 2.0**-53, "float32": 2.0**-24, "bfloat16": 2.0**-8, "float16": 2.0**-11}
+# c in the PSD tolerance c·u·√n·trace(G): standard deviations of the probabilistic rounding bound (see psd_tolerance).
+PSD_SAFETY = 8.0
+# A clipped negative eigenvalue −ν measures the round-off actually present: eigenvalues up to NOISE_FLOOR·ν are zeroed.
+NOISE_FLOOR = 4.0
 # |G − Gᵀ| this large (relative to max |G|) is not rounding either.
 _SYM_TOL = 1e-10
 
@@ -79,26 +84,77 @@ def as_gram(G: Any, *, what: str = "G", min_w: int = 2) -> np.ndarray:
     return (A + A.T) / 2
 
 
-def gram_eigenvalues(G: np.ndarray) -> np.ndarray:
+def _unit_roundoff(dot_dtype: Any) -> float:
+    name = str(dot_dtype).replace("torch.", "")
+    if name not in _UNIT_ROUNDOFF:
+        try:
+            name = np.dtype(dot_dtype).name
+        except TypeError:
+            pass
+    if name not in _UNIT_ROUNDOFF:
+        raise SpectralEdgeError(f"dot_dtype must be one of {sorted(_UNIT_ROUNDOFF)} (numpy/torch dtype or name), "
+                                f"got {dot_dtype!r}")
+    return _UNIT_ROUNDOFF[name]
+
+
+def psd_tolerance(G: np.ndarray, *, n_terms: int | None = None, dot_dtype: Any = "float32") -> float:
+    """How far below 0 an eigenvalue of a Gram G = X Xᵀ may lie from round-off alone (λ units, ≥ 0).
+
+        tol = (c · u · √n  +  w · eps₆₄) · trace(G),      c = PSD_SAFETY = 8,
+
+    with u the unit roundoff of ``dot_dtype`` (the precision the dots G_ab = Σ_i x_ai x_bi were *accumulated* in:
+    2⁻²⁴ for float32, 2⁻⁵³ for float64), n = ``n_terms`` the number of terms per dot (at most P; None → 1, i.e.
+    G's entries were only rounded once), trace(G) = Σ_a ‖x_a‖² = Σ λ_j ≤ w·λ₁.
+
+    Derivation. The computed Ĝ = G + E with, per entry, |E_ab| ≤ λ√n·u·Σ_i |x_ai x_bi| ≤ λ√n·u·‖x_a‖‖x_b‖ with
+    probability ≥ 1 − 2exp(−λ²(1 − u)²/2) (Higham & Mary 2019, probabilistic rounding error of a sum of n
+    products; the deterministic worst case has n·u in place of √n·u, and blocked BLAS sums do better than both).
+    Then ‖E‖₂ ≤ ‖E‖_F ≤ λ√n·u·Σ_a ‖x_a‖² = λ√n·u·trace(G), and by Weyl's inequality every eigenvalue of Ĝ is within
+    ‖E‖₂ of G's, which are ≥ 0: λ_min(Ĝ) ≥ −λ√n·u·trace(G). c = λ = 8 puts a false refusal at probability
+    < 1e-13 per entry. The w·eps₆₄ term covers the float64 eigensolver's own backward error. Rounding the stored rows
+    (e.g. to bfloat16) does not enter: the stored X̃ has an exactly PSD Gram X̃X̃ᵀ; only the accumulation does.
+
+    Examples (float32 dots, P = n): P = 3·10⁵ → 2.6e-4·trace(G); P = 10⁷ → 1.5e-3·trace(G). Genuinely indefinite
+    inputs (not a Gram at all) have negative eigenvalues of the order of λ₁ and are still refused.
+    """
+    n = 1 if n_terms is None else max(int(n_terms), 1)
+    trace = max(float(np.trace(G)), 0.0)
+    return (PSD_SAFETY * _unit_roundoff(dot_dtype) * math.sqrt(n) + G.shape[0] * _EPS) * trace
+
+
+def gram_eigenvalues(G: np.ndarray, *, n_terms: int | None = None, dot_dtype: Any = "float32") -> np.ndarray:
     """Eigenvalues of a (checked) Gram matrix, descending, clipped at 0, with λ_j < w·eps·λ₁ set to exact 0.
 
-    An all-zero G gives all zeros (no error); ``spectrum_from_gram`` is the strict entry point.
+    A negative eigenvalue within `psd_tolerance(G, n_terms=, dot_dtype=)` is clipped to 0; beyond it
+    ``SpectralEdgeError``. An all-zero G gives all zeros (no error); ``spectrum_from_gram`` is the strict entry point.
     """
     lam = np.linalg.eigvalsh(G)[::-1]
-    return _clean_eigenvalues(lam, G.shape[0])
+    return _clean_eigenvalues(lam, G.shape[0], psd_tolerance(G, n_terms=n_terms, dot_dtype=dot_dtype))[0]
 
 
-def _clean_eigenvalues(lam: np.ndarray, w: int, what: str = "G") -> np.ndarray:
+def _clean_eigenvalues(lam: np.ndarray, w: int, tol: float, what: str = "G",
+                       eps: float = _EPS) -> tuple[np.ndarray, float]:
+    """(λ cleaned, the most negative eigenvalue clipped below the floor w·eps·λ₁, or 0.0); raises beyond ``tol``.
+
+    Zeroed: every λ_j < w·eps·λ₁ and, when a negative −ν was clipped, every λ_j ≤ NOISE_FLOOR·ν. The round-off
+    eigenvalues of a rank-deficient window are spread on both sides of 0 with comparable sizes; zeroing only the
+    negative ones would leave positive noise followed by exact zeros, an +inf ratio inside the noise that k* = argmax
+    would pick. With the data-driven floor the window reads as the rank drop it is (as in float64).
+    """
     top = float(lam[0])
-    if top > 0 and float(lam[-1]) < -_PSD_TOL * top:
+    low = float(lam[-1])
+    if top > 0 and low < -tol:
         raise SpectralEdgeError(
-            f"{what} is not positive semidefinite: smallest eigenvalue {lam[-1]:.3g} against largest {top:.3g}; "
-            "a Gram matrix X Xᵀ cannot have one"
+            f"{what} is not positive semidefinite: smallest eigenvalue {low:.3g} against largest {top:.3g}, beyond "
+            f"the round-off tolerance {tol:.3g} of its dot products; a Gram matrix X Xᵀ cannot have one"
         )
-    # Below w·eps·λ₁ an eigenvalue is indistinguishable from rounding; calling it exactly zero makes rank drops
-    # exact (+inf ratios) instead of ratios of noise.
-    lam = np.where(lam < w * _EPS * max(top, 0.0), 0.0, lam)
-    return np.ascontiguousarray(lam)
+    # Below w·eps·λ₁ an eigenvalue is indistinguishable from rounding the entries of G (eps of the dots' dtype);
+    # calling it exactly zero makes rank drops exact (+inf ratios) instead of ratios of noise. Negative ones within
+    # tol (round-off of the dots) become 0 too.
+    floor = w * eps * max(top, 0.0)
+    clipped = low if low < -floor else 0.0
+    lam = np.where(lam < max(floor, -NOISE_FLOOR * clipped), 0.0, lam)
+    return np.ascontiguousarray(lam), clipped
 
 
 def _frozen(a: np.ndarray) -> np.ndarray:
@@ -111,8 +167,10 @@ class Spectrum:
     """Spectrum of one window, built by ``spectrum_from_gram``; every derived quantity is cached on first use.
 
     Fields: ``G`` (w×w float64, read-only), ``lam`` (λ_j descending, σ² units), ``u`` (w×w, column j = u_j, sign
-    fixed so that its largest-|entry| is positive), ``P`` (number of parameters, or None) and ``kstar_name``
-    (the registry name of the k* definition in use).
+    fixed so that its largest-|entry| is positive), ``P`` (number of parameters, or None), ``kstar_name``
+    (the registry name of the k* definition in use), ``psd_tol`` (the round-off tolerance of `psd_tolerance`, λ
+    units) and ``psd_clipped`` (the negative eigenvalue, within ``psd_tol``, that was clipped to 0 because the dots
+    were rounded; 0.0 when none beyond float64 eigensolver noise).
     """
 
     G: np.ndarray = field(repr=False)
@@ -120,6 +178,8 @@ class Spectrum:
     u: np.ndarray = field(repr=False)
     P: int | None = None
     kstar_name: str = "argmax"
+    psd_tol: float = 0.0
+    psd_clipped: float = 0.0
 
     # ----- basic spectrum ---------------------------------------------------------------------------------
 
@@ -228,7 +288,8 @@ class Spectrum:
         """JSON-serialisable scalars and lists; +inf (an exact rank drop in ``ratios`` or ``R``) becomes None.
 
         Keys: w, sigma, lam, ratios, kstar, R, g, d_bar, g23 (None if w < 3), gap, pc1_frac, k95, drift_speed,
-        definitions (the registry names used); with P also: P, nu, mp_bulk_edges, d_crit, bbp_ratio.
+        definitions (the registry names used); with P also: P, nu, mp_bulk_edges, d_crit, bbp_ratio; when a
+        round-off eigenvalue was clipped also psd_clipped and psd_tol (λ units).
         """
         out: dict[str, Any] = {
             "w": self.w,
@@ -255,6 +316,8 @@ class Spectrum:
                 d_crit=self.d_crit(),
                 bbp_ratio=_json_float(self.bbp_ratio()),
             )
+        if self.psd_clipped < 0:
+            out.update(psd_clipped=self.psd_clipped, psd_tol=self.psd_tol)
         return out
 
 
@@ -269,16 +332,32 @@ def _json_list(a: np.ndarray) -> list[float | None]:
 # ----- constructors ----------------------------------------------------------------------------------------
 
 
-def spectrum_from_gram(G: np.ndarray, *, P: int | None = None, kstar: str = "argmax") -> Spectrum:
+def spectrum_from_gram(
+    G: np.ndarray,
+    *,
+    P: int | None = None,
+    kstar: str = "argmax",
+    dot_dtype: Any = None,
+    n_terms: int | None = None,
+) -> Spectrum:
     """The ``Spectrum`` of the window whose Gram matrix is ``G`` = X Xᵀ (w×w, uncentred, unnormalised).
 
     G is cast to float64 and decomposed with ``eigh``; λ are sorted descending, clipped at 0, and those below
-    w·eps·λ₁ are set to exact 0. Each u_j is sign-fixed so that its largest-|entry| (first on ties) is positive,
-    which makes u deterministic wherever the λ_j are simple.
+    w·eps·λ₁ (and, after a clipped negative −ν, those ≤ 4ν: see ``_clean_eigenvalues``) are set to exact 0.
+    Each u_j is sign-fixed so that its largest-|entry| (first on ties) is positive, which makes u deterministic
+    wherever the λ_j are simple.
+
+    PSD check: G's dots were accumulated in ``dot_dtype`` over ``n_terms`` terms each (default: P, else 1); a
+    negative eigenvalue within `psd_tolerance` is round-off, clipped to 0 and recorded in ``psd_clipped``; beyond
+    it ``SpectralEdgeError`` names both. ``dot_dtype=None`` (unknown) checks against float32 dots, the least
+    precise accumulation `RollingGram` performs (float32, bfloat16 and float16 storage all accumulate in float32),
+    so a Gram from any window passes, and keeps the float64 zero floor w·eps₆₄·λ₁. A given ``dot_dtype`` sets both:
+    the tolerance, and the floor w·eps(dot_dtype)·λ₁ below which λ_j is exactly 0 (eigenvalues the entries'
+    own rounding cannot resolve; with it, a rank drop in a float32 window reads R = +inf as in float64).
 
     Raises ``ShapeMismatchError`` (not square/symmetric, or P not a positive int), ``WindowTooSmallError``
-    (w < 2), ``NonFiniteUpdateError`` (NaN/Inf in G), ``ZeroWindowError`` (σ₁ = 0), and ``DefinitionError`` for
-    an unknown k* name.
+    (w < 2), ``NonFiniteUpdateError`` (NaN/Inf in G), ``ZeroWindowError`` (σ₁ = 0), ``SpectralEdgeError`` (not
+    PSD beyond round-off, or an unknown dot_dtype), and ``DefinitionError`` for an unknown k* name.
     """
     A = as_gram(G)
     w = A.shape[0]
@@ -289,7 +368,10 @@ def spectrum_from_gram(G: np.ndarray, *, P: int | None = None, kstar: str = "arg
     registry.get("kstar", kstar)  # fail fast on an unknown name
     lam, U = np.linalg.eigh(A)
     lam, U = lam[::-1], U[:, ::-1]
-    lam = _clean_eigenvalues(lam, w)
+    tol = psd_tolerance(A, n_terms=P if n_terms is None else n_terms,
+                        dot_dtype="float32" if dot_dtype is None else dot_dtype)
+    eps = _EPS if dot_dtype is None else 2 * _unit_roundoff(dot_dtype)
+    lam, clipped = _clean_eigenvalues(lam, w, tol, eps=eps)
     if lam[0] <= 0:
         raise ZeroWindowError(
             f"all updates in the window are zero (σ₁ = 0; trace G = {float(np.trace(A))!r}): "
@@ -298,7 +380,8 @@ def spectrum_from_gram(G: np.ndarray, *, P: int | None = None, kstar: str = "arg
     idx = np.argmax(np.abs(U), axis=0)
     signs = np.where(U[idx, np.arange(w)] < 0, -1.0, 1.0)
     U = np.ascontiguousarray(U * signs)
-    return Spectrum(G=_frozen(A), lam=_frozen(lam), u=_frozen(U), P=P, kstar_name=kstar)
+    return Spectrum(G=_frozen(A), lam=_frozen(lam), u=_frozen(U), P=P, kstar_name=kstar, psd_tol=tol,
+                    psd_clipped=clipped)
 
 
 def _is_torch(x: Any) -> bool:
@@ -327,7 +410,7 @@ def spectrum_from_updates(X: Any, *, kstar: str = "argmax") -> Spectrum:
             rows = sorted({int(i) for i in np.argwhere(~np.isfinite(X64))[:, 0]})
             raise NonFiniteUpdateError(f"X contains NaN or Inf in window rows {rows}; an update is not finite")
         G = X64 @ X64.T
-    return spectrum_from_gram(G, P=int(X.shape[1]), kstar=kstar)
+    return spectrum_from_gram(G, P=int(X.shape[1]), kstar=kstar, dot_dtype="float64")
 
 
 def right_vectors(X: Any, spec: Spectrum, k: int) -> Any:

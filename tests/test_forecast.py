@@ -782,3 +782,23 @@ def test_cli_forecast_fit_then_forecast_with_that_model(tmp_path, capsys):
     assert model.calibrated_on == frozenset(names)
     assert cli.main(["forecast", str(MODULAR), "--model", str(out)]) == 0
     assert "[in-sample" in capsys.readouterr().out
+
+
+def test_vectorised_bootstrap_equals_the_resampling_twin():
+    """``_auroc_replicates`` (counts × comparison matrix) against resampling the runs and recomputing the AUROC."""
+    from verify.stats import cluster_bootstrap
+    from verify.studies.forecast import _auroc_replicates
+
+    rng = np.random.default_rng(3)
+    pos = rng.random(40) < 0.4
+    scores = np.round(rng.normal(size=40) + pos, 1)  # rounded: ties
+    units = list(zip(pos, scores, strict=True))
+    twin_rng = np.random.default_rng(0)
+    twin = []
+    for _ in range(300):
+        u = [units[i] for i in twin_rng.integers(0, len(units), len(units))]
+        twin.append(auroc([s for p, s in u if p], [s for p, s in u if not p]))
+    got = _auroc_replicates(pos, [scores], 300)[0]
+    np.testing.assert_allclose(got, twin, rtol=1e-12, atol=1e-12)
+    lo, hi = cluster_bootstrap(units, lambda u: auroc([s for p, s in u if p], [s for p, s in u if not p]), reps=300)
+    assert (lo, hi) == (np.percentile(got, 2.5), np.percentile(got, 97.5))

@@ -10,8 +10,8 @@ thing everywhere:
   ``NAME.ckpt.pt`` waits beside it; ``interrupted``: it has an ``interrupted`` record at or after its last ``end``,
   or a checkpoint waits; ``unfinished``: no ``end`` record at all (a run being written, or killed hard).
 - **typed records** — ``SpectrumRecord``, ``EvalRecord``, ``DefectRecord``, ``ProbeRecord``, ``BackboneRecord``,
-  ``LCHRecord``: frozen views of the trajectory records (schema ``numerics.trajectory``); nothing outside this
-  module indexes a record dict by key.
+  ``LCHRecord``, ``NormRecord``: frozen views of the trajectory records (schema ``numerics.trajectory``); nothing
+  outside this module indexes a record dict by key.
 - **run views** — ``Run`` (one file: header, config, seeds, status, typed records) and ``RunData`` (one run seen
   through one parameter group: what the detectors and the spectral claims read).
 - **stored-run directories** — ``load_stored(name)`` reads ``verify/runs/<name>`` and refuses a missing, stale or

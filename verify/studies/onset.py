@@ -418,6 +418,8 @@ def split_runs(runs: Sequence[RunData], calibration_seeds: Iterable[int] = (42,)
 
 class OnsetCallback:
     """SpectralMonitor callback: feed spectrum (and defect) records; emits one event when the frozen detector fires.
+    (For a probability that the run groks within the next H steps and a predicted onset with an interval, use the
+    forecaster's live callback, ``verify.studies.forecast.ForecastCallback``.)
 
     ``OnsetCallback(detector, eta=lr, delta_s=every, group="attn", on_event=print)``; pass it in
     ``SpectralMonitor(callbacks=[cb])``: the monitor calls it with each spectrum record (a mapping, read as a
