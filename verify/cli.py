@@ -361,6 +361,37 @@ def forecast_fit(
                f"wrote {out or MODEL_FILE}")
 
 
+@app.command("gpu-kit")
+def gpu_kit(
+    budget_s: Annotated[float, typer.Option("--budget-s", help="Wall-clock budget in seconds; the kit plans fewer "
+                                            "steps (or drops jobs, saying why) rather than overrun it.")] = 480.0,
+    out: Annotated[Path, typer.Option(help="Output directory (new or empty; --resume: the kit's own).")]
+    = Path("gpu-out"),
+    device: Annotated[str, typer.Option(help="torch device of the runs (cuda, cuda:1).")] = "cuda",
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="The whole path on the CPU at tiny sizes (under a "
+                                          "minute; `make test` runs it).")] = False,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue a kit in --out: its plan.json's steps, "
+                                         "finished runs skipped.")] = False,
+    corpus_dir: Annotated[Path | None, typer.Option(help="GPT-2 corpus cache (python -m verify.corpus); default "
+                                                    "$SPECTRAL_EDGE_CORPUS or ~/.cache/spectral-edge/corpus. "
+                                                    "Without one GPT-2 is left out.")] = None,
+    plan_only: Annotated[bool, typer.Option("--plan-only", help="Check, calibrate and print the plan; run "
+                                            "nothing.")] = False,
+) -> None:
+    """Every GPU-sized run in one command within a budget: the mod-97 six-op sweep, Dyck and SCAN at the author's
+    sizes with controls, GPT-2 124M with AdamW / Muon / SGD; writes trajectories, timing and the Gram push
+    bandwidth to --out. Exit code 1 if a planned job did not run."""
+    from verify.gpukit import run_kit  # local: torch only when the command runs (fast --help)
+
+    argv = ["spectral-edge", "gpu-kit", f"--budget-s={budget_s:g}", f"--out={out}",
+            *(["--dry-run"] if dry_run else [f"--device={device}"]), *(["--resume"] if resume else []),
+            *([f"--corpus-dir={corpus_dir}"] if corpus_dir else []), *(["--plan-only"] if plan_only else [])]
+    result = run_kit(out, budget_s=budget_s, device=device, dry_run=dry_run, resume=resume, corpus_dir=corpus_dir,
+                     plan_only=plan_only, log=typer.echo, argv=argv)
+    if not plan_only and not result.ok:
+        raise typer.Exit(1)
+
+
 @app.command()
 def claims(
     runs: Annotated[list[Path] | None, typer.Argument(

@@ -76,9 +76,10 @@ __all__ = [
 HORIZONS = (0.25, 0.5, 1.0, 2.0)
 #: The horizon of the run score, the operating point and the calibration (criterion ``forecast.lowo_auroc``).
 H0 = 0.5
-#: The stored sweeps the forecaster is fitted and evaluated on, by workload (verify/runs/<dir>).
-WORKLOADS = {"modular": "modular", "dyck": "dyck", "scan": "scan", "li2": "li2", "parity": "parity",
-             "digits": "digits"}
+#: The stored sweeps the forecaster is fitted and evaluated on: workload → its directories under the runs root, in
+#: order of preference (the first that exists is read). mod-97: the bitwise re-run that also recorded the weight norm.
+WORKLOADS: dict[str, tuple[str, ...]] = {"modular": ("modular-norms", "modular"), "dyck": ("dyck",), "scan": ("scan",),
+                                         "li2": ("li2",), "parity": ("parity",), "digits": ("digits",)}
 #: The workloads no detector was tuned on (criterion ``forecast.fresh_workloads``).
 FRESH = ("parity", "digits")
 #: The shipped frozen model, fitted on every stored run of ``WORKLOADS`` (``spectral-edge forecast-fit``).
@@ -442,17 +443,19 @@ class Labelled:
         return bool(scorable(self.sig).any())
 
 
-def load_signals(runs_root: str | os.PathLike[str], workloads: Mapping[str, str] = WORKLOADS) -> list[Labelled]:
-    """The labelled signals of every finished stored run of ``workloads`` under ``runs_root``."""
+def load_signals(runs_root: str | os.PathLike[str],
+                 workloads: Mapping[str, tuple[str, ...]] = WORKLOADS) -> list[Labelled]:
+    """The labelled signals of every finished stored run of ``workloads`` under ``runs_root`` (per workload the first
+    of its directories that exists)."""
     return list(_load_signals(str(Path(runs_root).resolve()), tuple(sorted(workloads.items()))))
 
 
 @cache
-def _load_signals(root: str, workloads: tuple[tuple[str, str], ...]) -> tuple[Labelled, ...]:
+def _load_signals(root: str, workloads: tuple[tuple[str, tuple[str, ...]], ...]) -> tuple[Labelled, ...]:
     out = []
-    for name, sub in workloads:
-        d = Path(root) / sub
-        if not d.is_dir():
+    for name, subs in workloads:
+        d = next((Path(root) / sub for sub in subs if (Path(root) / sub).is_dir()), None)
+        if d is None:
             continue
         for r in load_runs([d], finished_only=True):
             if r.groups():
@@ -634,7 +637,8 @@ def _ci(lo_hi: tuple[float, float]) -> str:
 
 
 def _rate_ci(k: int, n: int) -> str:
-    return f"{k}/{n} = {fmt(k / n if n else float('nan'))} {_ci(wilson_interval(k, n)) if n else ''}".strip()
+    ci = tuple(min(1.0, max(0.0, x)) for x in wilson_interval(k, n)) if n else None  # round-off at 0/n, n/n
+    return f"{k}/{n} = {fmt(k / n if n else float('nan'))} {_ci(ci) if ci else ''}".strip()  # type: ignore[arg-type]
 
 
 def head_to_head(ev: Evaluation, *, reps: int = 2000) -> list[dict[str, Any]]:
