@@ -42,13 +42,25 @@ next optimizer step; the header's window, Δs and groups must match) or ``overwr
 Per capture and per group it writes one ``spectrum`` record: the window's σ_j, λ_j, ratios, k*, R, g, g₂₃,
 PC1 fraction, k95, drift speed, the Marchenko–Pastur/BBP numbers, and the α_j variants that consecutive
 windows allow (α-DK with ‖ΔC‖_F, α-DK with ‖ΔG‖_F, α-rot, α-half), each under its registry name.
+
+**Cost per capture.** On the training thread: the snapshot (one ``copy_`` per parameter into views made once), a
+one-sum finiteness check, δ, the push (W + 1 dots per atom and the row copy) and a copy of each group's W×W Gram.
+The record — one ``eigh`` per window, shared by the spectrum and every α variant (``ConsecutiveWindows``; the
+previous window's decomposition is the previous record's), the derived quantities, JSON and the file write — is
+built in line, or on a background thread (``background=True``, when no callback is attached) with the same values.
+Python's GIL still serialises that work with the training loop's own Python, so it overlaps only with the loop's
+GIL-free stretches (long kernels, device waits).
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 import os
+import queue
+import threading
 import warnings
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -61,9 +73,9 @@ from numerics.gram import RollingGram
 from numerics.layout import ParamLayout, Selector
 from numerics.provenance import merge_provenance, run_provenance
 from numerics.sketch import JLSketch
-from numerics.spectrum import spectrum_from_gram
+from numerics.spectrum import GramEigh
+from numerics.stability import ConsecutiveWindows
 from numerics.stability import alpha as alpha_of
-from numerics.stability import delta_C_norm, delta_G_norm
 from numerics.trajectory import TrajectoryWriter, read_trajectory
 from theory import registry
 
@@ -79,6 +91,62 @@ DEFAULT_ALPHAS = ("dk_deltaC", "rot")
 
 class StepMismatchWarning(UserWarning):
     """``log(step)`` was given a step in other units than the monitor's optimizer-step count."""
+
+
+class _RecordWorker:
+    """One daemon thread that runs the monitor's deferred record jobs in submission order.
+
+    A job that raises keeps its exception in ``error``; jobs after it are skipped (as if training had stopped at the
+    failing capture, which it does in the synchronous path) until the training thread takes the error with
+    :meth:`drain`, which waits for the queue to empty first.
+    """
+
+    def __init__(self, name: str) -> None:
+        self._jobs: queue.Queue[Callable[[], None] | None] = queue.Queue()
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            job = self._jobs.get()
+            try:
+                if job is None:
+                    return
+                if self.error is None:
+                    job()
+            except BaseException as exc:  # handed to the training thread at its next call into the monitor
+                self.error = exc
+            finally:
+                job = None  # drop the job (and what it holds) before waiting for the next one
+                self._jobs.task_done()
+
+    def submit(self, job: Callable[[], None]) -> None:
+        self._jobs.put(job)
+
+    def drain(self) -> BaseException | None:
+        """Wait until every submitted job has run (or been skipped); return and clear the error, if any."""
+        if threading.current_thread() is not self._thread:  # else: a finaliser run by this thread's own collection
+            self._jobs.join()
+        exc, self.error = self.error, None
+        return exc
+
+    def stop(self) -> BaseException | None:
+        """Drain, then end the thread; returns the error not yet taken."""
+        exc = self.drain()
+        self._jobs.put(None)
+        if threading.current_thread() is not self._thread:
+            self._thread.join()
+        return exc
+
+
+def _stop_worker(worker: _RecordWorker) -> None:
+    """Finaliser of a monitor that was never closed (garbage collected, or the interpreter exits): its pending
+    records are still written, and an error no call took is reported rather than lost."""
+    exc = worker.stop()
+    if exc is not None:
+        warnings.warn(f"SpectralMonitor: building or writing a record failed in the background and the monitor was "
+                      f"not called again: {type(exc).__name__}: {exc}", RuntimeWarning, stacklevel=1)
 
 
 def _snapshot_dtype(params: Sequence[torch.Tensor], storage_dtype: torch.dtype) -> torch.dtype:
@@ -118,6 +186,18 @@ class SpectralMonitor:
         alphas: α_j variants (registry names) computed live; default ``("dk_deltaC", "rot")``. The record also
             stores the (extended) Gram, from which every variant can be recomputed offline.
         keep_records: keep records in memory (``records``) even when writing a file.
+        background: build the spectrum records of a capture made by the optimizer hook — spectra, α variants,
+            derived quantities — and write them (JSON, file) on a background thread, so that the training thread
+            only takes the snapshot and pushes δ (default False: on a CPU the GIL serialises the two threads and
+            ``make bench`` measured no gain; it helps where the loop waits on a device). Only when no callback is
+            attached: with a
+            callback, records are built in the training thread at the capture, as callbacks (online predictors)
+            read them at once. ``latest``, ``records``, ``log``, ``event``, ``sync``, ``state_dict``,
+            ``load_state_dict``, ``capture`` and ``close`` first wait for the pending records, so each sees every
+            record of the steps taken so far, in order, and the file holds the same records in the same order as
+            with ``background=False``; an error raised while building or writing one is raised in the training
+            thread by the next of these calls or the next optimizer step (the records after it are not written,
+            as when the step itself raises).
     """
 
     def __init__(
@@ -143,6 +223,7 @@ class SpectralMonitor:
         overwrite: bool = False,
         on_nonfinite: Literal["raise", "skip"] = "raise",
         strict_steps: bool = False,
+        background: bool = False,
     ) -> None:
         if every < 1:
             raise SpectralEdgeError(f"every (Δs) must be a positive number of steps, got {every}")
@@ -186,13 +267,22 @@ class SpectralMonitor:
         self._cur = torch.empty_like(self._prev)
         # Sketched rows are short, so δ gets its own buffer; an exact δ is formed in ``_cur`` and θ re-gathered.
         self._delta = torch.empty_like(self._prev) if sketch_dim else None
+        # gather destinations: per snapshot buffer, one view per parameter (as ParamLayout.gather makes them)
+        self._params = params
+        self._gather_views = {id(buf): [v for _, v in self.layout.views(buf)]
+                              for buf in (self._prev, self._cur, self._scratch) if buf.numel() == self.layout.P}
+        self._group_P = self.layout.group_dims()
+        # group → the eigendecomposition of the window of its last record: the next record's previous window
+        self._eigh_last: dict[str, GramEigh] = {}
         self._take_snapshot(self._prev)
         self.step = 0
-        #: group → the last spectrum record written (what measurements read instead of recomputing the spectrum)
-        self.latest: dict[str, dict[str, Any]] = {}
+        self._latest: dict[str, dict[str, Any]] = {}
         self.callbacks = list(callbacks)
         self.keep_records = keep_records
-        self.records: list[dict[str, Any]] = []
+        self.background = bool(background)
+        self._worker: _RecordWorker | None = None
+        self._finalizer: weakref.finalize | None = None
+        self._records: list[dict[str, Any]] = []
         self._writer: TrajectoryWriter | None = None
         self.provenance: dict[str, Any] = dict(provenance or {})
         if path is not None:
@@ -244,25 +334,52 @@ class SpectralMonitor:
                                     + "; ".join(diffs) + "); pass overwrite=True to replace it, or another path")
 
     # -- capture ---------------------------------------------------------------------------------------------
+    def _gather(self, out: torch.Tensor) -> None:
+        """``self.layout.gather(out)`` through the views made once per buffer (one ``copy_`` per parameter)."""
+        views = self._gather_views.get(id(out))
+        if views is None:
+            self.layout.gather(out)
+            return
+        for view, param in zip(views, self._params, strict=True):
+            view.copy_(param)
+
     @torch.no_grad()
     def _take_snapshot(self, out: torch.Tensor) -> None:
         """θ (or its per-atom sketch Φθ) into ``out``."""
         if self.sketch is None:
-            self.layout.gather(out)
+            self._gather(out)
             return
-        self.layout.gather(self._scratch)
+        self._gather(self._scratch)
         d = self.sketch.dim
         for i, (start, end) in enumerate(self.layout.atom_slices):
             out[i * d : (i + 1) * d] = self.sketch.apply(self._scratch[start:end], atom=i)
 
     def _on_step(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+        if self._worker is not None and self._worker.error is not None:
+            self._settle()  # a record of an earlier capture failed in the background: raise it here
         if self._awaiting_state:
             raise SpectralEdgeError("resume=True: call load_state_dict(<the checkpoint's monitor state>) before "
                                     "training continues; without it the step count restarts at 0 and the new records "
                                     "would mix with the file's")
         self.step += 1
         if self.step % self.every == 0:
-            self.capture()
+            defer = self.background and not self.callbacks
+            if not defer:
+                self._settle()
+            self._capture(defer=defer)
+
+    def _settle(self) -> None:
+        """Wait for the records built in the background; raise the error one of them raised, if any."""
+        if self._worker is not None:
+            exc = self._worker.drain()
+            if exc is not None:
+                raise exc
+
+    def _submit(self, job: Callable[[], None]) -> None:
+        if self._worker is None:
+            self._worker = _RecordWorker(f"SpectralMonitor-records-{id(self):x}")
+            self._finalizer = weakref.finalize(self, _stop_worker, self._worker)
+        self._worker.submit(job)
 
     @torch.no_grad()
     def capture(self) -> list[dict[str, Any]]:
@@ -270,12 +387,19 @@ class SpectralMonitor:
 
         The snapshot advances only if the window accepts δ_t; a non-finite δ_t leaves window and snapshot as they
         were and raises ``NonFiniteUpdateError`` (``on_nonfinite="raise"``) or writes ``nonfinite`` records
-        (``"skip"``) and returns ``[]``.
+        (``"skip"``) and returns ``[]``. The records are built before it returns (only the optimizer hook defers
+        them to the background, see ``background``).
         """
+        self._settle()
+        return self._capture(defer=False)
+
+    @torch.no_grad()
+    def _capture(self, *, defer: bool) -> list[dict[str, Any]]:
+        """``capture``; with ``defer`` the records are built and written by the background worker (returns [])."""
         self._take_snapshot(self._cur)
         if self._delta is not None:  # sketch: small rows, δ in its own buffer, θ_now kept in _cur
             delta = torch.sub(self._cur, self._prev, out=self._delta)
-        elif not bool(torch.isfinite(self._cur).all()):  # θ_prev is finite, so δ is non-finite iff θ_now is
+        elif not self._all_finite(self._cur):  # θ_prev is finite, so δ is non-finite iff θ_now is
             return self._reject(self._cur, NonFiniteUpdateError(
                 f"the update at step {self.step} has NaN/Inf entries; the window and the snapshot are left as they "
                 "were"))
@@ -288,11 +412,27 @@ class SpectralMonitor:
                 torch.sub(self._cur, self._prev, out=self._prev)
             return self._reject(delta, exc)
         self._prev, self._cur = self._cur, self._prev
-        return self._record_all()
+        w = self.gram.w
+        if w < 2:  # w = 1 has no ratio: no record yet
+            return []
+        # what the records depend on, copied now (W×W numbers per group): the window moves on while they are built
+        inputs = [(g, self.gram.gram(g), self.gram.extended_gram(g)) for g in self.layout.groups]
+        if defer:
+            step = self.step
+            self._submit(lambda: self._record_all(step, w, inputs, ()))
+            return []
+        return self._record_all(self.step, w, inputs, self.callbacks)
+
+    @staticmethod
+    def _all_finite(x: torch.Tensor) -> bool:
+        """Whether every entry of ``x`` is finite: one sum (NaN/Inf anywhere make it non-finite), and the entrywise
+        check only when the sum is not finite (it may overflow with finite entries)."""
+        return math.isfinite(float(x.sum())) or bool(torch.isfinite(x).all())
 
     def _reject(self, values: torch.Tensor, exc: NonFiniteUpdateError) -> list[dict[str, Any]]:
         """A rejected update: raise (``on_nonfinite="raise"``) or write ``nonfinite`` records and go on."""
         if self.on_nonfinite == "raise":
+            self._settle()  # the records of the captures before this one are written before it is raised
             raise exc
         self._record_nonfinite(values, exc)
         return []
@@ -301,56 +441,71 @@ class SpectralMonitor:
         """One ``nonfinite`` record per group whose δ holds NaN/Inf (every group if only a dot overflowed)."""
         bad = [g for g, atoms in self.layout.groups.items()
                if not all(bool(torch.isfinite(delta[s:e]).all()) for s, e in (self._row_slices[i] for i in atoms))]
+        self._settle()
         for group in bad or list(self.layout.groups):
             rec = {"group": group, "action": "skipped", "error": str(exc)}
             if self._writer is not None:
                 self._writer.write("nonfinite", self.step, **rec)
             if self.keep_records:
-                self.records.append({"type": "nonfinite", "step": self.step, **rec})
+                self._records.append({"type": "nonfinite", "step": self.step, **rec})
 
-    def _record_all(self) -> list[dict[str, Any]]:
+    def _record_all(self, step: int, w: int, inputs: Sequence[tuple[str, np.ndarray, np.ndarray | None]],
+                    callbacks: Sequence[RecordCallback]) -> list[dict[str, Any]]:
+        """Build, write and keep the spectrum record of every group; runs in the training thread or the worker
+        (then with no callbacks), so it touches ``_latest`` / ``_records``, never the waiting properties."""
         out = []
-        for group in self.layout.groups:
-            rec = self._spectrum_record(group)
-            if rec is None:
-                continue
+        for group, G, g_ext in inputs:
+            rec = self._build_record(group, w, G, g_ext)
             if self._writer is not None:
-                self._writer.write("spectrum", self.step, **rec)
-            full = {"type": "spectrum", "step": self.step, **rec}
-            self.latest[group] = full
+                self._writer.write("spectrum", step, **rec)
+            full = {"type": "spectrum", "step": step, **rec}
+            self._latest[group] = full
             if self.keep_records:
-                self.records.append(full)
-            for cb in self.callbacks:
+                self._records.append(full)
+            for cb in callbacks:
                 cb(full)
             out.append(full)
         return out
 
     def _spectrum_record(self, group: str) -> dict[str, Any] | None:
+        """The record of ``group``'s current window (None while w < 2)."""
         w = self.gram.w
         if w < 2:
             return None
+        return self._build_record(group, w, self.gram.gram(group), self.gram.extended_gram(group))
+
+    def _build_record(self, group: str, w: int, G: np.ndarray, g_ext: np.ndarray | None) -> dict[str, Any]:
+        """The spectrum record of a window of ``w`` updates with Gram ``G`` (extended Gram ``g_ext`` or None).
+
+        One eigendecomposition of G serves the record's spectrum and every α variant (``ConsecutiveWindows``), and
+        the previous window's comes from the previous record of the group: the values are those of
+        ``spectrum_from_gram`` and ``stability.alpha`` called one by one.
+        """
         rec: dict[str, Any] = {"group": group, "w": w}
+        eig = GramEigh.of(G)
+        prev, self._eigh_last[group] = self._eigh_last.get(group), eig
         try:
-            spec = spectrum_from_gram(self.gram.gram(group), P=self.layout.group_dims()[group], kstar=self.kstar)
+            spec = eig.spectrum(P=self._group_P[group], kstar=self.kstar)
         except ZeroWindowError as exc:
             rec["degenerate"] = str(exc)
             return rec
         rec.update(spec.to_dict())
-        g_ext = self.gram.extended_gram(group)
         # The raw Gram (extended to the previous window when there is one) makes the record self-contained:
         # any spectral quantity or α variant can be recomputed from the file later.
         rec["gram"] = (g_ext if g_ext is not None else spec.G).tolist()
         rec["gram_extended"] = g_ext is not None
         alphas: dict[str, list[float]] = {}
+        pair = None
         if g_ext is not None:
-            rec["dC_norm"] = float(delta_C_norm(g_ext))
-            rec["dG_norm"] = float(delta_G_norm(g_ext))
+            pair = ConsecutiveWindows(g_ext, now=eig, prev=prev)
+            rec["dC_norm"] = float(pair.dC_norm)
+            rec["dG_norm"] = float(pair.dG_norm)
         for name in self.alphas:
-            source = g_ext if name != "half" else spec.G
-            if source is None:
+            if name != "half" and pair is None:
                 continue
             try:
-                alphas[name] = np.asarray(alpha_of(source, name)).tolist()
+                value = alpha_of(spec.G, name) if name == "half" else pair.alpha(name)  # type: ignore[union-attr]
+                alphas[name] = np.asarray(value).tolist()
             except SpectralEdgeError:  # e.g. α-half needs w ≥ 4
                 pass
         if alphas:
@@ -358,6 +513,19 @@ class SpectralMonitor:
         return rec
 
     # -- user API --------------------------------------------------------------------------------------------
+    @property
+    def latest(self) -> dict[str, dict[str, Any]]:
+        """group → the last spectrum record written (what measurements read instead of recomputing the spectrum);
+        waits for records still being built in the background, so it holds the record of the last capture."""
+        self._settle()
+        return self._latest
+
+    @property
+    def records(self) -> list[dict[str, Any]]:
+        """The records kept in memory (``keep_records``), in order; waits for those still being built."""
+        self._settle()
+        return self._records
+
     def log(self, step: int | None = None, **scalars: Any) -> None:
         """Append an ``eval`` record (accuracies, losses, ...) at ``step`` (default: the monitor's step).
 
@@ -367,11 +535,12 @@ class SpectralMonitor:
         s = self.step if step is None else int(step)
         if s != self.step:
             self._step_mismatch(s)
+        self._settle()  # after the spectrum records of the steps before it, in the file as in ``records``
         if self._writer is not None:
             self._writer.write("eval", s, **scalars)
         rec = {"type": "eval", "step": s, **scalars}
         if self.keep_records:
-            self.records.append(rec)
+            self._records.append(rec)
         for cb in self.callbacks:  # callbacks that forecast from the curves too (verify.studies.forecast)
             if hasattr(cb, "on_eval"):
                 cb.on_eval(rec)
@@ -390,11 +559,12 @@ class SpectralMonitor:
     def event(self, kind: str, step: int | None = None, **fields: Any) -> None:
         """Append a free-form record (``resume``, ``grokked``, a detector firing, ...)."""
         s = self.step if step is None else int(step)
+        self._settle()
         if self._writer is not None:
             self._writer.write(kind, s, **fields)
         rec = {"type": kind, "step": s, **fields}
         if self.keep_records:
-            self.records.append(rec)
+            self._records.append(rec)
         for cb in self.callbacks:
             if hasattr(cb, "on_record"):
                 cb.on_record(rec)
@@ -406,19 +576,32 @@ class SpectralMonitor:
             self._handle = None
 
     def sync(self) -> None:
-        """fsync the trajectory file now (the harness calls it before every checkpoint)."""
+        """Wait for the records being built, then fsync the trajectory file (the harness calls it before every
+        checkpoint)."""
+        self._settle()
         if self._writer is not None:
             self._writer.sync()
 
     def close(self, **fields: Any) -> None:
         """Detach, write an ``end`` record and close the trajectory file (no ``end`` for a ``resume=True`` monitor
-        whose state was never restored: the file is the earlier run's, and this one recorded nothing)."""
+        whose state was never restored: the file is the earlier run's, and this one recorded nothing).
+
+        The records still being built are written first and the background thread ends; an error one of them
+        raised is raised after the file is closed."""
         self.detach()
+        exc = None
+        if self._worker is not None:
+            exc = self._worker.stop()
+            if self._finalizer is not None:
+                self._finalizer.detach()
+            self._worker = None
         if self._writer is not None:
             if not self._awaiting_state:  # a resume that never restored its state added nothing to end
                 self._writer.write("end", self.step, **fields)
             self._writer.close()
             self._writer = None
+        if exc is not None:
+            raise exc
 
     def __enter__(self) -> SpectralMonitor:
         return self
@@ -427,10 +610,12 @@ class SpectralMonitor:
         self.close()
 
     def state_dict(self) -> dict[str, Any]:
-        """Everything needed to continue the same window after a restart."""
+        """Everything needed to continue the same window after a restart (after the pending records are written)."""
+        self._settle()
         return {"step": self.step, "prev": self._prev.clone(), "gram": self.gram.state_dict()}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self._settle()
         if state["prev"].shape != self._prev.shape:
             raise SpectralEdgeError(
                 f"monitor state holds {state['prev'].numel()} snapshot entries, this model needs {self._prev.numel()}"
@@ -440,6 +625,6 @@ class SpectralMonitor:
         self._awaiting_state = False
         self.gram.load_state_dict(state["gram"])
         # the last records again, from the restored window (its Gram is all they depend on); nothing is written
-        self.latest = {g: {"type": "spectrum", "step": self.step, **rec} for g in self.layout.groups
-                       if (rec := self._spectrum_record(g)) is not None}
+        self._latest = {g: {"type": "spectrum", "step": self.step, **rec} for g in self.layout.groups
+                        if (rec := self._spectrum_record(g)) is not None}
         self.event("resume")

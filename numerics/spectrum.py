@@ -31,6 +31,7 @@ from theory import bbp, registry
 from theory.bbp import d_crit_author_code, d_crit_textbook  # re-exported: registered under "d_crit" in theory.bbp
 
 __all__ = [
+    "GramEigh",
     "Spectrum",
     "as_gram",
     "d_crit_author_code",
@@ -259,7 +260,7 @@ class Spectrum:
             raise SpectralEdgeError(f"{what} needs the number of parameters P; pass P= to spectrum_from_gram")
         return self.P
 
-    @property
+    @cached_property
     def noise_scale_nu(self) -> float:
         """ν, with ν² = mean(λ_j : j > w/2)/P, the per-entry noise scale (σ units per √entry; [C] author's estimator).
 
@@ -326,7 +327,11 @@ def _json_float(x: float) -> float | None:
 
 
 def _json_list(a: np.ndarray) -> list[float | None]:
-    return [_json_float(float(x)) for x in a]
+    """``[_json_float(float(x)) for x in a]``, one ``tolist`` (the same Python floats) when all are finite."""
+    values = a.tolist()
+    if np.isfinite(a).all():
+        return values
+    return [_json_float(x) for x in values]
 
 
 # ----- constructors ----------------------------------------------------------------------------------------
@@ -360,13 +365,25 @@ def spectrum_from_gram(
     PSD beyond round-off, or an unknown dot_dtype), and ``DefinitionError`` for an unknown k* name.
     """
     A = as_gram(G)
-    w = A.shape[0]
+    P = _check_P(P)
+    registry.get("kstar", kstar)  # fail fast on an unknown name
+    lam, U = np.linalg.eigh(A)
+    return _spectrum_from_eigh(A, lam, U, P=P, kstar=kstar, dot_dtype=dot_dtype, n_terms=n_terms)
+
+
+def _check_P(P: Any) -> int | None:
     if P is not None:
         if isinstance(P, bool) or not isinstance(P, (int, np.integer)) or P < 1:
             raise ShapeMismatchError(f"P (number of parameters) must be a positive int, got {P!r}")
         P = int(P)
-    registry.get("kstar", kstar)  # fail fast on an unknown name
-    lam, U = np.linalg.eigh(A)
+    return P
+
+
+def _spectrum_from_eigh(A: np.ndarray, lam: np.ndarray, U: np.ndarray, *, P: int | None, kstar: str,
+                        dot_dtype: Any, n_terms: int | None) -> Spectrum:
+    """The rest of ``spectrum_from_gram`` once ``eigh`` ran: ``A`` checked (``as_gram``), ``lam``/``U`` as ``eigh``
+    returns them (ascending; not modified), ``P`` checked. The PSD check, the zero floor and the sign fix."""
+    w = A.shape[0]
     lam, U = lam[::-1], U[:, ::-1]
     tol = psd_tolerance(A, n_terms=P if n_terms is None else n_terms,
                         dot_dtype="float32" if dot_dtype is None else dot_dtype)
@@ -382,6 +399,34 @@ def spectrum_from_gram(
     U = np.ascontiguousarray(U * signs)
     return Spectrum(G=_frozen(A), lam=_frozen(lam), u=_frozen(U), P=P, kstar_name=kstar, psd_tol=tol,
                     psd_clipped=clipped)
+
+
+@dataclass(frozen=True, eq=False)
+class GramEigh:
+    """A checked Gram (``as_gram``) and its one ``eigh``: every ``Spectrum`` of that Gram without decomposing again.
+
+    ``GramEigh.of(G).spectrum(P=..., ...)`` equals ``spectrum_from_gram(G, P=..., ...)`` value for value (the same
+    code after the same ``eigh`` of the same array), whatever the PSD-check settings; the monitor asks one
+    decomposition for the record's spectrum (P terms per dot) and for the α variants' (``P=None``).
+    """
+
+    A: np.ndarray = field(repr=False)
+    lam: np.ndarray
+    U: np.ndarray = field(repr=False)
+
+    @classmethod
+    def of(cls, G: Any, *, what: str = "G") -> GramEigh:
+        A = as_gram(G, what=what)
+        lam, U = np.linalg.eigh(A)
+        return cls(A=A, lam=lam, U=U)
+
+    def spectrum(self, *, P: int | None = None, kstar: str = "argmax", dot_dtype: Any = None,
+                 n_terms: int | None = None) -> Spectrum:
+        """``spectrum_from_gram(self.A, P=P, kstar=kstar, dot_dtype=dot_dtype, n_terms=n_terms)``, same raises."""
+        P = _check_P(P)
+        registry.get("kstar", kstar)
+        return _spectrum_from_eigh(self.A, self.lam, self.U, P=P, kstar=kstar, dot_dtype=dot_dtype,
+                                   n_terms=n_terms)
 
 
 def _is_torch(x: Any) -> bool:

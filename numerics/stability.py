@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from numerics.errors import ShapeMismatchError, WindowTooSmallError
-from numerics.spectrum import Spectrum, as_gram, gram_eigenvalues, spectrum_from_gram
+from numerics.spectrum import GramEigh, Spectrum, as_gram, gram_eigenvalues, spectrum_from_gram
 from theory import registry
 from theory.davis_kahan import (  # re-exported: the bounds' one home is theory/
     factor_free_bound,
@@ -31,6 +31,7 @@ from theory.davis_kahan import (  # re-exported: the bounds' one home is theory/
 )
 
 __all__ = [
+    "ConsecutiveWindows",
     "alpha",
     "alpha_half_from_gram",
     "delta_C_norm",
@@ -63,7 +64,10 @@ def delta_C_norm(G_ext: np.ndarray) -> float:
     as (a − b)² + 2(ab − c²), with a = ‖δ_t‖², b = ‖δ_{t−w}‖², c = ⟨δ_t, δ_{t−w}⟩: both terms are ≥ 0 (Cauchy–
     Schwarz), so nothing cancels catastrophically.
     """
-    A = _ext(G_ext)
+    return _delta_C(_ext(G_ext))
+
+
+def _delta_C(A: np.ndarray) -> float:
     a, b, c = A[-1, -1], A[0, 0], A[0, -1]
     return float(math.sqrt((a - b) ** 2 + 2 * max(a * b - c * c, 0.0)))
 
@@ -74,7 +78,10 @@ def delta_G_norm(G_ext: np.ndarray) -> float:
     The two windows index different time slots, so entry (a, b) of G_now and of G_prev are inner products of
     different updates; the difference is not a perturbation of one operator.
     """
-    A = _ext(G_ext)
+    return _delta_G(_ext(G_ext))
+
+
+def _delta_G(A: np.ndarray) -> float:
     return float(np.linalg.norm(A[1:, 1:] - A[:-1, :-1]))
 
 
@@ -221,6 +228,97 @@ def rot(G_ext: np.ndarray) -> np.ndarray:
     A = _ext(G_ext)
     prev, now = spectrum_from_gram(A[:-1, :-1]), spectrum_from_gram(A[1:, 1:])
     return _overlap(prev, now, A[:-1, 1:], now.w)
+
+
+class ConsecutiveWindows:
+    """The α variants and perturbation norms of one extended Gram, with each window decomposed once.
+
+    ``alpha(G_ext, name)`` validates G_ext for every call and each variant decomposes the current window itself
+    (α-rot the previous one too): α-DK and α-rot of one record cost 3 ``eigh`` and 5 validations of G_ext. Built
+    once per record, this validates G_ext once, decomposes each window at most once, and takes the decompositions
+    it is handed: ``now`` (a ``GramEigh`` of the current window, e.g. the record's own spectrum's) and ``prev``
+    (the previous window's, e.g. kept from the previous record), each used only when its matrix equals the
+    corresponding block of the validated G_ext entry for entry — otherwise that window is decomposed here.
+
+    ``alpha(name)`` returns what ``alpha(G_ext, name)`` returns, value for value (the same arithmetic on the same
+    arrays after the same ``eigh``), and raises what it raises; variants without a shared form here (``half``,
+    anything registered later, any keyword) are called on G_ext as they are.
+    """
+
+    def __init__(self, G_ext: Any, *, now: GramEigh | None = None, prev: GramEigh | None = None) -> None:
+        self.G_ext = G_ext
+        self.A = _ext(G_ext)
+        self._eigh_now = now if now is not None and np.array_equal(now.A, self.A[1:, 1:]) else None
+        self._eigh_prev = prev if prev is not None and np.array_equal(prev.A, self.A[:-1, :-1]) else None
+        self._spec: dict[str, Spectrum] = {}
+        self._norms: dict[str, float] = {}
+
+    def _window(self, which: str) -> Spectrum:
+        """``spectrum_from_gram(A[1:, 1:])`` (``"now"``) or ``spectrum_from_gram(A[:-1, :-1])`` (``"prev"``)."""
+        if which in self._spec:
+            return self._spec[which]
+        attr = "_eigh_now" if which == "now" else "_eigh_prev"
+        eig = getattr(self, attr)
+        if eig is None:
+            eig = GramEigh.of(self.A[1:, 1:] if which == "now" else self.A[:-1, :-1])
+            setattr(self, attr, eig)
+        spec = eig.spectrum()  # raises as spectrum_from_gram does (ZeroWindowError, the P = None PSD check)
+        self._spec[which] = spec
+        return spec
+
+    @property
+    def now(self) -> Spectrum:
+        """The current window's spectrum as the α variants compute it (``P = None``)."""
+        return self._window("now")
+
+    @property
+    def prev(self) -> Spectrum:
+        """The previous window's spectrum as α-rot computes it (``P = None``)."""
+        return self._window("prev")
+
+    @property
+    def eigh_now(self) -> GramEigh:
+        """The current window's decomposition (made here if none was handed in): keep it as the next ``prev``."""
+        if self._eigh_now is None:
+            self._eigh_now = GramEigh.of(self.A[1:, 1:])
+        return self._eigh_now
+
+    @property
+    def dC_norm(self) -> float:
+        """``delta_C_norm(G_ext)``."""
+        if "dC" not in self._norms:
+            self._norms["dC"] = _delta_C(self.A)
+        return self._norms["dC"]
+
+    @property
+    def dG_norm(self) -> float:
+        """``delta_G_norm(G_ext)``."""
+        if "dG" not in self._norms:
+            self._norms["dG"] = _delta_G(self.A)
+        return self._norms["dG"]
+
+    def alpha(self, variant: str | None = None, **kw: Any) -> np.ndarray:
+        """``alpha(G_ext, variant, **kw)``, from the shared decompositions where the variant has a shared form."""
+        fn = registry.get("alpha", variant).fn
+        shared = _SHARED.get(fn)
+        if shared is None or kw:
+            return fn(self.G_ext, **kw)
+        return shared(self)
+
+
+def _dk_dlambda_shared(c: ConsecutiveWindows) -> np.ndarray:
+    now = c.now  # first, as in dk_dlambda
+    return _dk_alpha(delta_lambda_norm(gram_eigenvalues(c.A[:-1, :-1]), now.lam), now.gap, 1.0)
+
+
+# The shared forms: each line is its variant's body with the windows' spectra and norms taken from the
+# ConsecutiveWindows (C at its default, 1).
+_SHARED = {
+    dk_deltaC: lambda c: _dk_alpha(c.dC_norm, np.minimum(c.now.gap, c.now.lam), 1.0),
+    dk_deltaG: lambda c: _dk_alpha(c.dG_norm, c.now.gap, 1.0),
+    dk_dlambda: _dk_dlambda_shared,
+    rot: lambda c: _overlap(c.prev, c.now, c.A[:-1, 1:], c.now.w),
+}
 
 
 def alpha(G_ext: np.ndarray, variant: str | None = None, **kw: Any) -> np.ndarray:
