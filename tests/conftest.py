@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Iterator
 
@@ -9,6 +10,8 @@ import numpy as np
 import pytest
 import torch
 from hypothesis import HealthCheck, settings
+
+from verify.claims import ClaimRow, all_claims
 
 # "ci": the default, sized so the whole suite stays well under 15 minutes on 2 cores.
 # "thorough": for a local deep check, HYPOTHESIS_PROFILE=thorough make test.
@@ -31,3 +34,15 @@ def one_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def _stored_claims() -> tuple[ClaimRow, ...]:
+    """``all_claims(strict=True)`` on the stored runs, computed fresh once per test session (about 10 CPU-s)."""
+    return tuple(all_claims(strict=True))
+
+
+@pytest.fixture
+def stored_claims(_stored_claims: tuple[ClaimRow, ...]) -> list[ClaimRow]:
+    """The session's ``all_claims(strict=True)`` rows, each a shallow copy, so one test's edits never reach another."""
+    return [copy.copy(r) for r in _stored_claims]
