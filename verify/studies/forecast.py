@@ -553,18 +553,17 @@ def evaluate(items: Sequence[Labelled], scheme: str = "lowo", *, variants: bool 
             if not any(s.event is not None for s in train) or all(s.event is not None for s in train):
                 continue
             model = fit(train, feats)
+            if name == "forecast":  # the fold's climatological reference of the calibration row
+                _, T, W = _training_rows(train, feats)
+                base = float(np.sum(T[:, HORIZONS.index(H0)] * W) / W.sum())
             for i in test:
                 x = data[i]
                 s = model.score(x.sig.features)
                 scorers[name].append(Scored(x.sig.id, x.workload, x.seed, x.positive, x.sig.event,
                                             run_score(s, x.sig), fire_step(s, x.sig, model.threshold)))
                 if name == "forecast":
-                    m = scorable(x.sig)
-                    t = x.sig.steps[m].astype(float)
-                    y = (x.sig.event is not None) & (float(x.sig.event or 0) <= (1 + H0) * t)
-                    _, T, W = _training_rows(train, feats)
-                    base = float(np.sum(T[:, HORIZONS.index(H0)] * W) / W.sum())
-                    windows.append((x.sig.id, s[m], y.astype(float), base))
+                    _, T_run, _ = _training_rows([x.sig], feats)  # the targets, as the training rows define them
+                    windows.append((x.sig.id, s[scorable(x.sig)], T_run[:, HORIZONS.index(H0)], base))
         if not variants:
             continue
         for name in BASELINES:
@@ -743,6 +742,13 @@ def claim_rows(runs_root: Path) -> list[ClaimRow]:
     return rows
 
 
+def _inconclusive(c: Any, claim: str, claimed: str, why: str) -> ClaimRow:
+    """An INCONCLUSIVE row under criterion ``c``."""
+    row = inconclusive(claim, SOURCE, VERSION, claimed, why)
+    row.criterion = c.id
+    return row
+
+
 def _verdict_auroc(a: float, ci: tuple[float, float], amin: float) -> str:
     return "PASS" if a >= amin and ci[0] > 0.5 else "FAIL"
 
@@ -753,9 +759,7 @@ def _row_auroc(ev: Evaluation) -> ClaimRow:
     pos, neg = _counts(runs)
     claim = "Onset forecaster: run-level AUROC on held-out workloads (leave-one-workload-out)"
     if pos < c.params["min_pos"] or neg < c.params["min_neg"]:
-        row = inconclusive(claim, SOURCE, VERSION, "AUROC ≥ 0.95", f"{pos} positive / {neg} negative scorable runs")
-        row.criterion = c.id
-        return row
+        return _inconclusive(c, claim, "AUROC ≥ 0.95", f"{pos} positive / {neg} negative scorable runs")
     a, ci = ev.auroc("forecast"), _boot_auroc(runs, c.params["boot_reps"])
     per = {w: ev.auroc("forecast", [r for r in runs if r.workload == w]) for w in sorted({r.workload for r in runs})}
     verdict = _verdict_auroc(a, ci, c.params["auroc_min"])
@@ -792,10 +796,8 @@ def _row_lead(ev: Evaluation) -> ClaimRow:
     leads = [r.rel_lead for r in runs if r.hit]
     claim = "Onset forecaster: lead time on held-out workloads"
     if len(leads) < c.params["min_hits"]:
-        row = inconclusive(claim, SOURCE, VERSION, "median lead ≥ 20% of the grokking step",
-                           f"{len(leads)} hits < {c.params['min_hits']}")
-        row.criterion = c.id
-        return row
+        return _inconclusive(c, claim, "median lead ≥ 20% of the grokking step",
+                             f"{len(leads)} hits < {c.params['min_hits']}")
     med = float(np.median(leads))
     ci = cluster_bootstrap(leads, lambda u: float(np.median(u)), reps=c.params["boot_reps"])
     abs_leads = [r.event - r.fired for r in runs if r.hit]  # type: ignore[operator]
@@ -844,10 +846,8 @@ def _row_fresh(ev: Evaluation) -> ClaimRow:
     pos, neg = _counts(runs)
     claim = "Onset forecaster on workloads no detector was tuned on (parity, digits; held out)"
     if pos < c.params["min_pos"] or neg < c.params["min_neg"]:
-        row = inconclusive(claim, SOURCE, VERSION, "AUROC ≥ 0.95, FPR ≤ 0.10",
-                           f"{pos} positive / {neg} negative scorable runs of {', '.join(FRESH)}")
-        row.criterion = c.id
-        return row
+        return _inconclusive(c, claim, "AUROC ≥ 0.95, FPR ≤ 0.10",
+                             f"{pos} positive / {neg} negative scorable runs of {', '.join(FRESH)}")
     a, ci = ev.auroc("forecast", runs), _boot_auroc(runs, c.params["boot_reps"])
     rt = _rates(runs)
     ok = _verdict_auroc(a, ci, c.params["auroc_min"]) == "PASS" and rt["fpr"] <= c.params["fpr_max"]
@@ -868,9 +868,7 @@ def _row_loso(ev: Evaluation, lowo: Evaluation) -> ClaimRow:
     pos, neg = _counts(runs)
     claim = "Onset forecaster: run-level AUROC on held-out seeds (leave-one-seed-out)"
     if pos < c.params["min_pos"] or neg < c.params["min_neg"]:
-        row = inconclusive(claim, SOURCE, VERSION, "AUROC ≥ 0.95", f"{pos} positive / {neg} negative runs")
-        row.criterion = c.id
-        return row
+        return _inconclusive(c, claim, "AUROC ≥ 0.95", f"{pos} positive / {neg} negative runs")
     a, ci = ev.auroc("forecast"), _boot_auroc(runs, c.params["boot_reps"])
     rt = _rates([r for r in runs if np.isfinite(r.score)])
     return ClaimRow(claim, SOURCE, VERSION, "AUROC ≥ 0.95",

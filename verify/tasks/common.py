@@ -13,7 +13,7 @@ from torch import Tensor, nn
 from verify.tasks.base import eval_mode
 from verify.tasks.layers import attention_weight_names
 
-__all__ = ["IGNORE", "AttentionGramTask", "TokenCounts", "build_on_meta", "chunks", "split_metrics"]
+__all__ = ["IGNORE", "AttentionGramTask", "TokenCounts", "build_on_meta", "chunks", "sample_rows", "split_metrics"]
 
 IGNORE = -100  # target of padding positions (ignored by the loss and the metrics)
 
@@ -36,6 +36,16 @@ def chunks(tensors: Sequence[Tensor], size: int, device: torch.device | str) -> 
     """Consecutive slices of ``size`` rows of every tensor (all of the same length), each moved to ``device``."""
     for i in range(0, len(tensors[0]), size):
         yield tuple(t[i : i + size].to(device) for t in tensors)
+
+
+def sample_rows(data: dict[str, Any], batch_size: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+    """A minibatch of ``data["train"] = (x, y)`` drawn without replacement by one ``randperm`` of ``generator``;
+    the whole split (full batch, nothing drawn) when ``batch_size`` covers it."""
+    x, y = data["train"]
+    if batch_size >= len(y):
+        return x, y
+    idx = torch.randperm(len(y), generator=generator)[:batch_size]
+    return x[idx], y[idx]
 
 
 def split_metrics(model: nn.Module, data: dict[str, Any], split: str,

@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from torch import Tensor, nn
 
-from verify.tasks.common import build_on_meta, split_metrics
+from verify.tasks.common import build_on_meta, sample_rows, split_metrics
 from verify.tasks.presets import derive
 
 __all__ = ["DIGITS", "N_DIGITS", "PRESETS", "RECOMMENDED", "DigitsConfig", "DigitsMLP", "DigitsTask", "load_digits",
@@ -136,11 +136,7 @@ class DigitsTask:
         return build_on_meta(lambda: DigitsMLP(cfg.hidden, cfg.init_scale), generator, device)
 
     def sample_batch(self, data: dict[str, Any], batch_size: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
-        x, y = data["train"]
-        if batch_size >= len(y):
-            return x, y
-        idx = torch.randperm(len(y), generator=generator)[:batch_size]
-        return x[idx], y[idx]
+        return sample_rows(data, batch_size, generator)
 
     def loss(self, model: nn.Module, batch: tuple[Tensor, Tensor]) -> Tensor:
         x, y = batch

@@ -32,7 +32,7 @@ from torch import Tensor, nn
 
 from theory import registry
 from theory.li2 import LI2_WEIGHT_DECAY  # noqa: F401 - registers the weight-decay variants
-from verify.tasks.common import split_metrics
+from verify.tasks.common import sample_rows, split_metrics
 from verify.tasks.presets import derive
 
 __all__ = ["LI2", "PRESETS", "RECOMMENDED", "Li2Config", "Li2MLP", "Li2Task", "centred_mse", "li2_split"]
@@ -124,11 +124,7 @@ class Li2Task:
         return model.to(device)
 
     def sample_batch(self, data: dict[str, Any], batch_size: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
-        x, y = data["train"]
-        if batch_size >= len(y):
-            return x, y
-        idx = torch.randperm(len(y), generator=generator)[:batch_size]
-        return x[idx], y[idx]
+        return sample_rows(data, batch_size, generator)
 
     def loss(self, model: nn.Module, batch: tuple[Tensor, Tensor]) -> Tensor:
         x, y = batch

@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import Tensor, nn
 
-from verify.tasks.common import build_on_meta, split_metrics
+from verify.tasks.common import build_on_meta, sample_rows, split_metrics
 from verify.tasks.presets import derive
 
 __all__ = ["PARITY", "PRESETS", "RECOMMENDED", "ParityConfig", "ParityMLP", "ParityTask", "parity_data",
@@ -114,11 +114,7 @@ class ParityTask:
         return build_on_meta(lambda: ParityMLP(cfg.n_bits, cfg.width), generator, device)
 
     def sample_batch(self, data: dict[str, Any], batch_size: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
-        x, y = data["train"]
-        if batch_size >= len(y):
-            return x, y
-        idx = torch.randperm(len(y), generator=generator)[:batch_size]
-        return x[idx], y[idx]
+        return sample_rows(data, batch_size, generator)
 
     def loss(self, model: nn.Module, batch: tuple[Tensor, Tensor]) -> Tensor:
         x, y = batch
