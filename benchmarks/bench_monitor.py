@@ -5,11 +5,12 @@ the dots-only floor (the W + 1 dots of one push, nothing else);
 (4) the streaming monitor vs the author's offline method (save every snapshot with ``torch.save``, then form the
 deltas and ``numpy.linalg.svd`` each window) in time and disk.
 
-At Δs = 1 the overhead is the direct interleaved timing (median step with the monitor attached / median plain step
-− 1): the records are built on a background thread, so the time of the hook alone would understate it; the
-training-thread part and the whole capture (records included) per step are printed beside it. At Δs = 100 it is
-the whole capture / (100 · plain step). All medians are taken in this run; absolute times on a loaded machine
-vary, ratios much less.
+The machine may be loaded (other training processes), so every ratio is a median over repeated blocks measured in
+this run. At Δs = 1 each block alternates plain and monitored steps (the monitor's hook attached for every other
+step) for one flush period (``flush_every`` = FLUSH monitored steps: each block pays one batched record build); the
+overhead is the median over blocks of Σ(time in the monitor's hook)/Σ(plain step), and the direct timing
+Σ(monitored step)/Σ(plain step) − 1 is printed beside it (it also sees the monitor's cache effects on the step, and
+all of the load's noise). At Δs = 100 it is (median push + one batched flush / FLUSH) / (100 · plain step).
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ from verify.harness.runner import monitor_groups
 from verify.tasks.modular import build_model, make_dataset
 
 STEPS = 40
-BLOCKS = 8  # interleaved plain / Δs = 1 blocks of STEPS // 4 steps each
+BLOCKS = 5  # Δs = 1: blocks of FLUSH plain + FLUSH monitored steps, alternated
+FLUSH = 32  # the monitor's flush_every: one batched record build per block
 SNAPSHOTS = 40  # for the offline comparison: 40 checkpoints, W = 10 → 30 full windows
 
 
@@ -76,6 +78,49 @@ def _timed_steps(step, n: int, offset: int = 0) -> list[float]:
     return out
 
 
+class _TimedHook:
+    """The monitor's optimizer hook, attached for one step at a time and timed (seconds per call)."""
+
+    def __init__(self, mon: SpectralMonitor, opt: torch.optim.Optimizer) -> None:
+        mon.detach()
+        self.mon, self.opt, self.times = mon, opt, []
+
+    def __call__(self, optimizer, args, kwargs) -> None:
+        t0 = time.perf_counter()
+        self.mon._on_step(optimizer, args, kwargs)
+        self.times.append(time.perf_counter() - t0)
+
+    def step(self, step, i: int) -> float:
+        handle = self.opt.register_step_post_hook(self)
+        try:
+            t0 = time.perf_counter()
+            step(i)
+            return time.perf_counter() - t0
+        finally:
+            handle.remove()
+
+
+def _every1(step, model, opt, groups, tmp_path: Path) -> tuple[list[float], list[float], int]:
+    """Per block: (Σ hook / Σ plain, Σ monitored step / Σ plain − 1); and the number of records written."""
+    mon = SpectralMonitor(model, opt, window=10, every=1, groups=groups, path=tmp_path / "e1.jsonl",
+                          keep_records=False, flush_every=FLUSH)
+    hook = _TimedHook(mon, opt)
+    for i in range(12):  # fill the window first
+        hook.step(step, i)
+    hooked, direct = [], []
+    for block in range(BLOCKS):
+        hook.times.clear()
+        plain, monitored = 0.0, 0.0
+        for i in range(FLUSH):
+            plain += _timed_steps(step, 1, offset=block * FLUSH + i)[0]
+            monitored += hook.step(step, block * FLUSH + i)
+        hooked.append(sum(hook.times) / plain)
+        direct.append(monitored / plain - 1)
+    mon.close()
+    n = sum(1 for _ in open(tmp_path / "e1.jsonl")) - 2  # header and end
+    return hooked, direct, n
+
+
 def main() -> None:
     cfg, model, opt, step = _setup()
     n_params = sum(p.numel() for p in model.parameters())
@@ -84,29 +129,28 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
         groups = monitor_groups(model, ["all", "attn"])
-        # (3a) capture cost, isolated: the work done once per snapshot, all of it (the public capture() builds and
-        # writes the records before it returns), and the part the optimizer hook leaves on the training thread
-        # (snapshot, push, Gram copies; the records go to the background thread when no callback is attached)
+        # (3a) one capture, isolated: the push (snapshot, δ, dots, row copy, Gram copy: what the hook does per
+        # capture) and the batched build of FLUSH captures' records (spectra, α, JSON, file), per capture
         mon = SpectralMonitor(model, opt, window=10, every=10**9, groups=groups, path=tmp_path / "cap.jsonl",
-                              keep_records=False)
-        deferred = hasattr(mon, "_capture") and getattr(mon, "background", False)
-        captures, hooks, floor = [], [], []
-        for i in range(STEPS):
+                              keep_records=False, flush_every=10**9)
+        pushes, flushes, floor, plain_a = [], [], [], []
+        for i in range(12):
             step(i)
-            t0 = time.perf_counter()
             mon.capture()
-            captures.append(time.perf_counter() - t0)
-            if deferred and i >= 10:
-                step(i)
+        for _ in range(2):
+            for i in range(FLUSH):
+                plain_a += _timed_steps(step, 1, offset=i)
                 t0 = time.perf_counter()
-                mon._capture(defer=True)
-                hooks.append(time.perf_counter() - t0)
-                mon.sync()
-            floor.append(_dots_only(mon))
+                mon._capture(hook=True)
+                pushes.append(time.perf_counter() - t0)
+                floor.append(_dots_only(mon))
+            t0 = time.perf_counter()
+            mon._flush()
+            flushes.append((time.perf_counter() - t0) / FLUSH)
         mon.close()
-        t_capture = statistics.median(captures[10:])  # full windows only
-        t_hook = statistics.median(hooks) if hooks else t_capture
-        t_floor = statistics.median(floor[10:])
+        t_push, t_records = statistics.median(pushes), statistics.median(flushes)
+        t_floor, t_plain_a = statistics.median(floor), statistics.median(plain_a)
+        t_capture = t_push + t_records
         # (3a') the same capture with a JL sketch (d = 10W) and with bfloat16 storage
         variants = {}
         for label, kw in (("sketch d=100", {"sketch_dim": 100}), ("bfloat16", {"storage_dtype": torch.bfloat16})):
@@ -119,26 +163,20 @@ def main() -> None:
                 times.append(time.perf_counter() - t0)
             mv.close()
             variants[label] = statistics.median(times[10:])
-        # (3b) plain vs Δs = 1, interleaved in blocks so machine-load drift hits both alike; the monitor as a user
-        # attaches it (records in the background thread, file written)
-        plain, every1 = [], []
-        for block in range(BLOCKS):
-            plain += _timed_steps(step, STEPS // 4, offset=block * STEPS)
-            m1 = SpectralMonitor(model, opt, window=10, every=1, groups=groups,
-                                 path=tmp_path / f"e1-{block}.jsonl", keep_records=False)
-            _timed_steps(step, 10, offset=block * STEPS)  # fill the window first
-            every1 += _timed_steps(step, STEPS // 4, offset=block * STEPS + 10)
-            m1.close()
-        t_plain, t_every1 = statistics.median(plain), statistics.median(every1)
-        print(f"plain step {t_plain * 1e3:.1f} ms; one capture (2 groups, spectra + alphas + record written) "
-              f"{t_capture * 1e3:.2f} ms, of which on the training thread {t_hook * 1e3:.2f} ms; dots alone "
-              f"{t_floor * 1e3:.2f} ms")
-        print(f"RATIO monitor overhead per step, every=1: {t_every1 / t_plain - 1:+.3f} (direct timing; "
-              f"training-thread part of a capture / step {t_hook / t_plain:.3f}, whole capture / step "
-              f"{t_capture / t_plain:.3f}, dots-only floor {t_floor / t_plain:.3f}; target < 0.05)")
-        print(f"RATIO monitor overhead per step, every=100: {t_capture / (100 * t_plain):.4f} (whole capture / 100 "
-              f"steps; dots-only floor {t_floor / (100 * t_plain):.4f}; target < 0.005)")
-        print("RATIO capture time vs exact float32 capture: "
+        # (3b) Δs = 1 as a user attaches it (file written, records built every FLUSH captures), interleaved
+        hooked, direct, n_written = _every1(step, model, opt, groups, tmp_path)
+        t_plain = t_plain_a
+        print(f"plain step {t_plain * 1e3:.1f} ms; per capture: push (snapshot, δ, dots, row copy) {t_push * 1e3:.2f} "
+              f"ms, records (2 groups, batched over {FLUSH} captures, spectra + alphas + JSON + file) "
+              f"{t_records * 1e3:.2f} ms; dots alone {t_floor * 1e3:.2f} ms")
+        print(f"RATIO monitor overhead per step, every=1: {statistics.median(hooked):+.3f} (median over {BLOCKS} "
+              f"blocks of time in the hook / plain step; blocks {min(hooked):.3f}..{max(hooked):.3f}; direct "
+              f"interleaved timing {statistics.median(direct):+.3f}; isolated capture / step {t_capture / t_plain:.3f} "
+              f"= push {t_push / t_plain:.3f} + records {t_records / t_plain:.3f}; dots-only floor "
+              f"{t_floor / t_plain:.3f}; {n_written} records written; target < 0.05)")
+        print(f"RATIO monitor overhead per step, every=100: {t_capture / (100 * t_plain):.4f} (push + batched records "
+              f"per capture / 100 steps; dots-only floor {t_floor / (100 * t_plain):.4f}; target < 0.005)")
+        print("RATIO capture time vs exact float32 capture (one capture, records built at once): "
               + ", ".join(f"{k} {v / t_capture:.2f}" for k, v in variants.items()))
 
         # (4) offline (author): torch.save every snapshot, then deltas + SVD per window

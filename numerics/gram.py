@@ -118,8 +118,11 @@ class RollingGram:
 
         self._head = 0  # slot the next push writes (= the oldest row once the buffer is full)
         self._n_pushed = 0
-        self._G = {g: np.zeros((self.W, self.W)) for g in groups}  # slot order, not time order
-        self._G_ext: dict[str, np.ndarray] | None = None  # time order, set when the last push evicted a row
+        self._group_index = {g: i for i, g in enumerate(self._group_names)}
+        # Every group's Gram in one array (groups × W × W, slot order, not time order), so that the per-push host
+        # work and the monitor's per-capture copy are one numpy operation whatever the number of groups.
+        self._G = np.zeros((len(groups), self.W, self.W))
+        self._G_ext: np.ndarray | None = None  # groups × (W+1) × (W+1), time order, when the last push evicted a row
 
         local_dims = {g: sum(sizes[i] for i in idx) for g, idx in groups.items()}
         if process_group is not None:
@@ -203,22 +206,20 @@ class RollingGram:
             )
 
         slot = self._head
-        order = self._time_order()
-        evicting = self._n_pushed >= W
-        self._G_ext = {} if evicting else None
-        for gi, g in enumerate(self._group_names):
-            d = dots[gi]
-            G = self._G[g]
-            if evicting:
-                # [δ_{t−W}, …, δ_{t−1}, δ_t]: the old window (evicted row first) bordered by the new dots.
-                ext = np.empty((W + 1, W + 1))
-                ext[:W, :W] = G[np.ix_(order, order)]
-                ext[:W, W] = ext[W, :W] = d[order]
-                ext[W, W] = d[W]
-                self._G_ext[g] = ext
-            G[slot, :] = d[:W]
-            G[:, slot] = d[:W]
-            G[slot, slot] = d[W]
+        G = self._G
+        if self._n_pushed >= W:
+            # [δ_{t−W}, …, δ_{t−1}, δ_t]: the old window (evicted row first) bordered by the new dots, every group
+            order = np.asarray(self._time_order())
+            ext = np.empty((len(G), W + 1, W + 1))
+            ext[:, :W, :W] = G[:, order[:, None], order[None, :]]
+            ext[:, :W, W] = ext[:, W, :W] = dots[:, order]
+            ext[:, W, W] = dots[:, W]
+            self._G_ext = ext
+        else:
+            self._G_ext = None
+        G[:, slot, :] = dots[:, :W]
+        G[:, :, slot] = dots[:, :W]
+        G[:, slot, slot] = dots[:, W]
         self._X[slot].copy_(delta)
         self._head = (slot + 1) % W
         self._n_pushed += 1
@@ -253,14 +254,23 @@ class RollingGram:
     # --- read-out ----------------------------------------------------------------------------------------------
 
     def _group(self, group: str) -> str:
-        if group not in self._G:
+        if group not in self._group_index:
             raise KeyError(f"unknown group {group!r}; groups are {self._group_names}")
         return group
 
     def gram(self, group: str = "all") -> np.ndarray:
         """G = X Xᵀ of the current window, w×w float64, rows/columns in time order (oldest → newest)."""
         order = self._time_order()
-        return self._G[self._group(group)][np.ix_(order, order)].copy()
+        return self._G[self._group_index[self._group(group)]][np.ix_(order, order)]
+
+    def grams(self) -> np.ndarray:
+        """Every group's ``gram`` at once: groups × w × w (groups in construction order), a new array."""
+        order = np.asarray(self._time_order(), dtype=np.intp)
+        return self._G[:, order[:, None], order[None, :]]
+
+    def extended_grams(self) -> np.ndarray | None:
+        """Every group's ``extended_gram`` at once: groups × (W+1) × (W+1) (a copy), or None (no eviction yet)."""
+        return None if self._G_ext is None else self._G_ext.copy()
 
     def extended_gram(self, group: str = "all") -> np.ndarray | None:
         """(W+1)×(W+1) Gram of [δ_{t−W}, …, δ_t] (time order) if the last push evicted a row, else None.
@@ -268,10 +278,10 @@ class RollingGram:
         Its leading W×W block is the previous window's Gram and its trailing block the current one's; α-rot and
         ‖ΔC‖_F = (‖δ_t‖⁴ + ‖δ_{t−W}‖⁴ − 2⟨δ_t, δ_{t−W}⟩²)^{1/2} (theory reference §6.6) are read from it.
         """
-        self._group(group)
+        gi = self._group_index[self._group(group)]
         if self._G_ext is None:
             return None
-        return self._G_ext[group].copy()
+        return self._G_ext[gi].copy()
 
     def _columns(self, group: str | None) -> list[tuple[int, int]]:
         if group is None:
@@ -364,8 +374,9 @@ class RollingGram:
             "buffer": self._X,
             "head": self._head,
             "n_pushed": self._n_pushed,
-            "gram": {g: torch.from_numpy(G.copy()) for g, G in self._G.items()},
-            "extended_gram": None if ext is None else {g: torch.from_numpy(E.copy()) for g, E in ext.items()},
+            "gram": {g: torch.from_numpy(self._G[i].copy()) for i, g in enumerate(self._group_names)},
+            "extended_gram": None if ext is None else {g: torch.from_numpy(ext[i].copy())
+                                                       for i, g in enumerate(self._group_names)},
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -384,10 +395,10 @@ class RollingGram:
         self._X.copy_(buf)  # stays in this window's dtype/device
         self._head = int(state["head"])
         self._n_pushed = int(state["n_pushed"])
-        self._G = {g: state["gram"][g].numpy().astype(np.float64, copy=True) for g in self._group_names}
+        self._G = np.stack([state["gram"][g].numpy().astype(np.float64) for g in self._group_names])
         ext = state["extended_gram"]
-        self._G_ext = None if ext is None else {g: ext[g].numpy().astype(np.float64, copy=True)
-                                                for g in self._group_names}
+        self._G_ext = None if ext is None else np.stack([ext[g].numpy().astype(np.float64)
+                                                         for g in self._group_names])
 
     def __repr__(self) -> str:
         return (f"RollingGram(W={self.W}, w={self.w}, P={self.P}, atoms={len(self.atom_sizes)}, "

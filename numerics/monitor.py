@@ -43,17 +43,23 @@ Per capture and per group it writes one ``spectrum`` record: the window's σ_j, 
 PC1 fraction, k95, drift speed, the Marchenko–Pastur/BBP numbers, and the α_j variants that consecutive
 windows allow (α-DK with ‖ΔC‖_F, α-DK with ‖ΔG‖_F, α-rot, α-half), each under its registry name.
 
-**Cost per capture.** On the training thread: the snapshot (one ``copy_`` per parameter into views made once), a
-one-sum finiteness check, δ, the push (W + 1 dots per atom and the row copy) and a copy of each group's W×W Gram.
-The record — one ``eigh`` per window, shared by the spectrum and every α variant (``ConsecutiveWindows``; the
-previous window's decomposition is the previous record's), the derived quantities, JSON and the file write — is
-built in line, or on a background thread (``background=True``, when no callback is attached) with the same values.
-Python's GIL still serialises that work with the training loop's own Python, so it overlaps only with the loop's
-GIL-free stretches (long kernels, device waits).
+**Cost per capture.** On the training thread, with ``capture_threads`` torch threads (1 on CPU: the passes are
+memory-bound, and a parallel region on a loaded machine stalls): the snapshot (one ``torch._foreach_copy_`` into
+views made once), a one-sum finiteness check, δ, the push (W + 1 dots per atom, the row copy, one numpy update of
+every group's Gram) and one copy of the groups' extended Grams, queued. **Records are built in batches** at flush
+points — every ``flush_every`` captures, and whenever anything reads or writes after them (``latest``, ``records``,
+``log``, ``event``, ``sync``, ``state_dict``, ``load_state_dict``, ``capture``, a rejected update, ``close``), and
+at every capture when a callback is attached (callbacks see each record at its step) — so every read sees every
+record of the steps taken so far, and the file holds the same records in the same order. A batch decomposes all
+its windows in one stacked ``eigh`` and computes the derived quantities and α variants vectorised
+(``_BatchSpectra``); windows it does not cover (adaptive start, clipped or zero eigenvalues, α variants other than
+dk_deltaC and rot) go through the one-window builder. Both give the same records, byte for byte (tested, and
+against the verbatim earlier monitor). ``background=True`` builds each capture's records on a thread instead.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 import os
@@ -61,7 +67,7 @@ import queue
 import threading
 import warnings
 import weakref
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -73,13 +79,16 @@ from numerics.gram import RollingGram
 from numerics.layout import ParamLayout, Selector
 from numerics.provenance import merge_provenance, run_provenance
 from numerics.sketch import JLSketch
-from numerics.spectrum import GramEigh
-from numerics.stability import ConsecutiveWindows
+from numerics.spectrum import GramEigh, _json_float
+from numerics.stability import ConsecutiveWindows, _delta_C, _delta_G
 from numerics.stability import alpha as alpha_of
 from numerics.trajectory import TrajectoryWriter, read_trajectory
-from theory import registry
+from theory import bbp, registry
+from theory import kstar as kstar_defs
 
-__all__ = ["SpectralMonitor", "StepMismatchWarning"]
+__all__ = ["SpectralMonitor", "StepMismatchWarning", "spectrum_record"]
+
+_EPS = float(np.finfo(np.float64).eps)
 
 GroupSpec = Selector
 RecordCallback = Callable[[dict[str, Any]], None]
@@ -156,6 +165,173 @@ def _snapshot_dtype(params: Sequence[torch.Tensor], storage_dtype: torch.dtype) 
     return torch.float32
 
 
+class _BatchSpectra:
+    """The spectrum records of many full windows at once, from their extended Grams E (M × (W+1) × (W+1)).
+
+    One stacked ``eigh`` decomposes every current window E[1:, 1:] and every previous window E[:-1, :-1]; the
+    record's quantities are then computed for all M windows by the same elementwise operations and per-row
+    reductions that ``GramEigh.spectrum(...).to_dict()`` and ``ConsecutiveWindows`` apply to one window (a stacked
+    ``eigh`` runs the same LAPACK call per matrix; a reduction along a contiguous last axis sums each row as the
+    one-window reduction sums it), and the order-sensitive scalar steps (‖ΔC‖_F, ‖ΔG‖_F, the α-rot ``einsum``, k*
+    definitions other than ``argmax``, d_crit) run per window through the very functions the one-window path calls.
+
+    ``fast[r]`` marks the windows covered: both windows with every eigenvalue at or above the zero floor w·eps·λ₁
+    (no clipping, no exact zero, no +inf ratio or NaN α). The others go through ``SpectralMonitor._build_record``.
+    Raises ``SpectralEdgeError`` when a Gram fails ``as_gram``'s checks (the caller then builds every record one by
+    one, which raises at that record).
+    """
+
+    ALPHAS = frozenset({"dk_deltaC", "rot"})
+
+    def __init__(self, E: np.ndarray, P: Sequence[int], kstar: str) -> None:
+        M, m, _ = E.shape
+        w = m - 1
+        self.w, self.P, self.kstar = w, [int(p) for p in P], kstar
+        self.kstar_fn = registry.get("kstar", kstar)
+        self.dcrit_name = registry.default_name("d_crit")
+        self.dcrit_fn = registry.get("d_crit", None)
+        G = np.ascontiguousarray(E[:, 1:, 1:])
+        for what, X in (("G_ext", E), ("G", G)):
+            self._check(X, what)
+        A_ext = (E + E.swapaxes(1, 2)) / 2  # as_gram(G_ext), per matrix
+        B = np.ascontiguousarray(A_ext[:, :-1, :-1])
+        self._check(B, "G")
+        both = np.concatenate([(G + G.swapaxes(1, 2)) / 2, (B + B.swapaxes(1, 2)) / 2])  # as_gram(now), as_gram(prev)
+        lam_a, U_a = np.linalg.eigh(both)
+        self.A, self.A_ext, self.lam_a, self.U_a, self.E = both[:M], A_ext, lam_a, U_a, E
+        lam = np.ascontiguousarray(lam_a[:, ::-1])  # descending, as _spectrum_from_eigh
+        top, low = lam[:, 0], lam[:, -1]
+        floor = (w * _EPS) * np.maximum(top, 0.0)
+        covered = (top > 0) & (low >= floor)  # nothing clipped or zeroed: the cleaned λ are the raw ones
+        self.fast = (covered[:M] & covered[M:]).tolist()
+        U = U_a[:, :, ::-1]
+        idx = np.argmax(np.abs(U), axis=1)  # sign fix: each u_j's largest-|entry| (first on ties) positive
+        signs = np.where(np.take_along_axis(U, idx[:, None, :], axis=1)[:, 0, :] < 0, -1.0, 1.0)
+        self.u = np.ascontiguousarray(U * signs[:, None, :])
+        lam_n = lam[:M]
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # uncovered rows: λ < 0, zeros
+            sigma = np.sqrt(lam)
+            sig_n = sigma[:M]
+            ratios = sig_n[:, :-1] / sig_n[:, 1:]
+            if self.kstar_fn.fn is kstar_defs.argmax:
+                k = np.argmax(ratios, axis=1) + 1
+            else:  # another definition: its own function, window by window (uncovered rows may not satisfy it)
+                k = np.array([int(self.kstar_fn(s)) if f else 1 for s, f in zip(sig_n, self.fast, strict=True)])
+            rows = np.arange(M)
+            R = ratios[rows, k - 1]
+            g = sig_n[rows, k - 1] - sig_n[rows, k]
+            d_bar = (sig_n[rows, k - 1] + sig_n[rows, k]) / 2
+            d = np.abs(lam_n[:, :, None] - lam_n[:, None, :])
+            d[:, np.arange(w), np.arange(w)] = np.inf
+            gap = d.min(axis=2)
+            pc1 = lam_n[:, 0] / lam_n.sum(axis=1)
+            s2 = sig_n**2
+            k95 = np.minimum((np.cumsum(s2 / s2.sum(axis=1)[:, None], axis=1) < 0.95).sum(axis=1) + 1, w)
+            g_sum = self.A.reshape(M, -1).sum(axis=1)
+            tail = lam_n[:, w // 2 :].sum(axis=1) / (w - w // 2)  # mean of the bottom half (noise_scale_nu)
+            self.gap_min = np.minimum(gap, lam_n)
+            self.den_rot = sigma[M:] * sig_n
+        self.sigma_l, self.lam_l = sig_n.tolist(), lam_n.tolist()
+        self.ratios_l, self.gap_l = ratios.tolist(), gap.tolist()
+        self.k_l, self.R_l, self.g_l, self.dbar_l = k.tolist(), R.tolist(), g.tolist(), d_bar.tolist()
+        self.g23_l = (lam_n[:, 1] - lam_n[:, 2]).tolist()
+        self.pc1_l, self.k95_l, self.gsum_l, self.tail_l = pc1.tolist(), k95.tolist(), g_sum.tolist(), tail.tolist()
+        self.sig_last = sig_n[:, -1].tolist()
+
+    @staticmethod
+    def _check(X: np.ndarray, what: str) -> None:
+        """``as_gram``'s refusals, for every matrix of a stack (the message is ``as_gram``'s, for the first one)."""
+        from numerics.spectrum import as_gram
+
+        finite = np.isfinite(X).all(axis=(1, 2))
+        if not finite.all():
+            as_gram(X[int(np.argmin(finite))], what=what)  # raises NonFiniteUpdateError
+        asym = np.abs(X - X.swapaxes(1, 2)).max(axis=(1, 2)) > 1e-10 * np.abs(X).max(axis=(1, 2))
+        if asym.any():
+            as_gram(X[int(np.argmax(asym))], what=what)  # raises ShapeMismatchError
+        if not finite.all() or asym.any():  # (as_gram agrees with the checks above, so this is not reached)
+            raise SpectralEdgeError(f"{what} refused by the batched checks")
+
+    def eigh(self, r: int) -> GramEigh:
+        """The current window's decomposition of row ``r``, as ``GramEigh.of`` makes it (the next record's prev)."""
+        return GramEigh(A=self.A[r], lam=self.lam_a[r], U=self.U_a[r])
+
+    def record(self, r: int, group: str, w: int, alphas: Sequence[str]) -> dict[str, Any]:
+        """Row ``r``'s record, key for key and value for value ``SpectralMonitor._build_record``'s."""
+        P = self.P[r]
+        nu = float(math.sqrt(max(self.tail_l[r], 0.0) / P))
+        dc = float(self.dcrit_fn(nu, P, w))
+        rec: dict[str, Any] = {
+            "group": group, "w": w, "sigma": self.sigma_l[r], "lam": self.lam_l[r], "ratios": self.ratios_l[r],
+            "kstar": self.k_l[r], "R": _json_float(self.R_l[r]), "g": self.g_l[r], "d_bar": self.dbar_l[r],
+            "g23": self.g23_l[r], "gap": self.gap_l[r], "pc1_frac": self.pc1_l[r], "k95": self.k95_l[r],
+            "drift_speed": math.sqrt(max(self.gsum_l[r], 0.0)) / w,
+            "definitions": {"kstar": self.kstar, "d_crit": self.dcrit_name},
+            "P": P, "nu": nu, "mp_bulk_edges": [float(e) for e in bbp.mp_bulk_edges(nu, P, w)], "d_crit": dc,
+            "bbp_ratio": _json_float(float(self.sig_last[r] / dc) if dc > 0 else math.inf),
+            "gram": self.E[r].tolist(), "gram_extended": True,
+        }
+        A_ext = self.A_ext[r]
+        dC = _delta_C(A_ext)
+        rec["dC_norm"] = dC
+        rec["dG_norm"] = _delta_G(A_ext)
+        out: dict[str, list[float]] = {}
+        with np.errstate(divide="ignore", invalid="ignore"):
+            for name in alphas:
+                if name == "dk_deltaC":  # stability._dk_alpha(‖ΔC‖_F, min(gap, λ), C = 1)
+                    gm = self.gap_min[r]
+                    a = 1.0 - 1.0 * dC**2 / gm**2
+                    a = np.where(gm == 0, 1.0 if dC == 0 else 0.0, a)
+                    out[name] = np.maximum(0.0, a).tolist()
+                elif name == "rot":  # stability._overlap(prev, now, A_ext[:-1, 1:], w)
+                    M = len(self.A)
+                    num = np.einsum("ij,ik,kj->j", self.u[M + r][:, :w], A_ext[:-1, 1:], self.u[r][:, :w])
+                    den = self.den_rot[r]
+                    out[name] = np.where(den > 0, np.minimum(np.abs(num) / den, 1.0), np.nan).tolist()
+        if out:
+            rec["alpha"] = out
+        return rec
+
+
+def spectrum_record(group: str, w: int, G: np.ndarray, g_ext: np.ndarray | None, *, P: int, kstar: str,
+                    alphas: Sequence[str], eigh_last: dict[str, GramEigh]) -> dict[str, Any]:
+    """The ``spectrum`` record of a window of ``w`` updates with Gram ``G`` (extended Gram ``g_ext`` or None), as the
+    monitor and the ensemble (``verify.harness.ensemble``) write it: the window's spectrum
+    (``GramEigh.spectrum(P, kstar).to_dict()``), the Gram itself, ‖ΔC‖_F, ‖ΔG‖_F and the α variants of consecutive
+    windows. ``eigh_last`` (group → the previous record's decomposition) is updated."""
+    # One eigendecomposition of G serves the spectrum and every α variant (``ConsecutiveWindows``); the previous
+    # window's comes from the previous record of the group: the values are those of ``spectrum_from_gram`` and
+    # ``stability.alpha`` called one by one.
+    rec: dict[str, Any] = {"group": group, "w": w}
+    eig = GramEigh.of(G)
+    prev, eigh_last[group] = eigh_last.get(group), eig
+    try:
+        spec = eig.spectrum(P=P, kstar=kstar)
+    except ZeroWindowError as exc:
+        rec["degenerate"] = str(exc)
+        return rec
+    rec.update(spec.to_dict())
+    rec["gram"] = (g_ext if g_ext is not None else spec.G).tolist()
+    rec["gram_extended"] = g_ext is not None
+    out: dict[str, list[float]] = {}
+    pair = None
+    if g_ext is not None:
+        pair = ConsecutiveWindows(g_ext, now=eig, prev=prev)
+        rec["dC_norm"] = float(pair.dC_norm)
+        rec["dG_norm"] = float(pair.dG_norm)
+    for name in alphas:
+        if name != "half" and pair is None:
+            continue
+        try:
+            value = alpha_of(spec.G, name) if name == "half" else pair.alpha(name)  # type: ignore[union-attr]
+            out[name] = np.asarray(value).tolist()
+        except SpectralEdgeError:  # e.g. α-half needs w ≥ 4
+            pass
+    if out:
+        rec["alpha"] = out
+    return rec
+
+
 class SpectralMonitor:
     """Record rolling-window update-Gram spectra of ``model`` every ``every`` steps of ``optimizer``.
 
@@ -186,18 +362,18 @@ class SpectralMonitor:
         alphas: α_j variants (registry names) computed live; default ``("dk_deltaC", "rot")``. The record also
             stores the (extended) Gram, from which every variant can be recomputed offline.
         keep_records: keep records in memory (``records``) even when writing a file.
-        background: build the spectrum records of a capture made by the optimizer hook — spectra, α variants,
-            derived quantities — and write them (JSON, file) on a background thread, so that the training thread
-            only takes the snapshot and pushes δ (default False: on a CPU the GIL serialises the two threads and
-            ``make bench`` measured no gain; it helps where the loop waits on a device). Only when no callback is
-            attached: with a
-            callback, records are built in the training thread at the capture, as callbacks (online predictors)
-            read them at once. ``latest``, ``records``, ``log``, ``event``, ``sync``, ``state_dict``,
-            ``load_state_dict``, ``capture`` and ``close`` first wait for the pending records, so each sees every
-            record of the steps taken so far, in order, and the file holds the same records in the same order as
-            with ``background=False``; an error raised while building or writing one is raised in the training
-            thread by the next of these calls or the next optimizer step (the records after it are not written,
-            as when the step itself raises).
+        background: build the spectrum records of a capture made by the optimizer hook on a background thread,
+            one capture per job (default False: on a CPU the GIL serialises the two threads, and the batched build
+            of the synchronous path costs less). Only when no callback is attached. ``latest``, ``records``,
+            ``log``, ``event``, ``sync``, ``state_dict``, ``load_state_dict``, ``capture`` and ``close`` first wait
+            for the pending records; an error raised while building or writing one is raised in the training thread
+            by the next of these calls or the next optimizer step (the records after it are not written, as when
+            the step itself raises).
+        flush_every: K, the number of captures whose records are built together (synchronous path, no callback);
+            an error while building one is raised at the flush (the K-th capture's step, or the call that flushed),
+            after the records before it are written.
+        capture_threads: torch threads for the capture's passes over P on CPU (default 1; None: leave torch's
+            setting); the count is restored after each capture. The values do not depend on it.
     """
 
     def __init__(
@@ -224,9 +400,15 @@ class SpectralMonitor:
         on_nonfinite: Literal["raise", "skip"] = "raise",
         strict_steps: bool = False,
         background: bool = False,
+        flush_every: int = 64,
+        capture_threads: int | None = 1,
     ) -> None:
         if every < 1:
             raise SpectralEdgeError(f"every (Δs) must be a positive number of steps, got {every}")
+        if int(flush_every) < 1:
+            raise SpectralEdgeError(f"flush_every must be a positive number of captures, got {flush_every}")
+        if capture_threads is not None and int(capture_threads) < 1:
+            raise SpectralEdgeError(f"capture_threads must be None or ≥ 1, got {capture_threads}")
         if on_nonfinite not in ("raise", "skip"):
             raise SpectralEdgeError(f"on_nonfinite must be 'raise' or 'skip', got {on_nonfinite!r}")
         if resume and overwrite:
@@ -271,6 +453,13 @@ class SpectralMonitor:
         self._params = params
         self._gather_views = {id(buf): [v for _, v in self.layout.views(buf)]
                               for buf in (self._prev, self._cur, self._scratch) if buf.numel() == self.layout.P}
+        # one torch._foreach_copy_ for the whole snapshot when every parameter has the snapshot's dtype and device
+        self._foreach_gather = bool(params) and hasattr(torch, "_foreach_copy_") and all(
+            p.dtype == snap_dtype and p.device == device for p in params)
+        self.flush_every = int(flush_every)
+        self.capture_threads = None if capture_threads is None or device.type != "cpu" else int(capture_threads)
+        # captures whose records are not built yet: (step, w, groups × m × m Grams, extended?) in capture order
+        self._pending: list[tuple[int, int, np.ndarray, bool]] = []
         self._group_P = self.layout.group_dims()
         # group → the eigendecomposition of the window of its last record: the next record's previous window
         self._eigh_last: dict[str, GramEigh] = {}
@@ -335,13 +524,36 @@ class SpectralMonitor:
 
     # -- capture ---------------------------------------------------------------------------------------------
     def _gather(self, out: torch.Tensor) -> None:
-        """``self.layout.gather(out)`` through the views made once per buffer (one ``copy_`` per parameter)."""
+        """``self.layout.gather(out)`` through the views made once per buffer (one ``torch._foreach_copy_``, or one
+        ``copy_`` per parameter when dtypes differ)."""
         views = self._gather_views.get(id(out))
         if views is None:
             self.layout.gather(out)
+        elif self._foreach_gather:
+            torch._foreach_copy_(views, self._params)
+        else:
+            for view, param in zip(views, self._params, strict=True):
+                view.copy_(param)
+
+    @contextlib.contextmanager
+    def _capture_threads(self) -> Iterator[None]:
+        """Run the capture's passes over P with ``capture_threads`` torch threads (CPU only), then restore the count.
+
+        Why: each pass (snapshot, finiteness sum, δ, row copy) is memory-bound and one core streams a small model's
+        P floats in ~0.1 ms, while a torch parallel region on a loaded machine waits for a descheduled worker thread
+        (measured here: ~30 ms per region with 2 threads and 3 busy processes, 0.07 ms with one thread). The values
+        are the same with any thread count (copies and elementwise differences; the dots are BLAS ``gemv``/``dot``).
+        """
+        n = self.capture_threads
+        before = torch.get_num_threads() if n is not None else None
+        if before is None or before == n:
+            yield
             return
-        for view, param in zip(views, self._params, strict=True):
-            view.copy_(param)
+        torch.set_num_threads(n)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(before)
 
     @torch.no_grad()
     def _take_snapshot(self, out: torch.Tensor) -> None:
@@ -363,10 +575,8 @@ class SpectralMonitor:
                                     "would mix with the file's")
         self.step += 1
         if self.step % self.every == 0:
-            defer = self.background and not self.callbacks
-            if not defer:
-                self._settle()
-            self._capture(defer=defer)
+            if self._capture(hook=True) is not None and (self.callbacks or len(self._pending) >= self.flush_every):
+                self._settle_and_flush()  # (after any background records: a callback may have been added since)
 
     def _settle(self) -> None:
         """Wait for the records built in the background; raise the error one of them raised, if any."""
@@ -374,6 +584,11 @@ class SpectralMonitor:
             exc = self._worker.drain()
             if exc is not None:
                 raise exc
+
+    def _settle_and_flush(self) -> None:
+        """Every record of the captures so far built and written (background ones first, then the pending ones)."""
+        self._settle()
+        self._flush()
 
     def _submit(self, job: Callable[[], None]) -> None:
         if self._worker is None:
@@ -387,41 +602,57 @@ class SpectralMonitor:
 
         The snapshot advances only if the window accepts δ_t; a non-finite δ_t leaves window and snapshot as they
         were and raises ``NonFiniteUpdateError`` (``on_nonfinite="raise"``) or writes ``nonfinite`` records
-        (``"skip"``) and returns ``[]``. The records are built before it returns (only the optimizer hook defers
-        them to the background, see ``background``).
+        (``"skip"``) and returns ``[]``. The records of this capture (and of every capture still pending) are
+        built and written before it returns; it returns this capture's.
         """
-        self._settle()
-        return self._capture(defer=False)
+        self._settle_and_flush()
+        entry = self._capture(hook=False)
+        built = self._flush()
+        return built[-len(self.layout.groups):] if entry is not None else []
 
     @torch.no_grad()
-    def _capture(self, *, defer: bool) -> list[dict[str, Any]]:
-        """``capture``; with ``defer`` the records are built and written by the background worker (returns [])."""
-        self._take_snapshot(self._cur)
-        if self._delta is not None:  # sketch: small rows, δ in its own buffer, θ_now kept in _cur
-            delta = torch.sub(self._cur, self._prev, out=self._delta)
-        elif not self._all_finite(self._cur):  # θ_prev is finite, so δ is non-finite iff θ_now is
-            return self._reject(self._cur, NonFiniteUpdateError(
-                f"the update at step {self.step} has NaN/Inf entries; the window and the snapshot are left as they "
-                "were"))
-        else:  # exact: δ overwrites θ_prev in place (two P-sized buffers in all, no second snapshot)
-            delta = torch.sub(self._cur, self._prev, out=self._prev)
-        try:
-            self.gram.push(delta if delta.dtype == self.gram.dtype else delta.to(self.gram.dtype))
-        except NonFiniteUpdateError as exc:  # finite δ, overflowing dots: rebuild θ_prev = θ_now − δ and reject
-            if self._delta is None:
-                torch.sub(self._cur, self._prev, out=self._prev)
-            return self._reject(delta, exc)
+    def _capture(self, *, hook: bool) -> tuple[int, int, np.ndarray, bool] | None:
+        """Snapshot, δ and push; the capture's record inputs are queued (``_pending``: built at the next flush) or,
+        from the optimizer hook with ``background`` and no callback, handed to the background worker. Returns the
+        queued entry, or None (rejected update, or w < 2: no record)."""
+        with self._capture_threads():
+            self._take_snapshot(self._cur)
+            if self._delta is not None:  # sketch: small rows, δ in its own buffer, θ_now kept in _cur
+                delta = torch.sub(self._cur, self._prev, out=self._delta)
+            elif not self._all_finite(self._cur):  # θ_prev is finite, so δ is non-finite iff θ_now is
+                self._reject(self._cur, NonFiniteUpdateError(
+                    f"the update at step {self.step} has NaN/Inf entries; the window and the snapshot are left as "
+                    "they were"))
+                return None
+            else:  # exact: δ overwrites θ_prev in place (two P-sized buffers in all, no second snapshot)
+                delta = torch.sub(self._cur, self._prev, out=self._prev)
+            try:
+                self.gram.push(delta if delta.dtype == self.gram.dtype else delta.to(self.gram.dtype))
+            except NonFiniteUpdateError as exc:  # finite δ, overflowing dots: rebuild θ_prev = θ_now − δ and reject
+                if self._delta is None:
+                    torch.sub(self._cur, self._prev, out=self._prev)
+                self._reject(delta, exc)
+                return None
         self._prev, self._cur = self._cur, self._prev
         w = self.gram.w
         if w < 2:  # w = 1 has no ratio: no record yet
+            return None
+        # what the records depend on, copied now (groups × (W+1) × (W+1) numbers): the window moves on before they
+        # are built. When the push evicted a row, the window's Gram is the extended one's trailing block.
+        ext = self.gram.extended_grams()
+        entry = (self.step, w, ext if ext is not None else self.gram.grams(), ext is not None)
+        if hook and self.background and not self.callbacks:
+            self._submit(lambda: self._emit(self._build([entry]), ()))
+        else:
+            self._pending.append(entry)
+        return entry
+
+    def _flush(self) -> list[dict[str, Any]]:
+        """Build and write the records of the pending captures, in capture order; returns them."""
+        if not self._pending:
             return []
-        # what the records depend on, copied now (W×W numbers per group): the window moves on while they are built
-        inputs = [(g, self.gram.gram(g), self.gram.extended_gram(g)) for g in self.layout.groups]
-        if defer:
-            step = self.step
-            self._submit(lambda: self._record_all(step, w, inputs, ()))
-            return []
-        return self._record_all(self.step, w, inputs, self.callbacks)
+        entries, self._pending = self._pending, []
+        return self._emit(self._build(entries), self.callbacks)
 
     @staticmethod
     def _all_finite(x: torch.Tensor) -> bool:
@@ -432,7 +663,7 @@ class SpectralMonitor:
     def _reject(self, values: torch.Tensor, exc: NonFiniteUpdateError) -> list[dict[str, Any]]:
         """A rejected update: raise (``on_nonfinite="raise"``) or write ``nonfinite`` records and go on."""
         if self.on_nonfinite == "raise":
-            self._settle()  # the records of the captures before this one are written before it is raised
+            self._settle_and_flush()  # the records of the captures before this one are written before it is raised
             raise exc
         self._record_nonfinite(values, exc)
         return []
@@ -441,7 +672,7 @@ class SpectralMonitor:
         """One ``nonfinite`` record per group whose δ holds NaN/Inf (every group if only a dot overflowed)."""
         bad = [g for g, atoms in self.layout.groups.items()
                if not all(bool(torch.isfinite(delta[s:e]).all()) for s, e in (self._row_slices[i] for i in atoms))]
-        self._settle()
+        self._settle_and_flush()
         for group in bad or list(self.layout.groups):
             rec = {"group": group, "action": "skipped", "error": str(exc)}
             if self._writer is not None:
@@ -449,23 +680,55 @@ class SpectralMonitor:
             if self.keep_records:
                 self._records.append({"type": "nonfinite", "step": self.step, **rec})
 
-    def _record_all(self, step: int, w: int, inputs: Sequence[tuple[str, np.ndarray, np.ndarray | None]],
-                    callbacks: Sequence[RecordCallback]) -> list[dict[str, Any]]:
-        """Build, write and keep the spectrum record of every group; runs in the training thread or the worker
-        (then with no callbacks), so it touches ``_latest`` / ``_records``, never the waiting properties."""
+    def _emit(self, built: Iterator[tuple[int, dict[str, Any]]],
+              callbacks: Sequence[RecordCallback]) -> list[dict[str, Any]]:
+        """Write, keep and hand to the callbacks each (step, record) as it is built; runs in the training thread or
+        the worker (then with no callbacks), so it touches ``_latest`` / ``_records``, never the waiting properties.
+        A record that fails to build stops it there: the ones before it are written, none after."""
         out = []
-        for group, G, g_ext in inputs:
-            rec = self._build_record(group, w, G, g_ext)
+        for step, rec in built:
             if self._writer is not None:
                 self._writer.write("spectrum", step, **rec)
             full = {"type": "spectrum", "step": step, **rec}
-            self._latest[group] = full
+            self._latest[rec["group"]] = full
             if self.keep_records:
                 self._records.append(full)
             for cb in callbacks:
                 cb(full)
             out.append(full)
         return out
+
+    def _build(self, entries: Sequence[tuple[int, int, np.ndarray, bool]]) -> Iterator[tuple[int, dict[str, Any]]]:
+        """(step, spectrum record) of every group of every entry, in order: the windows that ``_BatchSpectra``
+        covers (full, extended, every eigenvalue above the zero floor, α variants among dk_deltaC and rot) from
+        one stacked decomposition and vectorised derived quantities, the others by ``_build_record``; the values
+        are the same either way (tests/test_monitor_batched.py)."""
+        groups = list(self.layout.groups)
+        rows = [(i, gi) for i, e in enumerate(entries) if e[3] and e[1] >= 3 for gi in range(len(groups))]
+        batch: _BatchSpectra | None = None
+        if rows and set(self.alphas) <= _BatchSpectra.ALPHAS:
+            E = np.stack([entries[i][2][gi] for i, gi in rows])
+            P = [self._group_P[groups[gi]] for _, gi in rows]
+            try:
+                batch = _BatchSpectra(E, P, self.kstar)
+            except SpectralEdgeError:  # a Gram the checks refuse: every record the one-by-one way, which raises there
+                batch = None
+        row_of = {key: r for r, key in enumerate(rows)} if batch is not None else {}
+        last_fast: dict[str, int] = {}  # group → batch row of its last record built from the batch
+        for i, (step, w, grams, extended) in enumerate(entries):
+            for gi, group in enumerate(groups):
+                r = row_of.get((i, gi))
+                if batch is not None and r is not None and batch.fast[r]:
+                    last_fast[group] = r
+                    yield step, batch.record(r, group, w, self.alphas)
+                    continue
+                if group in last_fast and batch is not None:  # the previous window's decomposition, for α-rot
+                    self._eigh_last[group] = batch.eigh(last_fast.pop(group))
+                G = grams[gi][1:, 1:] if extended else grams[gi]
+                yield step, self._build_record(group, w, G, grams[gi] if extended else None)
+        for group, r in last_fast.items():
+            if batch is not None:
+                self._eigh_last[group] = batch.eigh(r)
 
     def _spectrum_record(self, group: str) -> dict[str, Any] | None:
         """The record of ``group``'s current window (None while w < 2)."""
@@ -475,55 +738,23 @@ class SpectralMonitor:
         return self._build_record(group, w, self.gram.gram(group), self.gram.extended_gram(group))
 
     def _build_record(self, group: str, w: int, G: np.ndarray, g_ext: np.ndarray | None) -> dict[str, Any]:
-        """The spectrum record of a window of ``w`` updates with Gram ``G`` (extended Gram ``g_ext`` or None).
-
-        One eigendecomposition of G serves the record's spectrum and every α variant (``ConsecutiveWindows``), and
-        the previous window's comes from the previous record of the group: the values are those of
-        ``spectrum_from_gram`` and ``stability.alpha`` called one by one.
-        """
-        rec: dict[str, Any] = {"group": group, "w": w}
-        eig = GramEigh.of(G)
-        prev, self._eigh_last[group] = self._eigh_last.get(group), eig
-        try:
-            spec = eig.spectrum(P=self._group_P[group], kstar=self.kstar)
-        except ZeroWindowError as exc:
-            rec["degenerate"] = str(exc)
-            return rec
-        rec.update(spec.to_dict())
-        # The raw Gram (extended to the previous window when there is one) makes the record self-contained:
-        # any spectral quantity or α variant can be recomputed from the file later.
-        rec["gram"] = (g_ext if g_ext is not None else spec.G).tolist()
-        rec["gram_extended"] = g_ext is not None
-        alphas: dict[str, list[float]] = {}
-        pair = None
-        if g_ext is not None:
-            pair = ConsecutiveWindows(g_ext, now=eig, prev=prev)
-            rec["dC_norm"] = float(pair.dC_norm)
-            rec["dG_norm"] = float(pair.dG_norm)
-        for name in self.alphas:
-            if name != "half" and pair is None:
-                continue
-            try:
-                value = alpha_of(spec.G, name) if name == "half" else pair.alpha(name)  # type: ignore[union-attr]
-                alphas[name] = np.asarray(value).tolist()
-            except SpectralEdgeError:  # e.g. α-half needs w ≥ 4
-                pass
-        if alphas:
-            rec["alpha"] = alphas
-        return rec
+        """The spectrum record of a window of ``w`` updates with Gram ``G`` (extended Gram ``g_ext`` or None):
+        :func:`spectrum_record` with this monitor's P, k* definition, α variants and previous decompositions."""
+        return spectrum_record(group, w, G, g_ext, P=self._group_P[group], kstar=self.kstar, alphas=self.alphas,
+                               eigh_last=self._eigh_last)
 
     # -- user API --------------------------------------------------------------------------------------------
     @property
     def latest(self) -> dict[str, dict[str, Any]]:
         """group → the last spectrum record written (what measurements read instead of recomputing the spectrum);
         waits for records still being built in the background, so it holds the record of the last capture."""
-        self._settle()
+        self._settle_and_flush()
         return self._latest
 
     @property
     def records(self) -> list[dict[str, Any]]:
         """The records kept in memory (``keep_records``), in order; waits for those still being built."""
-        self._settle()
+        self._settle_and_flush()
         return self._records
 
     def log(self, step: int | None = None, **scalars: Any) -> None:
@@ -535,7 +766,7 @@ class SpectralMonitor:
         s = self.step if step is None else int(step)
         if s != self.step:
             self._step_mismatch(s)
-        self._settle()  # after the spectrum records of the steps before it, in the file as in ``records``
+        self._settle_and_flush()  # after the spectrum records of the steps before it, in the file as in ``records``
         if self._writer is not None:
             self._writer.write("eval", s, **scalars)
         rec = {"type": "eval", "step": s, **scalars}
@@ -559,7 +790,7 @@ class SpectralMonitor:
     def event(self, kind: str, step: int | None = None, **fields: Any) -> None:
         """Append a free-form record (``resume``, ``grokked``, a detector firing, ...)."""
         s = self.step if step is None else int(step)
-        self._settle()
+        self._settle_and_flush()
         if self._writer is not None:
             self._writer.write(kind, s, **fields)
         rec = {"type": kind, "step": s, **fields}
@@ -578,7 +809,7 @@ class SpectralMonitor:
     def sync(self) -> None:
         """Wait for the records being built, then fsync the trajectory file (the harness calls it before every
         checkpoint)."""
-        self._settle()
+        self._settle_and_flush()
         if self._writer is not None:
             self._writer.sync()
 
@@ -595,6 +826,12 @@ class SpectralMonitor:
             if self._finalizer is not None:
                 self._finalizer.detach()
             self._worker = None
+        if exc is None:
+            try:
+                self._flush()
+            except BaseException as flush_exc:  # the file is still closed; the error is raised after
+                exc = flush_exc
+        self._pending = []
         if self._writer is not None:
             if not self._awaiting_state:  # a resume that never restored its state added nothing to end
                 self._writer.write("end", self.step, **fields)
@@ -611,11 +848,11 @@ class SpectralMonitor:
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue the same window after a restart (after the pending records are written)."""
-        self._settle()
+        self._settle_and_flush()
         return {"step": self.step, "prev": self._prev.clone(), "gram": self.gram.state_dict()}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        self._settle()
+        self._settle_and_flush()
         if state["prev"].shape != self._prev.shape:
             raise SpectralEdgeError(
                 f"monitor state holds {state['prev'].numel()} snapshot entries, this model needs {self._prev.numel()}"

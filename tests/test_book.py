@@ -31,6 +31,8 @@ from urllib.parse import unquote, urlparse
 import pytest
 
 from numerics.trajectory import SCHEMA, SCHEMA_VERSION
+from verify.book_data import CACHE_ENV, store_rows
+from verify.claims import RUNS_ROOT, ClaimRow
 from verify.store import StoredRunError, load_stored, regeneration_command, run_files
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -216,8 +218,11 @@ def jb() -> list[str]:
     return [str(exe)]
 
 
-def build(book: Path, timeout: float = 1200) -> subprocess.CompletedProcess[str]:
+def build(book: Path, timeout: float = 1200, *, claims_cache: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """``jb build book -W --keep-going``; ``claims_cache``: the claims cache the pages read (``verify.book_data``)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYDEVD_DISABLE_FILE_VALIDATION": "1"}
+    if claims_cache is not None:
+        env[CACHE_ENV] = str(claims_cache)
     return subprocess.run([*jb(), "build", str(book), "-W", "--keep-going"], capture_output=True, text=True,
                           timeout=timeout, env=env, check=False, cwd=ROOT)
 
@@ -366,11 +371,20 @@ def test_book_build_fails_naming_a_missing_run(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_book_builds_and_renders() -> None:
+def test_book_builds_and_renders(tmp_path: Path,
+                                 _stored_computation: tuple[str | None, dict[str, tuple[ClaimRow, ...]]]) -> None:
+    # The claims rows the pages show were computed fresh once this session (conftest); stored with their figures in
+    # the build's claims cache under the digest of the inputs they were computed on, the pages read them instead of
+    # computing them again (verify.book_data.book_claims); when a run file changed meanwhile, the pages compute.
+    digest, provider_rows = _stored_computation
+    cache = tmp_path / "claims-cache"
+    if digest is not None:
+        for name, rows in provider_rows.items():
+            store_rows(name, rows, RUNS_ROOT, cache, digest=digest)
     shutil.rmtree(BOOK / "_build", ignore_errors=True)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    out = build(BOOK)
+    out = build(BOOK, claims_cache=cache)
     wall = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)  # jb and its page kernels

@@ -4,6 +4,7 @@ provider registry and writers of the claims kernel (verify.claims)."""
 
 from __future__ import annotations
 
+import copy
 import json
 import warnings
 from collections.abc import Iterator
@@ -14,7 +15,7 @@ import numpy as np
 import pytest
 
 from tests.test_onset import write_run
-from verify.claims import VERDICTS, ClaimRow, to_markdown, write_claims
+from verify.claims import RUNS_ROOT, VERDICTS, ClaimRow, to_markdown, write_claims
 from verify.stats import wilson_interval
 from verify.studies.onset import claim_rows as onset_claim_rows
 from verify.studies.probes import ProbeRun, gap_flow_pairs, gap_restoring_row, load_probe_runs
@@ -82,13 +83,14 @@ def test_bad_verdict_rejected() -> None:
         ClaimRow("c", "s", "v", "x", "y", "MAYBE", "r")
 
 
-def test_stored_runs_claims() -> None:
+def test_stored_runs_claims(stored_provider_rows: dict[str, tuple[ClaimRow, ...]]) -> None:
     files = sorted(STORED.glob("*.jsonl*")) if STORED.is_dir() else []
     if not files:
         pytest.skip(f"no stored runs under {STORED}")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # a sweep may be appending to a plain .jsonl right now
-        rows = claims_table(load_claim_runs([STORED]))
+    # the spectral provider is claims_table(load_claim_runs([RUNS_ROOT / "modular"]), "attn"): computed once per
+    # session (conftest)
+    assert STORED == RUNS_ROOT / "modular"
+    rows = list(stored_provider_rows["spectral"])
     assert len(rows) >= 10
     for r in rows:
         assert r.verdict in VERDICTS and r.measured and r.reason
@@ -239,8 +241,15 @@ def test_gap_flow_pairs_use_the_next_window_and_the_compiled_theorem(tmp_path: P
         assert pairs["measured"][i] == pytest.approx((sig[i + 1][0] - sig[i + 1][1]) - (sig[i][0] - sig[i][1]))
 
 
-def test_probe_rows_pass_on_agreeing_plants(tmp_path: Path) -> None:
-    rows = probe_rows(tmp_path)
+@pytest.fixture(scope="module")
+def agreeing_probe_rows(tmp_path_factory: pytest.TempPathFactory) -> dict[str, ClaimRow]:
+    """The probe rows on the agreeing plants, computed once for the verdict test and the figure test (each
+    computation draws the rows' time-shuffle nulls, a few CPU-seconds)."""
+    return probe_rows(tmp_path_factory.mktemp("agreeing-probes"))
+
+
+def test_probe_rows_pass_on_agreeing_plants(agreeing_probe_rows: dict[str, ClaimRow]) -> None:
+    rows = agreeing_probe_rows
     assert rows["gap"].verdict == "PASS", rows["gap"].measured
     assert rows["gap"].details["agree"] == rows["gap"].details["n_pairs"] == 3 * 23
     assert rows["dec"].verdict == "PASS", rows["dec"].measured
@@ -307,8 +316,8 @@ def test_wilson_interval_against_its_definition() -> None:
         wilson_interval(0, 0)
 
 
-def test_probe_row_figures_are_pngs(tmp_path: Path) -> None:
-    rows = list(probe_rows(tmp_path).values())
+def test_probe_row_figures_are_pngs(agreeing_probe_rows: dict[str, ClaimRow], tmp_path: Path) -> None:
+    rows = [copy.copy(r) for r in agreeing_probe_rows.values()]  # write_claims sets each copy's figure
     _md, js = write_claims(rows, tmp_path / "out")
     for row in json.loads(js.read_text()):
         png = (tmp_path / "out" / row["figure"]).read_bytes()
@@ -367,7 +376,7 @@ def test_defect_onset_row_on_planted_dyck_runs(tmp_path: Path, defect_at: int, v
 PROBES = Path(__file__).resolve().parents[1] / "verify" / "runs" / "probes"
 
 
-def test_stored_probe_runs_re_derive() -> None:
+def test_stored_probe_runs_re_derive(stored_provider_rows: dict[str, tuple[ClaimRow, ...]]) -> None:
     """The stored probe sweep: every predicted rate is Thm 14.2 (typed-out twin) of the file's own σ, h, G, every
     measured one the forward difference of the file's σ; with two runs or more the rows give verdicts."""
     from numerics.trajectory import read_trajectory
@@ -390,7 +399,8 @@ def test_stored_probe_runs_re_derive() -> None:
         now, nxt = rec["sigma"], spectra[s + every]["sigma"]
         assert pairs["measured"][i] == pytest.approx((nxt[ks - 1] - nxt[ks]) - (now[ks - 1] - now[ks]))
     if len(files) >= 2:
-        rows = probe_claim_rows(PROBES.parent)
+        assert PROBES.parent == RUNS_ROOT
+        rows = stored_provider_rows["probes"]  # probe_claim_rows(RUNS_ROOT), computed once per session (conftest)
         assert all(r.verdict in ("PASS", "FAIL") and r.details for r in rows), [r.reason for r in rows]
 
 

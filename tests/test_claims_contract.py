@@ -10,7 +10,6 @@ import pytest
 
 from verify.claims import (
     CLAIM_PROVIDERS,
-    RUNS_ROOT,
     VERDICTS,
     ClaimRow,
     ProviderError,
@@ -27,8 +26,8 @@ def test_every_study_registers_its_provider_in_table_order() -> None:
 
 
 @pytest.mark.parametrize("name", EXPECTED)
-def test_provider_on_the_stored_runs(name: str) -> None:
-    rows = check_provider(name, RUNS_ROOT)
+def test_provider_on_the_stored_runs(name: str, stored_provider_rows: dict[str, tuple[ClaimRow, ...]]) -> None:
+    rows = stored_provider_rows[name]  # check_provider(name, RUNS_ROOT), computed once per session (conftest)
     assert rows and all(r.verdict in VERDICTS for r in rows)
 
 

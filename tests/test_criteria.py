@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from verify.claims import CLAIM_PROVIDERS, RUNS_ROOT, ClaimRow, check_provider, summary, to_json
+from verify.claims import CLAIM_PROVIDERS, ClaimRow, summary, to_json
 from verify.criteria import Criterion, CriterionError, check_criteria, criteria, criterion, sha
 
 ENTRY = '''
@@ -81,8 +81,9 @@ def test_every_row_of_every_provider_names_an_existing_criterion(stored_claims: 
 
 
 @pytest.mark.parametrize("name", ["onset", "li2", "backbone", "lch", "modes"])
-def test_this_studies_rows_show_control_null_and_criterion_in_json(name: str) -> None:
-    rows = check_provider(name, RUNS_ROOT)
+def test_this_studies_rows_show_control_null_and_criterion_in_json(
+        name: str, stored_provider_rows: dict[str, tuple[ClaimRow, ...]]) -> None:
+    rows = list(stored_provider_rows[name])  # check_provider(name, RUNS_ROOT), computed once per session (conftest)
     assert all(r.criterion and r.criterion.startswith(f"{name}.") for r in rows)
     for r in rows:
         if r.verdict == "PASS":
@@ -92,8 +93,9 @@ def test_this_studies_rows_show_control_null_and_criterion_in_json(name: str) ->
             "criterion_post_hoc"} <= set(d[0])
 
 
-def test_summary_counts_verdicts_and_names_post_hoc_rows() -> None:
-    rows = check_provider("modes", RUNS_ROOT)
+def test_summary_counts_verdicts_and_names_post_hoc_rows(
+        stored_provider_rows: dict[str, tuple[ClaimRow, ...]]) -> None:
+    rows = list(stored_provider_rows["modes"])  # check_provider("modes", RUNS_ROOT), once per session (conftest)
     line = summary(rows)
     assert line.startswith(f"{len(rows)} rows: ") and "modes.mul_gain" in line and "post hoc" in line
     assert list(CLAIM_PROVIDERS)

@@ -154,7 +154,8 @@ def test_written_records_are_identical_to_the_reference(tmp_path, alphas, window
     with_cb = SpectralMonitor(model, opt, path=tmp_path / "cb.jsonl", callbacks=[lambda r: seen.append(r["step"])],
                               **kw)
     sync = SpectralMonitor(model, opt, path=tmp_path / "sync.jsonl", background=False, **kw)
-    monitors = (ref, fast, with_cb, sync)
+    late = SpectralMonitor(model, opt, path=tmp_path / "late.jsonl", flush_every=1000, **kw)  # built at reads only
+    monitors = (ref, fast, with_cb, sync, late)
     _train(model, opt, data, 60, monitors=monitors, zero_lr=range(20, 30))
     for m in monitors:
         m.close()
@@ -163,12 +164,12 @@ def test_written_records_are_identical_to_the_reference(tmp_path, alphas, window
     assert sum(r["type"] == "spectrum" for r in kinds) == 2 * 59  # every step from w = 2 on, both groups
     assert any("degenerate" in r for r in kinds) and any(r.get("R") is None and "R" in r for r in kinds)
     assert sum("alpha" in r for r in kinds) > 50
-    for name in ("fast", "cb", "sync"):
+    for name in ("fast", "cb", "sync", "late"):
         got = _lines(tmp_path / f"{name}.jsonl")
         assert len(got) == len(expected)
         for a, b in zip(got, expected, strict=True):
             assert a == b
-    for m in (fast, with_cb, sync):  # records kept in memory: the same, in the same order
+    for m in (fast, with_cb, sync, late):  # records kept in memory: the same, in the same order
         assert [json.dumps(r) for r in m.records] == [json.dumps(r) for r in ref.records]
         assert {g: json.dumps(r) for g, r in m.latest.items()} == {g: json.dumps(r) for g, r in ref.latest.items()}
     assert len(seen) == 2 * 59
@@ -221,16 +222,17 @@ class _Boom(RuntimeError):
 
 
 def _failing_at(mon: SpectralMonitor, step: int) -> None:
-    """The "attn" record of the capture at ``step`` (Δs = 1, two groups) and of any later one raises."""
-    build, calls = mon._build_record, []
+    """The "attn" record of the capture at ``step`` (Δs = 1, two groups) and of any later one raises while it is
+    built (whichever way: batched or one by one)."""
+    build = mon._build
 
-    def build_or_fail(group, w, G, g_ext):
-        calls.append(group)
-        if len(calls) >= 2 * (step - 1) and group == "attn":  # records start at step 2 (w = 2)
-            raise _Boom(f"record of {group} failed")
-        return build(group, w, G, g_ext)
+    def build_or_fail(entries):
+        for s, rec in build(entries):
+            if s >= step and rec["group"] == "attn":
+                raise _Boom(f"record of {rec['group']} failed")
+            yield s, rec
 
-    mon._build_record = build_or_fail
+    mon._build = build_or_fail
 
 
 def test_an_error_in_the_background_surfaces_at_the_next_step(tmp_path):
@@ -264,14 +266,15 @@ def test_an_error_in_the_background_surfaces_at_the_next_step(tmp_path):
 def test_an_error_in_the_background_surfaces_at_the_next_call(tmp_path, call):
     model, opt, data = _setup()
     mon = SpectralMonitor(model, opt, window=3, every=1, path=tmp_path / "run.jsonl", background=True)
-    _failing_at_all = mon._build_record
+    build = mon._build
 
-    def fail(group, w, G, g_ext):
-        if w >= 3:  # the captures from step 3 on (the record of step 2 has w = 2)
-            raise _Boom("late failure")
-        return _failing_at_all(group, w, G, g_ext)
+    def fail(entries):
+        for s, rec in build(entries):
+            if rec["w"] >= 3:  # the captures from step 3 on (the record of step 2 has w = 2)
+                raise _Boom("late failure")
+            yield s, rec
 
-    mon._build_record = fail
+    mon._build = fail
     for s in range(3):
         x, y = data[s]
         opt.zero_grad()

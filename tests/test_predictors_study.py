@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from numerics import predictors as P
-from verify.claims import check_provider
+from verify.claims import ClaimRow, check_provider
 from verify.criteria import check_criteria, criteria
 from verify.store import RUNS_ROOT
 from verify.studies import predictors as study
@@ -141,10 +141,11 @@ def test_criteria_fixed_and_unchanged() -> None:
 
 
 @pytest.mark.slow
-def test_stored_probe_runs_give_rows_with_controls_and_nulls() -> None:
+def test_stored_probe_runs_give_rows_with_controls_and_nulls(
+        stored_provider_rows: dict[str, tuple[ClaimRow, ...]]) -> None:
     if not (RUNS_ROOT / study.PROBE_RUNS).is_dir():
         pytest.skip("no stored probe runs")
-    rows = check_provider("predictors", RUNS_ROOT)
+    rows = stored_provider_rows["predictors"]  # check_provider("predictors", RUNS_ROOT), once per session (conftest)
     assert len(rows) == len(study.ROWS)
     for r in rows:
         assert r.verdict in ("PASS", "FAIL"), (r.claim, r.reason)

@@ -27,7 +27,7 @@ import json
 import os
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +51,7 @@ __all__ = [
     "all_claims",
     "check_provider",
     "draw",
+    "from_json",
     "inconclusive",
     "rate",
     "register_claims",
@@ -189,6 +190,16 @@ def to_json(rows: Sequence[ClaimRow]) -> str:
     return json.dumps([as_dict(r) for r in rows], indent=1, allow_nan=True)
 
 
+def from_json(text: str) -> list[ClaimRow]:
+    """The rows of ``to_json``'s output (``plot`` is None; the ``criterion_*`` keys, derived from ``criterion``, are
+    dropped). ``to_json(from_json(to_json(rows))) == to_json(rows)``."""
+    names = {f.name for f in fields(ClaimRow)} - {"plot"}
+    data = json.loads(text)
+    if not isinstance(data, list) or not all(isinstance(d, dict) for d in data):
+        raise ValueError("claims JSON must be a list of row objects (verify.claims.to_json)")
+    return [ClaimRow(**{k: v for k, v in d.items() if k in names}) for d in data]
+
+
 def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:60] or "row"
 
@@ -267,12 +278,15 @@ def check_provider(name: str, runs_root: str | os.PathLike[str] = RUNS_ROOT) -> 
 
 
 def all_claims(runs_root: str | os.PathLike[str] = RUNS_ROOT, *, only: Sequence[str] | None = None,
-               strict: bool = False) -> list[ClaimRow]:
+               strict: bool = False, rows_of: Callable[[str, Path], list[ClaimRow]] = check_provider,
+               ) -> list[ClaimRow]:
     """Every provider's rows (``CLAIM_PROVIDERS`` order), each given ``runs_root``; ``only`` selects providers.
 
     A provider that cannot be imported, raises or breaks the contract gives one INCONCLUSIVE row naming it and the
     error (one broken module never hides the others); with ``strict`` the error propagates instead. Placeholder rows
-    (``details[PLACEHOLDER_KEY]`` = a provider name) are dropped when that provider ran.
+    (``details[PLACEHOLDER_KEY]`` = a provider name) are dropped when that provider ran. ``rows_of(name, runs_root)``
+    gives one provider's rows: ``check_provider``, or a cache in front of it (``verify.book_data.cached_rows``) that
+    raises whatever ``check_provider`` raises.
     """
     root = Path(runs_root)
     names = list(CLAIM_PROVIDERS) if only is None else list(only)
@@ -283,7 +297,7 @@ def all_claims(runs_root: str | os.PathLike[str] = RUNS_ROOT, *, only: Sequence[
     ran: set[str] = set()
     for name in names:
         try:
-            rows.extend(check_provider(name, root))
+            rows.extend(rows_of(name, root))
             ran.add(name)
         except Exception as exc:
             if strict:

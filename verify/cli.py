@@ -143,6 +143,41 @@ def sweep(
 
 
 @app.command()
+def ensemble(
+    task: Annotated[str, typer.Argument(help="Workload (modular only for now).")] = "modular",
+    preset: Annotated[str | None, typer.Option(help="Preset the members start from (default mod97).")] = None,
+    config: Annotated[Path | None, typer.Option(help="JSON config the members start from.")] = None,
+    seeds: Annotated[list[int] | None, typer.Option("--seeds", help="Seeds (default 42 137 2024).")] = None,
+    wds: Annotated[list[float] | None, typer.Option("--wds", help="Weight decays (default 1.0 0.0).")] = None,
+    set_: SetOption = None,
+    out: Annotated[Path | None, typer.Option(help="Output directory (default verify/runs/TASK-ensemble).")] = None,
+    device: Annotated[str, typer.Option(help="torch device, e.g. cpu or cuda.")] = "cpu",
+    overwrite: Annotated[bool, typer.Option(help="Replace existing member files.")] = False,
+    archive: Annotated[bool, typer.Option(help="Compress each finished member to .jsonl.gz.")] = True,
+    threads: Annotated[int | None, typer.Option(help="torch threads (default: torch's own).")] = None,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Train the seeds × weight decays of one configuration as one vmapped model (verify.harness.ensemble); each
+    member writes the trajectory its single run would write (equal to a stated tolerance: batched matrix products
+    add in another order). On a CPU this is no faster than one process per core; it is meant for a GPU."""
+    import torch  # local: loaded only when the command runs (fast --help)
+
+    from verify.harness.ensemble import train_ensemble  # local: as above
+    from verify.harness.runner import base_config, parse_sets  # local: as above
+
+    if threads is not None:
+        torch.set_num_threads(threads)
+    base = base_config(task, config=config, preset_name=preset or (None if config else "mod97"),
+                       overrides=parse_sets(set_))
+    results = train_ensemble(base, seeds or [42, 137, 2024], wds or [1.0, 0.0],
+                             out or Path("verify/runs") / f"{task}-ensemble", device=device, progress=progress,
+                             overwrite=overwrite, archive=archive)
+    for r in results:
+        typer.echo(f"{r.path.name if r.path else '?'}: final step {r.final_step}, grok step {r.grok_step}"
+                   + (f", error: {r.error}" if r.error else ""))
+
+
+@app.command()
 def tasks() -> None:
     """List the registered workloads and their presets (* = default)."""
     from verify.tasks import get_entry, task_names  # local: loaded only when the command runs (fast --help)
@@ -540,12 +575,15 @@ def store_runs(
     kinds: Annotated[list[str] | None, typer.Argument(
         help="gpt2 (AdamW / Muon / SGD optimiser runs) and/or backbone (mod-97 runs with the backbone tracker); "
         "default both.")] = None,
-    size: Annotated[str, typer.Option(help="GPT-2 size preset: cpu (stored), small, 124M (GPU).")] = "cpu",
+    size: Annotated[str, typer.Option(help="GPT-2 size preset: cpu and cpu4 (stored), small, 124M (GPU).")] = "cpu",
     device: Annotated[str, typer.Option(help="torch device, e.g. cpu or cuda.")] = "cpu",
     out: Annotated[Path | None, typer.Option(help="Output directory (default verify/runs/KIND).")] = None,
+    only: Annotated[list[str] | None, typer.Option(
+        "--only", help="Train only the runs whose name contains one of these (e.g. adamw), so that two processes "
+        "can share the cores.")] = None,
 ) -> None:
     """Train the missing stored runs of the backbone study (verify.studies.backbone) one after the other,
-    single-threaded, compressed; writes runs.json."""
+    single-threaded, compressed (a stopped run resumes from its checkpoint); writes runs.json."""
     from verify.studies.backbone import STORED_KINDS  # local: torch only when a command runs
     from verify.studies.backbone import store_runs as store  # local: as above
 
@@ -553,7 +591,7 @@ def store_runs(
     if unknown:
         raise typer.BadParameter(f"unknown {unknown}; choose from {', '.join(STORED_KINDS)}", param_hint="KINDS")
     for kind in kinds or list(STORED_KINDS):
-        for row in store(kind, out, progress=True, size=size, device=device):
+        for row in store(kind, out, progress=True, size=size, device=device, only=only):
             typer.echo(str(row))
 
 

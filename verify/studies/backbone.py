@@ -43,7 +43,7 @@ from verify.harness.config import CadenceConfig, RunConfig, StrictInt, preset
 from verify.harness.measurement import BaseMeasurement, RunContext
 from verify.harness.runner import run_name, train_with_monitor
 from verify.stats import pct
-from verify.store import RUNS_ROOT, Run, SpectrumRecord, load_run, load_runs
+from verify.store import RUNS_ROOT, Run, SpectrumRecord, checkpoint_path, load_run, load_runs
 from verify.tasks import get_task
 
 __all__ = [
@@ -66,6 +66,9 @@ LOSS_MATCH = 0.10  # "comparable validation loss": final val losses within 10 %
 RISE, PLATEAU, COLLAPSE = 1.2, 0.8, 1.20  # three-phase criterion (module docstring); COLLAPSE is the SED detector's
 #: The stored-run directories :func:`store_runs` writes (``verify/runs/<kind>``; ``spectral-edge store-runs``).
 STORED_KINDS = ("gpt2", "backbone")
+#: The GPT-2 run sets, longest first: the GPT-2 rows score the first that holds finished runs and list the others
+#: as earlier, shorter runs, unscored (decided 2026-12-02 12:30 UTC, before the ``gpt2-cpu4`` runs had finished).
+GPT2_RUN_SETS = ("gpt2-cpu4", "gpt2")
 
 
 def backbone_trackers(model: nn.Module, cfg: Any) -> dict[str, BackboneTracker]:
@@ -203,10 +206,14 @@ def _shrinkage(run: Run, group: str = "trunk") -> dict[str, float | None]:
 
 
 def claim_rows(runs_root: str | os.PathLike[str] = RUNS_ROOT) -> list[ClaimRow]:
-    """Backbone rows on ``runs_root/{gpt2,backbone}``, GPT-2 k*-per-optimiser and three-phase rows on
-    ``runs_root/gpt2``, the SCAN k* row on ``runs_root/scan``."""
+    """Backbone rows on the scored GPT-2 set (``GPT2_RUN_SETS``: ``runs_root/gpt2-cpu4`` where it holds runs, else
+    ``runs_root/gpt2``) and ``runs_root/backbone``, the GPT-2 k*-per-optimiser and three-phase rows on the scored
+    set, the SCAN k* row on ``runs_root/scan``. Each GPT-2 row's data name the set it scored and the sets it did not."""
     root = Path(runs_root)
-    gpt2 = _runs(root / "gpt2")
+    sets = {name: _runs(root / name) for name in GPT2_RUN_SETS}
+    scored = next((name for name in GPT2_RUN_SETS if sets[name]), GPT2_RUN_SETS[-1])
+    gpt2 = sets[scored]
+    unscored = {name: sorted(t.id for t in runs) for name, runs in sets.items() if name != scored and runs}
     grok = _runs(root / "backbone")
     rows: list[ClaimRow] = []
 
@@ -244,7 +251,7 @@ def claim_rows(runs_root: str | os.PathLike[str] = RUNS_ROOT) -> list[ClaimRow]:
             null=null_txt, criterion="backbone.adamw_pc1"))
     else:
         rows.append(ClaimRow(claim, src, "backbone paper", "PC1 60–80%", "no AdamW run with backbone records",
-                             "INCONCLUSIVE", f"no backbone records under {root}/gpt2 or {root}/backbone",
+                             "INCONCLUSIVE", f"no backbone records under {root}/{scored} or {root}/backbone",
                              criterion="backbone.adamw_pc1"))
     claim = "SGD backbone: PC1 ≈ 100%, k95 = 1"
     if sgd:
@@ -271,7 +278,7 @@ def claim_rows(runs_root: str | os.PathLike[str] = RUNS_ROOT) -> list[ClaimRow]:
             null=null_txt, criterion="backbone.sgd_pc1"))
     else:
         rows.append(ClaimRow(claim, src, "backbone paper", "PC1 = 100%, k95 = 1", "no SGD run with backbone records",
-                             "INCONCLUSIVE", f"no SGD backbone records under {root}/gpt2",
+                             "INCONCLUSIVE", f"no SGD backbone records under {root}/{scored}",
                              criterion="backbone.sgd_pc1"))
 
     # k* per optimiser (GPT-2, all parameters)
@@ -308,7 +315,7 @@ def claim_rows(runs_root: str | os.PathLike[str] = RUNS_ROOT) -> list[ClaimRow]:
             criterion="backbone.kstar_optimiser"))
     else:
         rows.append(ClaimRow(claim, src, "v1", "Muon k* = 1, AdamW k* = 2", "no Muon and AdamW GPT-2 runs",
-                             "INCONCLUSIVE", f"needs Muon and AdamW runs under {root}/gpt2",
+                             "INCONCLUSIVE", f"needs Muon and AdamW runs under {root}/{scored}",
                              criterion="backbone.kstar_optimiser"))
 
     rows.append(_scan_kstar_row(root / "scan"))
@@ -343,8 +350,18 @@ def claim_rows(runs_root: str | os.PathLike[str] = RUNS_ROOT) -> list[ClaimRow]:
             criterion="backbone.three_phase"))
     else:
         rows.append(ClaimRow(claim, src, "draft", "rise, plateau, collapse", "no GPT-2 runs", "INCONCLUSIVE",
-                             f"no stored runs under {root}/gpt2", criterion="backbone.three_phase"))
+                             f"no stored runs under {root}/{scored}", criterion="backbone.three_phase"))
+    note = f" [GPT-2 runs scored: {scored}" + "".join(f"; not scored: {name} ({len(ids)} earlier runs)"
+                                                     for name, ids in unscored.items()) + "]"
+    for row in rows:
+        if row.criterion in _GPT2_CRITERIA:
+            row.measured += note
+            row.details.update(gpt2_scored=scored, gpt2_unscored=unscored)
     return rows
+
+
+#: The rows that read the GPT-2 runs (and so name the run set they scored).
+_GPT2_CRITERIA = ("backbone.adamw_pc1", "backbone.sgd_pc1", "backbone.kstar_optimiser", "backbone.three_phase")
 
 
 def _scan_kstar_row(d: Path) -> ClaimRow:
@@ -408,28 +425,33 @@ def stored_run_configs(kind: str, seed: int = 42, size: str = "cpu") -> dict[str
 
 
 def store_runs(kind: str, out: str | os.PathLike[str] | None = None, *, progress: bool = False, size: str = "cpu",
-               device: str = "cpu") -> list[dict[str, Any]]:
+               device: str = "cpu", only: Sequence[str] | None = None) -> list[dict[str, Any]]:
     """Train the missing runs of ``kind`` one after the other (single-threaded) into ``out`` (default
-    ``verify/runs/{kind}``), compressed; a finished ``.jsonl.gz`` is skipped. Writes ``runs.json`` (wall times).
+    ``verify/runs/{kind}``), compressed; a finished ``.jsonl.gz`` is skipped and a stopped run (its ``.jsonl`` and
+    checkpoint on disk) resumes. ``only``: train just the runs whose file stem contains one of these strings (two
+    processes can share the two cores this way; each run holds its own lock). Writes ``runs.json`` (wall times).
     Command line: ``spectral-edge store-runs gpt2 backbone`` (``--size 124M --device cuda`` on a GPU)."""
     torch.set_num_threads(1)
     d = Path(out) if out is not None else RUNS_ROOT / kind
     d.mkdir(parents=True, exist_ok=True)
     manifest = d / "runs.json"
-    rows = json.loads(manifest.read_text())["runs"] if manifest.exists() else []
     for stem, cfg in stored_run_configs(kind, size=size).items():
-        gz = d / f"{stem}.jsonl.gz"
-        if gz.exists():
+        gz, path = d / f"{stem}.jsonl.gz", d / f"{stem}.jsonl"
+        if gz.exists() or (only and not any(o in stem for o in only)):
             continue
+        resume = path.exists() and checkpoint_path(path).exists()
         t0 = time.perf_counter()
-        result = train_with_monitor(cfg, d / f"{stem}.jsonl", progress=progress, overwrite=True, device=device)
+        result = train_with_monitor(cfg, path, progress=progress, overwrite=not resume, resume=resume, device=device)
         wall = time.perf_counter() - t0
-        compress_trajectory(d / f"{stem}.jsonl")
+        compress_trajectory(path)
         row = {"file": gz.name, "final_step": result.final_step, "grok_step": result.grok_step,
-               "wall_s": round(wall, 1), "s_per_step": round(wall / max(result.final_step, 1), 4)}
+               "wall_s": round(wall, 1), "s_per_step": round(wall / max(result.final_step, 1), 4),
+               **({"resumed": True} if resume else {})}
+        # read again just before writing: another process (``only``) may have added its row meanwhile
+        rows = json.loads(manifest.read_text())["runs"] if manifest.exists() else []
         rows = [*(r for r in rows if r["file"] != gz.name), row]
         atomic_write_text(manifest, json.dumps({"runs": rows}, indent=1) + "\n")
-    return rows
+    return json.loads(manifest.read_text())["runs"] if manifest.exists() else []
 
 
 # --- measurement (harness plug-in) ---------------------------------------------------------------------------------

@@ -142,6 +142,11 @@ class ModularTransformer(nn.Module):
         i.e. U(±√(6/4d)), with zero bias; O ``nn.Linear`` default weight with zero bias (as ``MultiheadAttention``);
         MLP and head ``nn.Linear`` defaults U(±1/√fan_in); LayerNorm (1, 0).
         """
+        self._reset(generator, heads=[self.head])
+
+    def _reset(self, generator: torch.Generator | None, heads: list[nn.Linear]) -> None:
+        """The init of :meth:`reset_parameters` with ``heads`` drawn (in order) where the one head is drawn: the
+        multi-task model reuses it with a head per task."""
         g = generator
         d = self.cfg.d_model
         nn.init.normal_(self.tok_emb.weight, generator=g)
@@ -159,7 +164,7 @@ class ModularTransformer(nn.Module):
                     else:
                         nn.init.uniform_(lin.weight, -qkv_bound, qkv_bound, generator=g)
                     nn.init.zeros_(lin.bias)
-        for lin in [self.head, *(m for blk in self.layers for m in blk.mlp if isinstance(m, nn.Linear))]:
+        for lin in [*heads, *(m for blk in self.layers for m in blk.mlp if isinstance(m, nn.Linear))]:
             _linear_default(lin, g)
             bound = 1.0 / math.sqrt(lin.in_features)
             nn.init.uniform_(lin.bias, -bound, bound, generator=g)
