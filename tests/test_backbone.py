@@ -282,7 +282,7 @@ def test_stored_rows_rederive_from_the_files() -> None:
         assert row.details["runs"], key
         ok = []
         for name, d in row.details["runs"].items():
-            folder = "gpt2" if name.startswith("gpt2") else "backbone"
+            folder = row.details["gpt2_scored"] if name.startswith("gpt2") else "backbone"
             spec = backbone_of(RUNS / folder / f"{name}.jsonl.gz", "trunk")
             assert d["pc1_share"] == pytest.approx(spec.pc1_share, abs=1e-12) and d["k95"] == spec.k95
             assert f"{100 * spec.pc1_share:.1f}%" in row.measured
