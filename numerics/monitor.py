@@ -241,7 +241,7 @@ class _BatchSpectra:
     @staticmethod
     def _check(X: np.ndarray, what: str) -> None:
         """``as_gram``'s refusals, for every matrix of a stack (the message is ``as_gram``'s, for the first one)."""
-        from numerics.spectrum import as_gram
+        from numerics.spectrum import as_gram  # local: used on the failure paths only, for as_gram's own message
 
         finite = np.isfinite(X).all(axis=(1, 2))
         if not finite.all():

@@ -201,8 +201,8 @@ def _n_params(run: Run) -> int:
         return int(sizes["size"])
     import torch  # local: only when the file does not say P
 
-    from verify.harness.config import RunConfig
-    from verify.tasks import get_task
+    from verify.harness.config import RunConfig  # local: as torch, only when the file does not say P
+    from verify.tasks import get_task  # local: as torch
 
     cfg = RunConfig.model_validate(run.config)
     model = get_task(cfg.task).build_model(cfg.task_config, torch.Generator().manual_seed(0), "meta")
