@@ -4,6 +4,7 @@ are refused before any training."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ from verify.cli import app
 from verify.harness.checkpoint import CheckpointError
 from verify.harness.config import RunConfig, preset, save_config
 from verify.harness.loop import RunResult, train
-from verify.harness.runner import ConfigMismatch, RunFinished, train_with_monitor
+from verify.harness.runner import ConfigMismatch, RunFinished, stored_config_diff, train_with_monitor
 from verify.store import checkpoint_path
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -180,3 +181,29 @@ def test_cli_resume(tmp_path) -> None:
     assert res.exit_code == 0 and "already finished" in res.output and killed.read_bytes() == before
     with pytest.raises(RunFinished, match="finished run"):
         train_with_monitor(cfg.with_seed(5), killed, progress=False, resume=True)
+
+
+def test_a_study_added_after_the_run_does_not_refuse_it(tmp_path) -> None:
+    """A run recorded before a config section existed (simulated by removing the 'norms' section from its stored
+    config and checkpoint) still resumes, and is still reused by a sweep: the section takes its default (off); a
+    changed field is still refused."""
+    cfg = config()
+    path = tmp_path / "run.jsonl"
+    with pytest.raises(Killed):
+        train_with_monitor(cfg, path, progress=False, step_callback=killer(10))
+    lines = path.read_text().splitlines()
+    header = json.loads(lines[0])
+    assert cfg.model_dump(mode="json")["norms"] == header["provenance"]["config"]["norms"]
+    del header["provenance"]["config"]["norms"]  # as written before the norms study existed
+    path.write_text("\n".join([json.dumps(header), *lines[1:]]) + "\n")
+    ckpt = checkpoint_path(path)
+    state = torch.load(ckpt, weights_only=True)
+    saved = json.loads(state["config"])
+    del saved["norms"]
+    state["config"] = json.dumps(saved)
+    torch.save(state, ckpt)
+
+    assert stored_config_diff(path, cfg) == []
+    assert stored_config_diff(path, cfg.with_overrides(lr=1e-2)) == ["lr: 0.003 (stored) vs 0.01 (now)"]
+    train_with_monitor(cfg, path, progress=False, resume=True)  # neither the header nor the checkpoint refuses it
+    assert read_trajectory(path).records[-1]["type"] == "end"

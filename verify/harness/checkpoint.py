@@ -20,12 +20,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from pydantic import BaseModel
 
 from numerics.atomic import atomic_path
 from numerics.errors import SpectralEdgeError
 from verify.harness.config import RunConfig
 
-__all__ = ["KIND", "VERSION", "CheckpointError", "config_diff", "load_checkpoint", "save_checkpoint"]
+__all__ = ["KIND", "VERSION", "CheckpointError", "config_diff", "load_checkpoint", "save_checkpoint",
+           "with_added_defaults"]
 
 KIND = "spectral-edge/checkpoint"
 VERSION = 1
@@ -56,6 +58,19 @@ def config_diff(a: dict[str, Any], b: dict[str, Any], prefix: str = "",
     return out
 
 
+def with_added_defaults(saved: dict[str, Any], config: BaseModel) -> dict[str, Any]:
+    """``saved`` (a config dict recorded by a run) with every top-level field that it lacks set to the value the
+    current config class gives it when validating ``saved`` (its default, as JSON). Such a field was added to the
+    config after the run was made — a new measurement or intervention section, off by default — so the run ran as
+    that default says; comparing it as '<absent>' would refuse to resume or reuse every earlier run whenever a study
+    is added. ``saved`` comes back unchanged when it no longer validates (the diff then names the differences)."""
+    try:
+        full = type(config).model_validate(saved).model_dump(mode="json")
+    except ValueError:  # pydantic's ValidationError: a field renamed or removed since
+        return dict(saved)
+    return {**{k: v for k, v in full.items() if k not in saved}, **saved}
+
+
 def load_checkpoint(path: str | Path, config: RunConfig) -> dict[str, Any]:
     """Read and validate a checkpoint for ``config`` (tensors on the CPU); raises :class:`CheckpointError`."""
     path = Path(path)
@@ -71,7 +86,7 @@ def load_checkpoint(path: str | Path, config: RunConfig) -> dict[str, Any]:
     if not isinstance(state.get("version"), int) or state["version"] > VERSION:
         raise CheckpointError(f"{path} has checkpoint version {state.get('version')!r}; this package reads <= "
                               f"{VERSION}")
-    saved = json.loads(state["config"])
+    saved = with_added_defaults(json.loads(state["config"]), config)
     now = json.loads(config.model_dump_json())
     diff = config_diff(saved, now)
     if diff:

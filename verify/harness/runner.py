@@ -28,7 +28,7 @@ from numerics.layout import per_layer_groups
 from numerics.monitor import SpectralMonitor
 from numerics.provenance import provenance
 from numerics.trajectory import read_trajectory
-from verify.harness.checkpoint import config_diff
+from verify.harness.checkpoint import config_diff, with_added_defaults
 from verify.harness.config import RunConfig, config_sha, load_config, make_run_config, preset
 from verify.harness.loop import MonitorFactory, RunResult, run_label, train
 from verify.store import checkpoint_path, is_finished, run_id
@@ -195,8 +195,9 @@ def check_device(device: str | torch.device) -> torch.device:
 
 def stored_config_diff(path: str | os.PathLike[str], cfg: RunConfig) -> list[str]:
     """What differs between the config a stored run recorded and ``cfg`` (dotted keys, ``stored`` vs ``now``);
-    [] when they agree. Runs recorded with ``config_sha`` are compared exactly; older ones (no hash) on the keys
-    both configs have."""
+    [] when they agree. Runs recorded with ``config_sha`` are compared exactly, except that a field added to the
+    config since takes its default (``with_added_defaults``: a new study's section, off); older ones (no hash) on the
+    keys both configs have."""
     prov = read_trajectory(path).provenance
     stored, sha = prov.get("config"), prov.get("config_sha")
     mine = config_sha(cfg)
@@ -205,9 +206,12 @@ def stored_config_diff(path: str | os.PathLike[str], cfg: RunConfig) -> list[str
     now = cfg.model_dump(mode="json")
     if not isinstance(stored, dict):
         return [] if sha is None else [f"config_sha: {sha} (stored) vs {mine} (now)"]
-    diff = config_diff(stored, now, labels=("stored", "now"))
+    filled = with_added_defaults(stored, cfg)
+    diff = config_diff(filled, now, labels=("stored", "now"))
     if sha is None:  # recorded before config_sha: fields added to the config since are not a difference
         return [d for d in diff if "'<absent>'" not in d]
+    if not diff and len(filled) > len(stored):  # equal once the fields added since take their defaults
+        return []
     return diff or [f"config_sha: {sha} (stored) vs {mine} (now)"]
 
 
