@@ -246,6 +246,11 @@ def test_a_study_measurement_is_refused_by_name(tmp_path: Path, study: str) -> N
         train_ensemble(tiny(**{study: {"every": 10}}), [0], [1.0], tmp_path)
 
 
+def test_an_intervention_is_refused_by_name(tmp_path: Path) -> None:
+    with pytest.raises(SpectralEdgeError, match=r"interventions \['causal'\] are not supported in ensemble mode"):
+        train_ensemble(tiny(causal={"enabled": True, "start": 300}), [0], [1.0], tmp_path)
+
+
 @pytest.mark.parametrize(("overrides", "message"), [
     ({"optimizer": "sgd"}, "AdamW only"),
     ({"checkpoint_every": 10}, "checkpoint"),

@@ -4,6 +4,7 @@ training unchanged, kill-and-resume bitwise)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -19,6 +20,7 @@ from numerics.trajectory import read_trajectory
 from verify.harness.config import preset
 from verify.harness.measurement import RunContext
 from verify.harness.runner import train_with_monitor
+from verify.studies import geometry
 from verify.studies.geometry import (
     FlatModel,
     GeometryConfig,
@@ -399,3 +401,76 @@ def test_state_dict_round_trip() -> None:
             p.mul_(0.98)
     ra, rb = a.measure(ctx, 10, final=True), b.measure(ctx, 10, final=True)
     assert ra == rb and torch.equal(a.gen.get_state(), b.gen.get_state())
+
+
+# --- the claims rows ------------------------------------------------------------------------------------------------
+
+ROW_IDS = ["geometry.trajectory_dim", "geometry.pc1_share", "geometry.exec_manifold", "geometry.integrability",
+           "geometry.orth_curvature_lead", "geometry.lead_power_law", "geometry.holographic",
+           "geometry.transverse_fragility"]
+
+
+@pytest.fixture(scope="module")
+def tiny_runs(tmp_path_factory) -> Path:
+    """Three weight-decay-1 and three weight-decay-0 tiny multi-task runs (add + mul) of 23 steps, stored under
+    ``<root>/multitask-tri``: too short to grok."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("geo-runs")
+    try:
+        for wd in (1.0, 0.0):
+            for seed in (1, 2, 3):
+                path = root / "multitask-tri" / f"run-wd{wd:g}-s{seed}.jsonl"
+                path.parent.mkdir(exist_ok=True)
+                train_with_monitor(config(weight_decay=wd).with_seed(seed), path, progress=False)
+        return root
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_rows_without_grokking_runs_are_inconclusive(tiny_runs: Path) -> None:
+    rows = geometry.claim_rows(tiny_runs)
+    assert [r.criterion for r in rows] == ROW_IDS
+    assert all(r.verdict == "INCONCLUSIVE" for r in rows), [(r.criterion, r.measured) for r in rows]
+
+
+def test_step_norms_match_the_rows() -> None:
+    rows = trajectory_rows(n=7)
+    want = [float(rows[0].norm())] + [float((rows[i] - rows[i - 1]).norm()) for i in range(1, len(rows))]
+    assert np.allclose(geometry.step_norms(gram(rows)), want, rtol=1e-9)
+
+
+@pytest.fixture
+def grokking(monkeypatch: pytest.MonkeyPatch):
+    """Pretend every weight-decay run groks, each task at step 1000 (after the run: every record is "before grokking");
+    the rows' logic is tested, not the tiny runs' science."""
+    monkeypatch.setattr(geometry, "groks", lambda run, acc=0.9: geometry.weight_decay(run) > 0)
+    monkeypatch.setattr(geometry, "grok_steps",
+                        lambda run, acc=0.9: {"add": 1000, "mul": 1000} if geometry.weight_decay(run) > 0 else
+                        {"add": None, "mul": None})
+
+
+@pytest.mark.usefixtures("grokking")
+def test_rows_score_and_their_verdict_follows_the_criterion(tiny_runs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    rows = {r.criterion: r for r in geometry.claim_rows(tiny_runs)}
+    scored = ["geometry.trajectory_dim", "geometry.pc1_share", "geometry.integrability", "geometry.holographic"]
+    for cid in scored:
+        r = rows[cid]
+        assert r.verdict in ("PASS", "FAIL") and r.control and r.null, (cid, r.verdict, r.measured)
+    k = rows["geometry.trajectory_dim"].details["runs"]
+    treated = [v for name, v in k.items() if "wd1" in name]
+    assert len(treated) == 3 and all(1 <= v["k95_centred"] <= v["n"] for v in treated)
+    assert all(v["null_k95"] >= 1 for v in treated)
+    # the verdict follows the criterion's band: a band around the measured median passes that part, one that
+    # excludes it fails the row
+    med = float(np.median([v["k95_centred"] for v in treated]))
+    real = geometry.criterion
+
+    def with_band(lo: float, hi: float):
+        def fake(cid: str):
+            c = real(cid)
+            return replace(c, params={**c.params, "k_lo": lo, "k_hi": hi}) if cid == "geometry.trajectory_dim" else c
+        return fake
+
+    monkeypatch.setattr(geometry, "criterion", with_band(med + 1, med + 2))
+    assert {r.criterion: r for r in geometry.claim_rows(tiny_runs)}["geometry.trajectory_dim"].verdict == "FAIL"

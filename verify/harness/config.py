@@ -3,7 +3,8 @@
 A :class:`RunConfig` is the harness's part (optimiser, schedule, seeds, monitor, checkpoints), plus ``task`` (a
 registered workload name, ``verify.tasks``) and ``task_config`` (that task's own pydantic model, validated by
 ``task.config_class``), plus one section per registered study measurement (``defect``, ``probes``, ``backbone``,
-``lch``: validated by the study's ``Config``, a :class:`CadenceConfig`; the harness names none of them). Source: [P]
+``lch``: validated by the study's ``Config``, a :class:`CadenceConfig`; the harness names none of them), plus one
+section per registered intervention (``causal``: an :class:`InterventionConfig`, off unless ``enabled``). Source: [P]
 grokking-integrability ``grok_sweep.py`` ``SweepConfig``, with reproducibility fixes of our own: four separate seeds
 (data split / init / batch order / diagnostics) turned into four independent streams, no absolute paths, no hard-coded
 constants. Unknown keys are errors (sections are ``extra="forbid"``; unknown top-level keys are refused by name) so a
@@ -30,6 +31,8 @@ from pydantic_core import InitErrorDetails
 
 from numerics.atomic import atomic_write_text
 from theory import registry
+from verify.harness.intervention import config_classes as intervention_config_classes
+from verify.harness.intervention import intervention_class
 from verify.harness.measurement import config_classes, measurement_class
 from verify.tasks import get_entry
 
@@ -38,6 +41,7 @@ __all__ = [
     "SUB_STREAMS",
     "CadenceConfig",
     "EarlyStop",
+    "InterventionConfig",
     "MonitorConfig",
     "RunConfig",
     "StrictConfig",
@@ -55,8 +59,9 @@ __all__ = [
 STREAMS = ("data", "init", "batch", "diag")
 #: Measurement sub-streams without a seed field of their own: stream → the seed field it derives from. ``probe``
 #: (the fixed probe batches) is independent of ``diag`` (commutator-defect pairs), so switching one measurement on
-#: never moves the other's draws.
-SUB_STREAMS = {"probe": "diag"}
+#: never moves the other's draws. ``intervention`` (the draws of a causal intervention: random control bases, kick
+#: and noise directions, commutator batches) is likewise its own sub-stream: an intervention never reads ``diag``.
+SUB_STREAMS = {"probe": "diag", "intervention": "diag"}
 
 #: An int field that takes ints only: 2.7 (or 2.0) and true are validation errors naming the field, never 2 or 1
 #: (a JSON config's integers are ints, so configs loaded from files are unaffected).
@@ -78,6 +83,12 @@ class CadenceConfig(StrictConfig):
     @classmethod
     def _zero_is_off(cls, every: int | None) -> int | None:
         return every or None
+
+
+class InterventionConfig(StrictConfig):
+    """Base of an intervention's section (``verify.harness.intervention``): off unless ``enabled`` is true."""
+
+    enabled: bool = Field(False, description="switch the intervention on (off by default: training unchanged)")
 
 
 class EarlyStop(StrictConfig):
@@ -193,7 +204,7 @@ class RunConfig(BaseModel):
         other key that is not a field is an ``extra_forbidden`` error at that key (as pydantic's own)."""
         if not isinstance(data, Mapping):
             return data
-        sections = config_classes()
+        sections = {**config_classes(), **intervention_config_classes()}
         errors = [InitErrorDetails(type="extra_forbidden", loc=(k,), input=v) for k, v in data.items()
                   if k not in cls.model_fields and k not in sections]
         out = dict(data)
@@ -216,6 +227,10 @@ class RunConfig(BaseModel):
             check = getattr(measurement_class(name), "check_run_config", None)
             if check is not None and getattr(self, name).every is not None:
                 check(self)  # cross-field rules of a study (e.g. probes.k ≤ the monitor window); ValueError
+        for name in intervention_config_classes():
+            check = getattr(intervention_class(name), "check_run_config", None)
+            if check is not None and getattr(self, name).enabled:
+                check(self)
         if self.optimizer != "muon" and self.muon_lr is not None:
             raise ValueError(f"muon_lr is set but optimizer is {self.optimizer!r}")
         return self
@@ -238,7 +253,8 @@ class RunConfig(BaseModel):
         return stream_seed(getattr(self, f"{SUB_STREAMS.get(stream, stream)}_seed"), stream, self.streams)
 
     def generator(self, stream: str) -> torch.Generator:
-        """A fresh CPU generator of ``stream`` (``data``, ``init``, ``batch``, ``diag``, ``probe``)."""
+        """A fresh CPU generator of ``stream`` (``data``, ``init``, ``batch``, ``diag``, ``probe``,
+        ``intervention``)."""
         return torch.Generator().manual_seed(self.seed(stream))
 
 

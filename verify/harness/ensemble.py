@@ -79,6 +79,7 @@ from numerics.spectrum import GramEigh
 from numerics.trajectory import TrajectoryWriter, compress_trajectory
 from verify.harness.checkpoint import config_diff
 from verify.harness.config import RunConfig, config_sha
+from verify.harness.intervention import intervention_names
 from verify.harness.loop import History, RunResult, run_label
 from verify.harness.measurement import measurement_names
 from verify.harness.optim import build_optimizer, lr_factor
@@ -141,6 +142,10 @@ def check_members(configs: Sequence[RunConfig]) -> None:
     if measurements:
         raise SpectralEdgeError(f"measurements {measurements} are not supported in ensemble mode (only the spectral "
                                 "monitor is): switch them off (every = 0) or train these runs one by one")
+    interventions = [name for name in intervention_names() if first.section(name).enabled]
+    if interventions:
+        raise SpectralEdgeError(f"interventions {interventions} are not supported in ensemble mode: switch them off "
+                                "(enabled = false) or train these runs one by one")
     if first.optimizer != "adamw":
         raise SpectralEdgeError(f"ensemble mode implements AdamW only; this config has optimizer "
                                 f"{first.optimizer!r}")

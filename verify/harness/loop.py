@@ -12,7 +12,11 @@ monitor.
 The loop names no study. Measurements plug in (``verify.harness.measurement``): every registered measurement whose
 run-config section is on is built once per run and called at the named points — ``at_setup`` after the monitor
 exists, ``measure`` when ``due`` at the top of the loop, ``state_dict`` / ``load_state_dict`` at every checkpoint and
-resume — and its records go to the trajectory (``monitor.event``) and to ``History.measurements``.
+resume — and its records go to the trajectory (``monitor.event``) and to ``History.measurements``. Interventions
+(``verify.harness.intervention``: causal tests that act on training) plug in the same way, switched on by their
+section's ``enabled``: ``at_setup`` after the measurements', ``on_gradient`` after ``backward`` and before clipping,
+``after_step`` and ``observe`` after ``optimizer.step``, their state in every checkpoint; each call in its own
+``fork_rng``. With none switched on, no call is made and a run is bitwise what it was.
 
 Per step s (s = completed optimizer steps; 0 = at init), in this order: the monitor's optimizer post-hook captures
 (inside ``optimizer.step``); then at the top of the loop the eval (every ``eval_every`` and at ``max_steps``), the
@@ -40,6 +44,7 @@ from numerics.errors import SpectralEdgeError
 from numerics.provenance import provenance
 from verify.harness.checkpoint import load_checkpoint, save_checkpoint
 from verify.harness.config import RunConfig, stream_seed
+from verify.harness.intervention import intervention_class, intervention_names
 from verify.harness.measurement import RunContext, measurement_class, measurement_names
 from verify.harness.optim import build_optimizer, set_lr
 from verify.tasks import get_task
@@ -82,7 +87,7 @@ class History:
 
     def __getattr__(self, name: str) -> list[dict[str, Any]]:
         measurements = self.__dict__.get("measurements", {})
-        if name in measurements or name in measurement_names():
+        if name in measurements or name in measurement_names() or name in intervention_names():
             return measurements.get(name, [])
         raise AttributeError(f"History has no attribute or measurement {name!r}")
 
@@ -120,6 +125,7 @@ class _Run:
     batch_gen: torch.Generator
     monitor: Any = None
     measurements: dict[str, Any] = field(default_factory=dict)  # name → Measurement (verify.harness.measurement)
+    interventions: dict[str, Any] = field(default_factory=dict)  # name → Intervention (verify.harness.intervention)
     step: int = 0
     grok_step: int | None = None
     streak: int = 0  # consecutive evals at or above early_stop.acc
@@ -213,6 +219,8 @@ def train(
             with _rng_fork(run.device):  # what a setup draws never reaches the training RNG
                 for m in run.measurements.values():  # e.g. fixed probe batches; θ_0 (a resume restores it)
                     m.at_setup(ctx)
+                for iv in run.interventions.values():
+                    iv.at_setup(ctx)
             if saved is not None:
                 _restore(run, saved, ckpt_path)  # type: ignore[arg-type]
             pending = saved is None  # measurements at run.step still to do (a checkpoint is written after them)
@@ -264,7 +272,10 @@ def _build(cfg: RunConfig, device: torch.device, saved: dict[str, Any] | None) -
     # its sub-streams belong to the measurements, which draw them themselves
     measurements = {name: measurement_class(name)(cfg.section(name), cfg) for name in measurement_names()
                     if cfg.section(name).every}
-    return _Run(cfg, task, device, data, model, optimizer, cfg.generator("batch"), measurements=measurements)
+    interventions = {name: intervention_class(name)(cfg.section(name), cfg) for name in intervention_names()
+                     if cfg.section(name).enabled}
+    return _Run(cfg, task, device, data, model, optimizer, cfg.generator("batch"), measurements=measurements,
+                interventions=interventions)
 
 
 def _context(run: _Run) -> RunContext:
@@ -279,12 +290,28 @@ def _train_step(run: _Run) -> None:
         raise FloatingPointError(f"non-finite training loss {loss.item()} at step {run.step}")
     run.optimizer.zero_grad(set_to_none=True)
     loss.backward()
+    if run.interventions:  # on ∇L(θ_s), before clipping (verify.harness.intervention)
+        _intervene(run, "on_gradient")
     if cfg.grad_clip is not None:
         nn.utils.clip_grad_norm_(run.model.parameters(), cfg.grad_clip)
     set_lr(run.optimizer, cfg, run.step)
     run.step += 1
     run.optimizer.global_step = run.step  # type: ignore[attr-defined]  # visible to step-post hooks
     run.optimizer.step()
+    if run.interventions:  # on θ_{s+1} (kicks, noise), then the interventions' own state
+        _intervene(run, "after_step", "observe")
+
+
+def _intervene(run: _Run, *points: str) -> None:
+    """Call every intervention at ``points`` (in order) with the step ``run.step``, each call in its own fork of
+    the global RNG; write the records they return."""
+    ctx = _context(run)
+    for point in points:
+        for name, iv in run.interventions.items():
+            with _rng_fork(run.device):  # nothing an intervention draws can reach the training RNG
+                recs = getattr(iv, point)(ctx, run.step)
+            for rec in recs:
+                _record(run, name, iv.record_type, rec)
 
 
 # --- measurements ----------------------------------------------------------------------------------------------
@@ -349,6 +376,7 @@ def _checkpoint(run: _Run, path: Path, elapsed: float) -> None:
         rng={"batch": run.batch_gen.get_state(), **_rng_state(run.device)},
         monitor=monitor.state_dict() if hasattr(monitor, "state_dict") else None,
         measurements={name: m.state_dict() for name, m in run.measurements.items()},
+        interventions={name: iv.state_dict() for name, iv in run.interventions.items()},
         loop={"grok_step": run.grok_step, "streak": run.streak, "wall_s": run.wall_s + elapsed,
               "history": asdict(run.history)},
     )
@@ -372,6 +400,12 @@ def _restore(run: _Run, saved: dict[str, Any], path: Path) -> None:
                                 f"{sorted(run.measurements)}")
     for name, m in run.measurements.items():
         m.load_state_dict(states[name])
+    states = saved.get("interventions") or {}  # checkpoints written before interventions existed hold none
+    if set(states) != set(run.interventions):
+        raise SpectralEdgeError(f"{path} holds the state of interventions {sorted(states)}, this run has "
+                                f"{sorted(run.interventions)}")
+    for name, iv in run.interventions.items():
+        iv.load_state_dict(states[name])
     s = saved["loop"]
     run.step, run.grok_step, run.streak = int(saved["step"]), s["grok_step"], int(s["streak"])
     run.wall_s, run.history = float(s["wall_s"]), History(**s["history"])

@@ -8,17 +8,21 @@ measurements run at a step (and so the order of their records in a trajectory fi
 
 from __future__ import annotations
 
-from verify.plugins import register_claims, register_measurement
+from verify.plugins import register_claims, register_intervention, register_measurement
 
 __all__ = ["study"]
 
 
-def study(name: str, *, measurement: str | None = None, claims: bool = False) -> None:
-    """Register study ``name`` (module ``verify.studies.<name>``): its measurement class (the config key of a run
-    is ``name``) and, with ``claims``, its provider ``claim_rows(runs_root)``. Nothing is imported until used."""
+def study(name: str, *, measurement: str | None = None, intervention: str | None = None,
+          claims: bool = False) -> None:
+    """Register study ``name`` (module ``verify.studies.<name>``): its measurement or intervention class (the config
+    key of a run is ``name``) and, with ``claims``, its provider ``claim_rows(runs_root)``. Nothing is imported until
+    used."""
     module = f"verify.studies.{name}"
     if measurement is not None:
         register_measurement(name, f"{module}:{measurement}")
+    if intervention is not None:
+        register_intervention(name, f"{module}:{intervention}")
     if claims:
         register_claims(name, f"{module}:claim_rows")
 
@@ -35,4 +39,5 @@ study("modes", claims=True)
 study("norms", measurement="NormMeasurement")
 study("forecast", claims=True)
 study("multitask", claims=True)
-study("geometry", measurement="GeometryMeasurement")
+study("geometry", measurement="GeometryMeasurement", claims=True)
+study("causal", intervention="SubspaceIntervention")

@@ -37,7 +37,9 @@ The offline helpers (``trajectory_gram``, ``pca_spectrum``, ``k_at``, ``pc1_shar
 from __future__ import annotations
 
 import copy
+import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Literal
 
@@ -52,10 +54,16 @@ from numerics.backbone import BackboneTracker, gram_from_rows
 from numerics.errors import ShapeMismatchError, SpectralEdgeError
 from numerics.lanczos import lanczos
 from numerics.probes import LossModule, measurement_mode
-from verify.harness.config import CadenceConfig, StrictInt
+from verify.claims import ClaimRow
+from verify.criteria import criterion
+from verify.harness.config import CadenceConfig, RunConfig, StrictInt
 from verify.harness.measurement import BaseMeasurement, RunContext
+from verify.stats import cluster_bootstrap, fmt, fmt_list, pct
+from verify.store import RUNS_ROOT, Run, load_runs
 from verify.studies.backbone import backbone_trackers
 from verify.studies.defect import defect_delta
+from verify.studies.multitask import RUNS_DIRS, grok_steps, groks, weight_decay
+from verify.tasks import get_task
 from verify.tasks.base import to_device
 
 __all__ = [
@@ -63,6 +71,9 @@ __all__ = [
     "GeometryConfig",
     "GeometryMeasurement",
     "centred_directions",
+    "claim_rows",
+    "curvature_leads",
+    "first_grok",
     "geometry_generator",
     "geometry_seed",
     "hessian_ritz",
@@ -75,7 +86,9 @@ __all__ = [
     "random_walk_null",
     "residual_ratio",
     "spike_step",
+    "step_norms",
     "trajectory_gram",
+    "trajectory_stats",
     "uncentred_directions",
 ]
 
@@ -577,3 +590,394 @@ class GeometryMeasurement(BaseMeasurement):
         self.gen.set_state(state["gen"])
         device = next(iter(self.trackers["all"].params)).device
         self.fixed = to_device(state["fixed"], device)
+
+
+# --- claims rows (criteria.toml [geometry.*]) ------------------------------------------------------------------------
+
+SRC = ("[S] seed research page (multi-task geometry: low-dimensional trajectories, integrability, execution "
+       "manifolds, orthogonal curvature); author's grokking-integrability and multitask-grokking code notes")
+
+
+def _records(run: Run) -> list[dict[str, Any]]:
+    return [r for r in run.events("geometry") if "dots_all" in r]
+
+
+def first_grok(run: Run, acc: float = 0.9) -> int | None:
+    """The earliest task's grok step (first eval with its own test accuracy ≥ ``acc``); None when none groks."""
+    steps = [s for s in grok_steps(run, acc).values() if s is not None]
+    return min(steps) if steps else None
+
+
+def _split(runs: Sequence[Run], acc: float) -> tuple[list[Run], list[Run]]:
+    """(treated: weight decay > 0 and every task groks; controls: weight decay 0), runs with geometry records."""
+    with_geo = [r for r in runs if _records(r)]
+    return ([r for r in with_geo if weight_decay(r) > 0 and groks(r, acc)],
+            [r for r in with_geo if weight_decay(r) == 0])
+
+
+def step_norms(K: np.ndarray) -> np.ndarray:
+    """‖D_i − D_{i−1}‖ from the Gram of D_1..D_n (D_0 = 0)."""
+    d = np.diag(K)
+    prev = np.concatenate([[0.0], d[:-1]])
+    cross = np.concatenate([[0.0], np.diag(K, -1)])
+    return np.sqrt(np.clip(d + prev - 2 * cross, 0.0, None))
+
+
+def _group_size(run: Run, group: str) -> int:
+    """P of the run's ``group`` ('all': every trainable parameter; 'attn': the task's attention weights, the
+    selection of ``backbone_trackers``), from the model rebuilt on the meta device from its stored config."""
+    cfg = RunConfig.model_validate(run.config)
+    task = get_task(cfg.task)
+    model = task.build_model(cfg.task_config, torch.Generator().manual_seed(0), "meta")
+    named = dict(model.named_parameters())
+    names = task.attention_weight_names(model) if group == "attn" else [n for n, q in named.items() if q.requires_grad]
+    return int(sum(named[n].numel() for n in names))
+
+
+def _k95c(K: np.ndarray) -> float:
+    return float(k_at(pca_spectrum(K, centred=True)))
+
+
+def _pc1c(K: np.ndarray) -> float:
+    return pc1_share(pca_spectrum(K, centred=True))
+
+
+def _null(K: np.ndarray, P: int, statistic: Callable[[np.ndarray], float]) -> float:
+    return float(np.median(random_walk_null(step_norms(K), P, statistic, draws=20, seed=0)))
+
+
+def trajectory_stats(run: Run, acc: float = 0.9) -> dict[str, Any]:
+    """Per run: centred/uncentred k95 and centred PC1 share of the whole 'all' trajectory, the random-walk nulls, the
+    attention trajectory's centred k95 up to the first grok step (the whole run for a run that never groks), and
+    the final record's matrix ranks, holographic and fragility blocks."""
+    recs = _records(run)
+    K = trajectory_gram(recs, "dots_all")
+    P = _group_size(run, "all")
+    fg = first_grok(run, acc)
+    upto = [r for r in recs if fg is None or r["step"] <= fg]
+    Ka = trajectory_gram(upto, "dots_attn") if len(upto) >= 2 else None
+    final = recs[-1]
+    out: dict[str, Any] = {
+        "n": len(recs), "k95_centred": _k95c(K), "k95_uncentred": float(k_at(pca_spectrum(K, centred=False))),
+        "pc1_centred": _pc1c(K), "null_k95": _null(K, P, _k95c), "null_pc1": _null(K, P, _pc1c), "P": P,
+        "first_grok": fg, "exec_k95": _k95c(Ka) if Ka is not None else None,
+        "exec_null_k95": _null(Ka, _group_size(run, "attn"), _k95c) if Ka is not None else None,
+        "matrix_ranks": final.get("matrix_ranks"), "holographic": final.get("holographic"),
+        "fragility": final.get("fragility")}
+    ranks = out["matrix_ranks"] or []
+    out["full_rank"] = bool(ranks) and all(m["rank"] == m["full"] for m in ranks)
+    out["rank95_fraction"] = float(np.median([m["rank95"] / m["full"] for m in ranks])) if ranks else None
+    return out
+
+
+def _med(xs: Sequence[float | None]) -> float:
+    v = [x for x in xs if x is not None and np.isfinite(x)]
+    return float(np.median(v)) if v else float("nan")
+
+
+def _few(claim: str, claimed: str, cid: str, n_t: int, n_c: int, need: str) -> ClaimRow:
+    return ClaimRow(claim, SRC, "seed", claimed, f"{n_t} grokking weight-decay runs and {n_c} controls with geometry "
+                    "records", "INCONCLUSIVE", need, {}, criterion=cid)
+
+
+def trajectory_dim_row(stats: Mapping[str, dict[str, Any]], treated: Sequence[Run],
+                       controls: Sequence[Run]) -> ClaimRow:
+    cid = "geometry.trajectory_dim"
+    prm = criterion(cid).params
+    claim = "Multi-task trajectories live in a 2–6-dimensional global subspace while individual weights stay full-rank"
+    claimed = "2–6 global dimensions; every weight matrix full rank"
+    if len(treated) < prm["min_runs"]:
+        return _few(claim, claimed, cid, len(treated), len(controls), f"needs {prm['min_runs']} treated runs")
+    t = [stats[r.id] for r in treated]
+    k = _med([s["k95_centred"] for s in t])
+    full = float(np.mean([s["full_rank"] for s in t]))
+    below = float(np.mean([s["k95_centred"] < s["null_k95"] for s in t]))
+    ok = prm["k_lo"] <= k <= prm["k_hi"] and full >= prm["share_min"] and below >= prm["share_min"]
+    c = [stats[r.id] for r in controls]
+    measured = (f"centred k95 median {fmt(k)} (runs: {fmt_list([s['k95_centred'] for s in t], '.0f')}), uncentred "
+                f"{fmt(_med([s['k95_uncentred'] for s in t]))}; every weight matrix full numerical rank in "
+                f"{pct(full)} of {len(t)} runs (rank95/full median {fmt(_med([s['rank95_fraction'] for s in t]))}); "
+                f"below the random-walk null in {pct(below)}")
+    return ClaimRow(claim, SRC, "seed", claimed, measured, "PASS" if ok else "FAIL", criterion(cid).text,
+                    {"runs": {r.id: _slim(stats[r.id]) for r in [*treated, *controls]}},
+                    plot=_spectra_plot([stats[r.id] for r in treated], treated),
+                    control=(f"weight decay 0 ({len(c)} runs): centred k95 median "
+                             f"{fmt(_med([s['k95_centred'] for s in c]))}" if c else
+                             "n/a: no control run with geometry records"),
+                    null=("random walk, same step norms and P: centred k95 median "
+                          f"{fmt(_med([s['null_k95'] for s in t]))}"),
+                    criterion=cid)
+
+
+def pc1_row(stats: Mapping[str, dict[str, Any]], treated: Sequence[Run], controls: Sequence[Run]) -> ClaimRow:
+    cid = "geometry.pc1_share"
+    prm = criterion(cid).params
+    claim = "Training evolves within a single dominant component (68–83 % of the variance)"
+    claimed = "PC1 68–83 %"
+    if len(treated) < prm["min_runs"]:
+        return _few(claim, claimed, cid, len(treated), len(controls), f"needs {prm['min_runs']} treated runs")
+    t = [stats[r.id] for r in treated]
+    share, null = _med([s["pc1_centred"] for s in t]), _med([s["null_pc1"] for s in t])
+    ok = prm["lo"] <= share <= prm["hi"] and share > null
+    c = [stats[r.id] for r in controls]
+    return ClaimRow(claim, SRC, "seed", claimed,
+                    f"centred PC1 share median {pct(share)} (runs: {fmt_list([s['pc1_centred'] for s in t], '.2f')})",
+                    "PASS" if ok else "FAIL", criterion(cid).text, {"pc1": {r.id: stats[r.id]["pc1_centred"]
+                                                                            for r in [*treated, *controls]}},
+                    control=(f"weight decay 0: median {pct(_med([s['pc1_centred'] for s in c]))}" if c else
+                             "n/a: no control run with geometry records"),
+                    null=f"random walk, same step norms: median {pct(null)} (Brownian motion, centred: 6/π² ≈ 61 %)",
+                    criterion=cid)
+
+
+def exec_row(stats: Mapping[str, dict[str, Any]], treated: Sequence[Run], controls: Sequence[Run]) -> ClaimRow:
+    cid = "geometry.exec_manifold"
+    prm = criterion(cid).params
+    claim = "Modular-arithmetic training collapses onto 3–4-dimensional execution manifolds"
+    claimed = "execution manifold of dimension 3–4 [R: centred k95 of the attention-weight trajectory to grokking]"
+    t = [stats[r.id] for r in treated if stats[r.id]["exec_k95"] is not None]
+    if len(t) < prm["min_runs"]:
+        return _few(claim, claimed, cid, len(t), len(controls), f"needs {prm['min_runs']} treated runs")
+    k, null = _med([s["exec_k95"] for s in t]), _med([s["exec_null_k95"] for s in t])
+    ok = prm["k_lo"] <= k <= prm["k_hi"] and k < null
+    c = [stats[r.id] for r in controls if stats[r.id]["exec_k95"] is not None]
+    return ClaimRow(claim, SRC, "seed", claimed,
+                    f"attention trajectory to the first grok: centred k95 median {fmt(k)} (runs: "
+                    f"{fmt_list([s['exec_k95'] for s in t], '.0f')})", "PASS" if ok else "FAIL", criterion(cid).text,
+                    {"exec_k95": {r.id: stats[r.id]["exec_k95"] for r in [*treated, *controls]}},
+                    control=(f"weight decay 0 (whole run): median {fmt(_med([s['exec_k95'] for s in c]))}" if c else
+                             "n/a: no control run with geometry records"),
+                    null=f"random walk, same attention step norms: median {fmt(null)}", criterion=cid)
+
+
+def _rho_median(run: Run, key: str, upto: int | None, K: int) -> float | None:
+    vals = [r[key][str(K)] for r in _records(run) if key in r and str(K) in r[key]
+            and (upto is None or r["step"] < upto)]
+    return float(np.median(vals)) if vals else None
+
+
+def integrability_row(runs: Sequence[Run], treated: Sequence[Run], controls: Sequence[Run]) -> ClaimRow:
+    cid = "geometry.integrability"
+    prm = criterion(cid).params
+    claim = "Universal trajectory integrability: the commutator lies outside the low-dimensional trajectory subspace"
+    claimed = "commutator vectors almost entirely orthogonal to the trajectory subspace, at every weight decay"
+    K = int(prm["K"])
+    rho = {r.id: _rho_median(r, "rho", first_grok(r, prm["grok_acc"]), K) for r in treated}
+    rnd = {r.id: _rho_median(r, "rho_random", first_grok(r, prm["grok_acc"]), K) for r in treated}
+    scored = [i for i, v in rho.items() if v is not None]
+    if len(scored) < prm["min_runs"]:
+        return _few(claim, claimed, cid, len(scored), len(controls), f"needs {prm['min_runs']} treated runs")
+    share = float(np.mean([rho[i] >= prm["rho_min"] for i in scored]))
+
+    def excess(a: float, b: float) -> float:
+        return float(np.sqrt(max(1 - a * a, 0.0)) / np.sqrt(max(1 - b * b, 1e-300)))
+
+    ex = [excess(rho[i], rnd[i]) for i in scored if rnd[i] is not None]
+    ctrl = [v for v in (_rho_median(r, "rho", None, K) for r in controls) if v is not None]
+    return ClaimRow(claim, SRC, "seed", claimed,
+                    f"ρ_{K} = ‖δ − BBᵀδ‖/‖δ‖ before grokking: median {fmt(_med(list(rho.values())), '.4f')} "
+                    f"(≥ {prm['rho_min']} in {pct(share)} of {len(scored)} runs); in-subspace share over a random "
+                    f"subspace's: median {fmt(_med(ex))}×", "PASS" if share >= prm["share_min"] else "FAIL",
+                    criterion(cid).text, {"rho": rho, "rho_random": rnd, "excess": ex},
+                    control=(f"weight decay 0 ({len(ctrl)} runs): ρ_{K} median {fmt(_med(ctrl), '.4f')}" if ctrl else
+                             "n/a: no control run with geometry records"),
+                    null=(f"random {K}-dim subspaces: ρ median {fmt(_med(list(rnd.values())), '.6f')} (√(1 − K/P)): "
+                          "any vector is almost orthogonal to a few directions in P ≈ 6·10⁴; the excess ratio says how "
+                          "much more of δ the trajectory subspace holds than chance"), criterion=cid)
+
+
+def _lam_series(run: Run) -> tuple[list[int], list[float]]:
+    recs = [r for r in _records(run) if r.get("lam_perp") is not None]
+    return [int(r["step"]) for r in recs], [float(r["lam_perp"]) for r in recs]
+
+
+def curvature_leads(runs: Sequence[Run], acc: float, factor: float) -> dict[str, dict[str, Any]]:
+    """Per run: the λ_⊥ spike step, the first grok step and lead = first grok − spike (None where either is None)."""
+    out = {}
+    for r in runs:
+        steps, lam = _lam_series(r)
+        spike = spike_step(steps, lam, factor=factor) if steps else None
+        fg = first_grok(r, acc) if groks(r, acc) else None
+        out[r.id] = {"spike": spike, "first_grok": fg,
+                     "lead": fg - spike if fg is not None and spike is not None else None}
+    return out
+
+
+def _shuffle_share(runs: Sequence[Run], acc: float, factor: float, reps: int = 200, seed: int = 0) -> float:
+    """Time-shuffle null: mean over runs of the fraction of ``reps`` permutations of the λ_⊥ series whose spike
+    comes before the first grok step."""
+    rng = np.random.default_rng(seed)
+    shares = []
+    for r in runs:
+        steps, lam = _lam_series(r)
+        fg = first_grok(r, acc)
+        hits = 0
+        for _ in range(reps):
+            s = spike_step(steps, list(rng.permutation(lam)), factor=factor)
+            hits += s is not None and fg is not None and s < fg
+        shares.append(hits / reps)
+    return float(np.mean(shares)) if shares else float("nan")
+
+
+def orth_lead_row(treated: Sequence[Run], controls: Sequence[Run]) -> ClaimRow:
+    cid = "geometry.orth_curvature_lead"
+    prm = criterion(cid).params
+    claim = "Orthogonal curvature (Hessian curvature off the dominant trajectory direction) spikes ahead of grokking"
+    claimed = "λ_⊥ spikes before grokking"
+    if len(treated) < prm["min_runs"] or len(controls) < prm["min_runs"]:
+        return _few(claim, claimed, cid, len(treated), len(controls),
+                    f"needs {prm['min_runs']} treated runs and {prm['min_runs']} controls")
+    leads = curvature_leads(treated, prm["grok_acc"], prm["factor"])
+    ctrl = curvature_leads(controls, prm["grok_acc"], prm["factor"])
+    share = float(np.mean([v["lead"] is not None and v["lead"] > 0 for v in leads.values()]))
+    fired = float(np.mean([v["spike"] is not None for v in ctrl.values()]))
+    null = _shuffle_share(treated, prm["grok_acc"], prm["factor"])
+    ok = share >= prm["share_min"] and fired <= prm["control_max"] and share - null >= prm["margin"]
+    pos = [v["lead"] for v in leads.values() if v["lead"] is not None and v["lead"] > 0]
+    return ClaimRow(claim, SRC, "seed", claimed,
+                    f"spike before the first grok in {pct(share)} of {len(leads)} runs (leads: "
+                    f"{fmt_list([v['lead'] for v in leads.values()], '.0f') or 'none'}; median positive lead "
+                    f"{fmt(_med(pos))} steps)", "PASS" if ok else "FAIL", criterion(cid).text,
+                    {"treated": leads, "controls": ctrl, "shuffle_share": null},
+                    plot=_curvature_plot(treated, controls, prm["grok_acc"]),
+                    control=f"weight decay 0: the spike fires in {pct(fired)} of {len(ctrl)} runs (none grok)",
+                    null=f"time-shuffled λ_⊥ series: spike before grokking in {pct(null)} (mean over runs)",
+                    criterion=cid)
+
+
+def power_law_row(treated: Sequence[Run]) -> ClaimRow:
+    cid = "geometry.lead_power_law"
+    prm = criterion(cid).params
+    lead_prm = criterion("geometry.orth_curvature_lead").params
+    claim = "The orthogonal-curvature lead time follows a power law in the grokking time"
+    claimed = "lead ∝ T_grok^β"
+    leads = curvature_leads(treated, lead_prm["grok_acc"], lead_prm["factor"])
+    pts = [(v["first_grok"], v["lead"]) for v in leads.values() if v["lead"] is not None and v["lead"] > 0]
+    span = max(p[0] for p in pts) / min(p[0] for p in pts) if pts else 0.0
+    if len(pts) < prm["min_runs"] or span < prm["span_min"]:
+        return ClaimRow(claim, SRC, "seed", claimed, f"{len(pts)} runs with a positive lead, grok steps spanning "
+                        f"a factor {fmt(span)}", "INCONCLUSIVE",
+                        f"needs {prm['min_runs']} runs with a positive lead whose grok steps span a factor "
+                        f"{prm['span_min']}", {"points": pts}, criterion=cid)
+    x, y = [p[0] for p in pts], [p[1] for p in pts]
+    beta, (lo, hi), r2 = power_law_fit(x, y, boot_reps=int(prm["boot_reps"]))
+    rng = np.random.default_rng(0)
+    null_r2 = _med([_ols(np.log(x), np.log(rng.permutation(y)))[2] for _ in range(200)])
+    ok = (lo > 0 or hi < 0) and r2 >= prm["r2_min"]
+    return ClaimRow(claim, SRC, "seed", claimed, f"β = {fmt(beta)} [95% {fmt(lo)}, {fmt(hi)}], R² = {fmt(r2)} over "
+                    f"{len(pts)} runs", "PASS" if ok else "FAIL", criterion(cid).text,
+                    {"points": pts, "beta": beta, "ci": (lo, hi), "r2": r2, "null_r2": null_r2},
+                    control="n/a: the controls never grok, so they have no lead",
+                    null=f"leads permuted across runs: median R² {fmt(null_r2)}", criterion=cid)
+
+
+def holographic_row(stats: Mapping[str, dict[str, Any]], treated: Sequence[Run],
+                    controls: Sequence[Run]) -> ClaimRow:
+    cid = "geometry.holographic"
+    prm = criterion(cid).params
+    claim = ("Holographic incompressibility [R]: the final weights are not recoverable from the low-dimensional "
+             "trajectory subspace")
+    claimed = "incompressible (no formula in the sources; operational definition [R])"
+    t = [stats[r.id]["holographic"] for r in treated if stats[r.id]["holographic"]]
+    if len(t) < prm["min_runs"]:
+        return _few(claim, claimed, cid, len(t), len(controls), f"needs {prm['min_runs']} treated runs")
+    acc = [h["acc_rec"]["acc"] for h in t]
+    share = float(np.mean([a < prm["acc_max"] for a in acc]))
+    c = [stats[r.id]["holographic"] for r in controls if stats[r.id]["holographic"]]
+    return ClaimRow(claim, SRC, "seed", claimed,
+                    f"test accuracy (worst task) of θ_0 + the projection of θ_T − θ_0 on the top-k95 uncentred "
+                    f"directions: median {fmt(_med(acc))} (k = {fmt_list([h['k'] for h in t], '.0f')}; final "
+                    f"{fmt(_med([h['acc_final']['acc'] for h in t]))}); below {prm['acc_max']} in {pct(share)} of "
+                    f"{len(t)} runs", "PASS" if share >= prm["share_min"] else "FAIL", criterion(cid).text,
+                    {"holographic": {r.id: stats[r.id]["holographic"] for r in [*treated, *controls]}},
+                    control=(f"weight decay 0: reconstruction accuracy median "
+                             f"{fmt(_med([h['acc_rec']['acc'] for h in c]))}" if c else
+                             "n/a: no control run with geometry records"),
+                    null=f"random k-dim subspace: accuracy median {fmt(_med([h['acc_random']['acc'] for h in t]))}",
+                    criterion=cid)
+
+
+def fragility_row(stats: Mapping[str, dict[str, Any]], treated: Sequence[Run], controls: Sequence[Run]) -> ClaimRow:
+    cid = "geometry.transverse_fragility"
+    prm = criterion(cid).params
+    claim = ("Transverse fragility [R]: the trained weights are more fragile across the trajectory subspace than "
+             "along it")
+    claimed = "fragile transversally (no formula in the sources; operational definition [R])"
+
+    def logs(runs: Sequence[Run], key: str) -> tuple[list[float], int]:
+        vals, bad = [], 0
+        for r in runs:
+            f = stats[r.id]["fragility"]
+            if not f:
+                continue
+            v = f.get(key)
+            if v is None or not np.isfinite(v) or v <= 0:
+                bad += 1
+            else:
+                vals.append(float(np.log(v)))
+        return vals, bad
+
+    lr, bad = logs(treated, "ratio")
+    if len(lr) < prm["min_runs"]:
+        return _few(claim, claimed, cid, len(lr), len(controls), f"needs {prm['min_runs']} treated runs with a "
+                    f"positive loss increase both ways ({bad} without)")
+    lo, hi = cluster_bootstrap(lr, lambda s: float(np.mean(s)), reps=int(prm["boot_reps"]))
+    ln_null, _ = logs(treated, "ratio_null")
+    lc, _ = logs(controls, "ratio")
+    return ClaimRow(claim, SRC, "seed", claimed,
+                    f"ΔL across / ΔL along at radius {prm['eps']}·‖θ_T − θ_0‖: geometric mean "
+                    f"{fmt(float(np.exp(np.mean(lr))))} [95% {fmt(float(np.exp(lo)))}, {fmt(float(np.exp(hi)))}] over "
+                    f"{len(lr)} runs ({bad} without a positive increase both ways)", "PASS" if lo > 0 else "FAIL",
+                    criterion(cid).text, {"log_ratio": lr, "log_ratio_null": ln_null, "log_ratio_controls": lc},
+                    control=(f"weight decay 0: geometric mean {fmt(float(np.exp(np.mean(lc))))} over {len(lc)} runs"
+                             if lc else "n/a: no control run with geometry records"),
+                    null=(f"'along' directions from a random {prm['K']}-dim subspace: geometric mean "
+                          f"{fmt(float(np.exp(np.mean(ln_null)))) if ln_null else 'n/a'}"), criterion=cid)
+
+
+def _slim(s: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in s.items() if k not in ("matrix_ranks", "holographic", "fragility")}
+
+
+def claim_rows(runs_root: str | os.PathLike[str] = RUNS_ROOT) -> list[ClaimRow]:
+    """The geometry rows on the multi-task runs that carry ``geometry`` records (INCONCLUSIVE without them)."""
+    runs = load_runs([Path(runs_root) / d for d in RUNS_DIRS], missing_ok=True)
+    acc = criterion("geometry.trajectory_dim").params["grok_acc"]
+    treated, controls = _split(runs, acc)
+    stats = {r.id: trajectory_stats(r, acc) for r in [*treated, *controls]}
+    return [trajectory_dim_row(stats, treated, controls), pc1_row(stats, treated, controls),
+            exec_row(stats, treated, controls), integrability_row(runs, treated, controls),
+            orth_lead_row(treated, controls), power_law_row(treated), holographic_row(stats, treated, controls),
+            fragility_row(stats, treated, controls)]
+
+
+# --- figures -------------------------------------------------------------------------------------------------------
+
+
+def _spectra_plot(stats: Sequence[Mapping[str, Any]], runs: Sequence[Run]) -> Callable[[Any], None]:
+    def plot(fig: Any) -> None:
+        ax = fig.add_subplot(1, 1, 1)
+        for r in runs:
+            lam = pca_spectrum(trajectory_gram(_records(r), "dots_all"), centred=True)
+            share = np.cumsum(lam) / lam.sum()
+            ax.plot(np.arange(1, len(share) + 1), share, marker=".", label=r.id)
+        ax.axhline(0.95, color="grey", ls="--", lw=0.8)
+        ax.set(xlabel="components", ylabel="cumulative variance share (centred)", xscale="log",
+               title="Trajectory PCA of θ_t − θ_0 (weight decay > 0, grokking)")
+        ax.legend(fontsize=6)
+    return plot
+
+
+def _curvature_plot(treated: Sequence[Run], controls: Sequence[Run], acc: float) -> Callable[[Any], None]:
+    def plot(fig: Any) -> None:
+        ax = fig.add_subplot(1, 1, 1)
+        for r, style in [*((r, "-") for r in treated), *((r, ":") for r in controls)]:
+            steps, lam = _lam_series(r)
+            line, = ax.plot(steps, lam, style, lw=1, label=f"{r.id}")
+            fg = first_grok(r, acc) if groks(r, acc) else None
+            if fg is not None:
+                ax.axvline(fg, color=line.get_color(), lw=0.6, ls="--")
+        ax.set(xlabel="step", ylabel="λ_⊥ (top Hessian eigenvalue off PC1)", yscale="log",
+               title="Orthogonal curvature; dashed: first grok (solid: weight decay > 0, dotted: controls)")
+        ax.legend(fontsize=6)
+    return plot
