@@ -244,7 +244,7 @@ class BackgroundBuild:
     cache (``start_book_build``), and the pages read them (``verify.book_data.book_claims``)."""
 
     proc: subprocess.Popen[bytes]
-    log: Path
+    work: Path  # the build's temporary folder (its log and claims cache), removed once the build is over
     t0: float
 
     def wait(self, timeout: float) -> tuple[int, float, float, str]:
@@ -262,14 +262,16 @@ class BackgroundBuild:
                 self.proc.returncode = code = -9
                 break
             time.sleep(1.0)
-        return (code, time.perf_counter() - self.t0, usage.ru_utime + usage.ru_stime,
-                self.log.read_text(encoding="utf-8", errors="replace"))
+        log = (self.work / "build.log").read_text(encoding="utf-8", errors="replace")
+        shutil.rmtree(self.work, ignore_errors=True)
+        return code, time.perf_counter() - self.t0, usage.ru_utime + usage.ru_stime, log
 
     def stop(self) -> None:
         """Kill a build the session no longer waits for (an aborted run)."""
         if self.proc.returncode is None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+        shutil.rmtree(self.work, ignore_errors=True)
 
 
 _BACKGROUND: list[BackgroundBuild] = []
@@ -292,7 +294,7 @@ def start_book_build(digest: str | None = None,
         log = work / "build.log"
         with log.open("wb") as out:
             proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
-        _BACKGROUND.append(BackgroundBuild(proc, log, time.perf_counter()))
+        _BACKGROUND.append(BackgroundBuild(proc, work, time.perf_counter()))
     return _BACKGROUND[0]
 
 
