@@ -623,15 +623,15 @@ def step_norms(K: np.ndarray) -> np.ndarray:
     return np.sqrt(np.clip(d + prev - 2 * cross, 0.0, None))
 
 
-def _group_size(run: Run, group: str) -> int:
-    """P of the run's ``group`` ('all': every trainable parameter; 'attn': the task's attention weights, the
-    selection of ``backbone_trackers``), from the model rebuilt on the meta device from its stored config."""
+def _group_sizes(run: Run) -> dict[str, int]:
+    """P of the run's groups ('all': every trainable parameter; 'attn': the task's attention weights, the selection
+    of ``backbone_trackers``), from one model rebuilt on the meta device from its stored config."""
     cfg = RunConfig.model_validate(run.config)
     task = get_task(cfg.task)
     model = task.build_model(cfg.task_config, torch.Generator().manual_seed(0), "meta")
     named = dict(model.named_parameters())
-    names = task.attention_weight_names(model) if group == "attn" else [n for n, q in named.items() if q.requires_grad]
-    return int(sum(named[n].numel() for n in names))
+    names = {"all": [n for n, q in named.items() if q.requires_grad], "attn": task.attention_weight_names(model)}
+    return {group: int(sum(named[n].numel() for n in ns)) for group, ns in names.items()}
 
 
 def _k95c(K: np.ndarray) -> float:
@@ -652,7 +652,8 @@ def trajectory_stats(run: Run, acc: float = 0.9) -> dict[str, Any]:
     the final record's matrix ranks, holographic and fragility blocks."""
     recs = _records(run)
     K = trajectory_gram(recs, "dots_all")
-    P = _group_size(run, "all")
+    sizes = _group_sizes(run)
+    P = sizes["all"]
     fg = first_grok(run, acc)
     upto = [r for r in recs if fg is None or r["step"] <= fg]
     Ka = trajectory_gram(upto, "dots_attn") if len(upto) >= 2 else None
@@ -661,7 +662,7 @@ def trajectory_stats(run: Run, acc: float = 0.9) -> dict[str, Any]:
         "n": len(recs), "k95_centred": _k95c(K), "k95_uncentred": float(k_at(pca_spectrum(K, centred=False))),
         "pc1_centred": _pc1c(K), "null_k95": _null(K, P, _k95c), "null_pc1": _null(K, P, _pc1c), "P": P,
         "first_grok": fg, "exec_k95": _k95c(Ka) if Ka is not None else None,
-        "exec_null_k95": _null(Ka, _group_size(run, "attn"), _k95c) if Ka is not None else None,
+        "exec_null_k95": _null(Ka, sizes["attn"], _k95c) if Ka is not None else None,
         "matrix_ranks": final.get("matrix_ranks"), "holographic": final.get("holographic"),
         "fragility": final.get("fragility")}
     ranks = out["matrix_ranks"] or []
@@ -756,7 +757,7 @@ def _rho_median(run: Run, key: str, upto: int | None, K: int) -> float | None:
     return float(np.median(vals)) if vals else None
 
 
-def integrability_row(runs: Sequence[Run], treated: Sequence[Run], controls: Sequence[Run]) -> ClaimRow:
+def integrability_row(treated: Sequence[Run], controls: Sequence[Run]) -> ClaimRow:
     cid = "geometry.integrability"
     prm = criterion(cid).params
     claim = "Universal trajectory integrability: the commutator lies outside the low-dimensional trajectory subspace"
@@ -946,7 +947,7 @@ def claim_rows(runs_root: str | os.PathLike[str] = RUNS_ROOT) -> list[ClaimRow]:
     treated, controls = _split(runs, acc)
     stats = {r.id: trajectory_stats(r, acc) for r in [*treated, *controls]}
     return [trajectory_dim_row(stats, treated, controls), pc1_row(stats, treated, controls),
-            exec_row(stats, treated, controls), integrability_row(runs, treated, controls),
+            exec_row(stats, treated, controls), integrability_row(treated, controls),
             orth_lead_row(treated, controls), power_law_row(treated), holographic_row(stats, treated, controls),
             fragility_row(stats, treated, controls)]
 
