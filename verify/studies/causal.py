@@ -77,6 +77,7 @@ from numerics.probes import LossFn, LossModule, ablation_delta_loss, hessian_cur
 from verify.harness.config import InterventionConfig, StrictInt
 from verify.harness.intervention import BaseIntervention
 from verify.harness.measurement import RunContext
+from verify.studies.causal_claims import claim_rows
 from verify.studies.defect import defect_delta
 from verify.tasks.base import to_device
 
@@ -85,6 +86,7 @@ __all__ = [
     "CausalConfig",
     "EdgeAblation",
     "SubspaceIntervention",
+    "claim_rows",
     "edge_ablation",
     "edge_alignment",
     "orthonormal_rows",
