@@ -41,7 +41,7 @@ demo: $(STAMP)
 # The suite includes tests/test_book.py, which builds the book and opens its pages in headless Chromium.
 test: $(STAMP) $(BOOK_STAMP) chromium
 	$(BIN)/ruff check theory numerics verify tests benchmarks
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n auto --dist loadfile
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks

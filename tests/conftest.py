@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import copy
 import os
+import shutil
+import signal
+import tempfile
 from collections.abc import Iterator
-from typing import Any
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -71,23 +74,43 @@ def stored_claims(_stored_claims: tuple[ClaimRow, ...]) -> list[ClaimRow]:
     return [copy.copy(r) for r in _stored_claims]
 
 
-#: The background builds started this session (``pytest_collection_finish``), stopped at its end if still running.
-_BACKGROUND_BUILDS: list[Any] = []
+#: The session's shared book-build folder (``tests/test_book.py``: ``WORK_ENV``), made by the controlling process.
+_BOOK_WORK: list[str] = []
+_BOOK_WORK_ENV = "SPECTRAL_EDGE_BOOK_WORK"  # = tests.test_book.WORK_ENV (not imported: that module loads late)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """In the controlling process (the only one, or pytest-xdist's controller before its workers start): a fresh
+    shared folder for the session's one book build, named in the environment the workers inherit. In a worker:
+    one intra-op torch thread, since the workers already fill the cores."""
+    if hasattr(config, "workerinput"):
+        torch.set_num_threads(1)
+        return
+    _BOOK_WORK.append(tempfile.mkdtemp(prefix="spectral-edge-book-"))
+    os.environ[_BOOK_WORK_ENV] = _BOOK_WORK[0]
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
     """Start the book's build as soon as the suite knows it will check it (``tests/test_book.py``,
-    ``BackgroundBuild``), after the session's claims rows exist (``provider_rows``, stored in the build's claims
-    cache): it then runs on one core beside the rest of the suite."""
-    if session.config.option.collectonly:
+    ``start_book_build``), after the session's claims rows exist (``provider_rows``, stored in the build's claims
+    cache): it then runs on one core beside the rest of the suite. Under pytest-xdist every worker collects every
+    test; the first worker (gw0) starts the build, and the test waits for it on whichever worker runs it."""
+    if session.config.option.collectonly or os.environ.get("PYTEST_XDIST_WORKER", "gw0") != "gw0":
         return
     for item in session.items:
         if item.name == "test_book_builds_and_renders":
-            _BACKGROUND_BUILDS.append(item.module.start_book_build(*provider_rows()))
+            item.module.start_book_build(None, *provider_rows())
             return
 
 
-def pytest_sessionfinish(session: pytest.Session) -> None:
-    """Kill a background book build that no test waited for (a run stopped early by ``-x`` or a failure)."""
-    for build in _BACKGROUND_BUILDS:
-        build.stop()
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Kill a book build that no test waited for (a run stopped early by ``-x`` or a failure) and remove the
+    session's build folder (controlling process only)."""
+    for work in _BOOK_WORK:
+        pid, result = Path(work) / "pid", Path(work) / "result.json"
+        if pid.exists() and not result.exists():
+            try:
+                os.killpg(int(pid.read_text()), signal.SIGKILL)
+            except (ProcessLookupError, ValueError, PermissionError):
+                pass
+        shutil.rmtree(work, ignore_errors=True)

@@ -235,67 +235,90 @@ def build(book: Path, timeout: float = 1200, *, claims_cache: Path | None = None
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, check=False, cwd=ROOT)
 
 
+#: Environment variable naming the session's shared build folder (``tests/conftest.py`` creates it before any
+#: pytest-xdist worker starts, so every worker sees the same one).
+WORK_ENV = "SPECTRAL_EDGE_BOOK_WORK"
+
+#: Runs the build as its child, then writes ``result.json`` (exit code, wall s, CPU-s of the build and its kernels)
+#: atomically: any process of the session can wait for the result, whichever started the build.
+_WRAPPER = """
+import json, os, resource, subprocess, sys, time
+work, cmd = sys.argv[1], json.loads(sys.argv[2])
+t0 = time.time()
+with open(os.path.join(work, "build.log"), "wb") as log:
+    code = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, check=False).returncode
+use = resource.getrusage(resource.RUSAGE_CHILDREN)
+tmp = os.path.join(work, "result.json.tmp")
+with open(tmp, "w") as f:
+    json.dump({"code": code, "wall": time.time() - t0, "cpu": use.ru_utime + use.ru_stime}, f)
+os.replace(tmp, os.path.join(work, "result.json"))
+"""
+
+
 @dataclass
 class BackgroundBuild:
-    """The real book's build, started when the suite's collection ends (``start_book_build``, called by
-    ``tests/conftest.py`` when ``test_book_builds_and_renders`` is selected). The page kernels run one after the
-    other on one core, so the build runs beside the rest of the suite instead of after it: on 2 cores the suite's
-    wall time is about max(book, rest) instead of their sum. The session's claims rows are in the build's claims
-    cache (``start_book_build``), and the pages read them (``verify.book_data.book_claims``)."""
+    """The real book's build, started once per session (``start_book_build``: by ``tests/conftest.py`` when the
+    suite's collection ends, else by the test itself) in a session-shared folder. The page kernels run one after the
+    other on one core, so the build runs beside the rest of the suite instead of after it (on 2 cores, with or without
+    pytest-xdist). The session's claims rows are in the build's claims cache (``start_book_build``), and the pages
+    read them (``verify.book_data.book_claims``)."""
 
-    proc: subprocess.Popen[bytes]
-    work: Path  # the build's temporary folder (its log and claims cache), removed once the build is over
-    t0: float
+    work: Path  # the session's build folder: claim, pid, build.log, result.json, claims-cache
 
     def wait(self, timeout: float) -> tuple[int, float, float, str]:
-        """(exit code, wall s since the start, CPU-s of jb and its kernels, the log); kills the build at
-        ``timeout`` s after its start. ``os.wait4`` gives this child's own resource use, whatever else the suite
-        ran meanwhile."""
-        while True:
-            pid, status, usage = os.wait4(self.proc.pid, os.WNOHANG)
-            if pid:
-                self.proc.returncode = code = os.waitstatus_to_exitcode(status)
-                break
-            if time.perf_counter() - self.t0 > timeout:
-                self.proc.kill()
-                pid, status, usage = os.wait4(self.proc.pid, 0)
-                self.proc.returncode = code = -9
-                break
+        """(exit code, wall s, CPU-s of jb and its kernels, the log); kills the build at ``timeout`` s after its
+        start. The CPU time is the build's own (``RUSAGE_CHILDREN`` of its wrapper), whatever else the suite ran."""
+        result = self.work / "result.json"
+        while not result.exists():
+            started = (self.work / "pid").stat().st_mtime if (self.work / "pid").exists() else time.time()
+            if time.time() - started > timeout:
+                self.stop()
+                log = (self.work / "build.log").read_text(encoding="utf-8", errors="replace")
+                return -9, time.time() - started, float("nan"), log
             time.sleep(1.0)
-        log = (self.work / "build.log").read_text(encoding="utf-8", errors="replace")
-        shutil.rmtree(self.work, ignore_errors=True)
-        return code, time.perf_counter() - self.t0, usage.ru_utime + usage.ru_stime, log
+        r = json.loads(result.read_text())
+        return int(r["code"]), float(r["wall"]), float(r["cpu"]), (self.work / "build.log").read_text(
+            encoding="utf-8", errors="replace")
 
     def stop(self) -> None:
-        """Kill a build the session no longer waits for (an aborted run)."""
-        if self.proc.returncode is None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-        shutil.rmtree(self.work, ignore_errors=True)
+        """Kill a build that is still running (its whole process group)."""
+        pid = self.work / "pid"
+        if pid.exists() and not (self.work / "result.json").exists():
+            try:
+                os.killpg(int(pid.read_text()), 9)
+            except (ProcessLookupError, ValueError, PermissionError):
+                pass
 
 
-_BACKGROUND: list[BackgroundBuild] = []
-
-
-def start_book_build(digest: str | None = None,
+def start_book_build(work: Path | None = None, digest: str | None = None,
                      provider_rows: Mapping[str, Sequence[ClaimRow]] | None = None) -> BackgroundBuild:
-    """Start (once per session) the real book's build in the background (``BackgroundBuild``). The claims rows of
-    ``provider_rows``, computed on the stored runs whose inputs digest is ``digest``, go into the build's claims
-    cache first, so that the pages read them instead of computing them (without them, the first claims page
-    computes them)."""
-    if not _BACKGROUND:
-        work = Path(tempfile.mkdtemp(prefix="spectral-edge-book-"))
-        cache = work / "claims-cache"
-        if digest is not None and provider_rows:
-            for name, rows in provider_rows.items():
-                store_rows(name, list(rows), RUNS_ROOT, cache, digest=digest)
-        shutil.rmtree(BOOK / "_build", ignore_errors=True)
-        cmd, env = _build_command(BOOK, cache)
-        log = work / "build.log"
-        with log.open("wb") as out:
-            proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
-        _BACKGROUND.append(BackgroundBuild(proc, work, time.perf_counter()))
-    return _BACKGROUND[0]
+    """The session's book build in ``work`` (default: the folder named by ``WORK_ENV``, else a new temporary one),
+    started unless a process of the session already claimed it (an exclusive ``claim`` file: one build per session
+    across pytest-xdist workers). The claims rows of ``provider_rows``, computed on the stored runs whose inputs
+    digest is ``digest``, go into the build's claims cache first, so that the pages read them instead of computing
+    them (without them, the first claims page computes them)."""
+    if work is None:
+        env = os.environ.get(WORK_ENV)
+        work = Path(env) if env else Path(tempfile.mkdtemp(prefix="spectral-edge-book-"))
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        os.close(os.open(work / "claim", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        while not (work / "pid").exists():  # the claimant is storing the rows; the build starts right after
+            time.sleep(0.5)
+        return BackgroundBuild(work)
+    cache = work / "claims-cache"
+    if digest is not None and provider_rows:
+        for name, rows in provider_rows.items():
+            store_rows(name, list(rows), RUNS_ROOT, cache, digest=digest)
+    shutil.rmtree(BOOK / "_build", ignore_errors=True)
+    cmd, env = _build_command(BOOK, cache)
+    proc = subprocess.Popen([sys.executable, "-c", _WRAPPER, str(work), json.dumps(cmd)], env=env, cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    tmp = work / "pid.tmp"
+    tmp.write_text(str(proc.pid))
+    tmp.replace(work / "pid")
+    return BackgroundBuild(work)
 
 
 def toc_pages(book: Path) -> list[str]:

@@ -35,8 +35,8 @@ def plant(root: Path, arm: str, treated: dict[int, tuple[int | None, int]], cont
           untreated: int | None = 1000, workload: str = "mod97") -> Path:
     """Untreated runs grokking at ``untreated`` (budget 3×), the arm's treated and control runs (grok, last step)."""
     for seed in SEEDS:
-        write_run(root / "modular" / f"u-{seed}.jsonl", seed=seed, grok=untreated, steps=(untreated or 6000) + 300)
-        write_run(root / "modular" / f"wd0-{seed}.jsonl", seed=seed, grok=None, steps=6000, wd=0.0)  # not untreated
+        write_run(root / "edge" / f"u-{seed}.jsonl", seed=seed, grok=untreated, steps=(untreated or 6000) + 300)
+        write_run(root / "edge" / f"wd0-{seed}.jsonl", seed=seed, grok=None, steps=6000, wd=0.0)  # not untreated
     for folder, runs in ((f"{workload}-{arm}", treated), (f"{workload}-{arm}-ctl", control)):
         for seed, (g, steps) in runs.items():
             write_run(root / "causal" / folder / f"r-{seed}.jsonl", seed=seed, grok=g, steps=steps)

@@ -10,7 +10,8 @@ before them unchanged); for issues 16 and 17 the four GPT-2 rows moved on purpos
 ``verify/runs/gpt2-cpu4`` runs now) and three multi-task rows were appended (the other 43 rows unchanged but for
 round-off in their details: floats compare to rel 1e-9, since another machine's LAPACK moved the 16th digit); for
 issue 17 again the three multi-task rows moved on purpose (the dual grid's weight-decay-0 and 0.3 runs and the tri runs
-were added) and eight geometry rows were appended (the other 47 rows unchanged). A change that moves a row on purpose
+were added) and eight geometry rows were appended (the other 47 rows unchanged); for issue 18 two edge rows and
+four causal intervention rows were appended (the other 58 rows unchanged). A change that moves a row on purpose
 replaces the file and says so here and in its commit.
 """
 

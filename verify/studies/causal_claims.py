@@ -7,7 +7,8 @@ to that subspace prevents grokking.
 
 Layout of the stored runs: ``runs_root/causal/{workload}-{arm}`` (treated) and ``…-{arm}-ctl`` (the same
 intervention of equal norm along a random subspace, ``CausalConfig.control``), one run per seed; the untreated runs
-are the workload's plain runs of the same config and seed (:data:`WORKLOADS`). Arms (criteria ``causal.*`` of
+are the workload's plain runs of the same code, config and seed (:data:`WORKLOADS`; mod-97: the weight-decay-1 runs
+of ``runs_root/edge``, whose ``edge`` measurement never changes training). Arms (criteria ``causal.*`` of
 ``verify/criteria.toml``, fixed before any intervention run existed):
 
 * ``kick``: kick along the commutator direction δ, s = 0.5 (``causal.defect_amplify``);
@@ -74,7 +75,7 @@ class Workload:
 
 
 WORKLOADS: tuple[Workload, ...] = (
-    Workload("mod97", "mod-97 addition", "modular", "add", 1.0, _grok_default),
+    Workload("mod97", "mod-97 addition", "edge", "add", 1.0, _grok_default),
     Workload("dyck", "Dyck-1", f"{CAUSAL_DIR}/dyck-untreated", None, 1.0, _grok_series("test_seq_acc")),
     Workload("scan", "SCAN", f"{CAUSAL_DIR}/scan-untreated", None, 1.0, _grok_series("test_acc")),
 )
