@@ -86,9 +86,11 @@ __all__ = [
     "CausalConfig",
     "EdgeAblation",
     "SubspaceIntervention",
+    "check_exact_monitor",
     "claim_rows",
     "edge_ablation",
     "edge_alignment",
+    "monitor_basis",
     "orthonormal_rows",
     "random_basis",
     "trajectory_basis",
@@ -182,6 +184,46 @@ def trajectory_basis(tracker: BackboneTracker, k: int) -> Tensor:
     return orthonormal_rows(V)
 
 
+def check_exact_monitor(mon: Any, layout: ParamLayout, who: str, alternative: str) -> None:
+    """Raise ``SpectralEdgeError`` unless ``mon`` is a spectral monitor with exact (unsketched) updates whose ``all``
+    group is exactly ``layout``'s parameters: what reading v₁ … v_k of its window (:func:`monitor_basis`) needs.
+    ``who`` names the reader in the message, ``alternative`` says what to do instead of adding a monitor."""
+    if mon is None or not hasattr(mon, "gram") or not hasattr(mon, "layout"):
+        raise SpectralEdgeError(
+            f"{who} reads the spectral monitor's window, but this run has no monitor: train with "
+            f"verify.harness.runner.train_with_monitor (or pass a monitor_factory), or {alternative}")
+    if getattr(mon, "sketch", None) is not None:
+        raise SpectralEdgeError(f"{who} needs the monitor's exact updates; this monitor stores JL sketches "
+                                "(sketch_dim)")
+    if "all" not in mon.layout.groups:
+        raise SpectralEdgeError(f"{who} reads the monitor's 'all' group, which this monitor does not have (groups "
+                                f"{list(mon.layout.groups)})")
+    theirs, ours = set(mon.layout.param_names("all")), set(layout.param_names())
+    if theirs != ours:
+        raise SpectralEdgeError("the monitor's 'all' group is not the model's trainable parameters: "
+                                f"{sorted(theirs ^ ours)[:5]} differ")
+
+
+def monitor_basis(monitor: Any, layout: ParamLayout, k: int) -> Tensor:
+    """v₁ … v_k of the monitor's ``all`` window as an orthonormal (k × P) float64 tensor in ``layout``'s (canonical)
+    order: ``monitor.gram.right_vectors("all", k)`` is in the monitor layout's column order, mapped here tensor by
+    tensor. ``ZeroWindowError`` when the window has rank < k."""
+    rows = monitor.gram.right_vectors("all", k)
+    names = layout.param_names()
+    sizes = [p.numel() for p in layout.parameters()]
+    starts = dict(zip(names, np.cumsum([0, *sizes[:-1]]).tolist(), strict=True))
+    size_of = dict(zip(names, sizes, strict=True))
+    V = torch.zeros((rows.shape[0], layout.P), dtype=torch.float64, device=rows.device)
+    offset = 0
+    for n in monitor.layout.param_names("all"):
+        a, size = starts[n], size_of[n]
+        V[:, a : a + size] = rows[:, offset : offset + size].to(torch.float64)
+        offset += size
+    if offset != layout.P:
+        raise ShapeMismatchError(f"the monitor's 'all' window has {offset} columns, the model {layout.P} parameters")
+    return orthonormal_rows(V)
+
+
 # --- the intervention ------------------------------------------------------------------------------------------
 
 
@@ -237,22 +279,8 @@ class SubspaceIntervention(BaseIntervention):
         if c.subspace == "trajectory":
             self.tracker = BackboneTracker(self.params)  # θ_0 now (a resume restores the same)
         elif c.subspace == "update_gram":
-            mon = ctx.monitor
-            if mon is None or not hasattr(mon, "gram") or not hasattr(mon, "layout"):
-                raise SpectralEdgeError(
-                    "causal.subspace='update_gram' reads the spectral monitor's window, but this run has no monitor: "
-                    "train with verify.harness.runner.train_with_monitor (or pass a monitor_factory), or choose "
-                    "subspace='trajectory'")
-            if getattr(mon, "sketch", None) is not None:
-                raise SpectralEdgeError("causal.subspace='update_gram' needs the monitor's exact updates; this "
-                                        "monitor stores JL sketches (sketch_dim)")
-            if "all" not in mon.layout.groups:
-                raise SpectralEdgeError("causal.subspace='update_gram' reads the monitor's 'all' group, which this "
-                                        f"monitor does not have (groups {list(mon.layout.groups)})")
-            theirs = set(mon.layout.param_names("all"))
-            if theirs != set(self.names):
-                raise SpectralEdgeError("the monitor's 'all' group is not the model's trainable parameters: "
-                                        f"{sorted(theirs ^ set(self.names))[:5]} differ")
+            check_exact_monitor(ctx.monitor, self.layout, "causal.subspace='update_gram'",
+                                "choose subspace='trajectory'")
 
     # -- schedule -------------------------------------------------------------------------------------------
     def _due(self, t: int) -> bool:
@@ -275,18 +303,7 @@ class SubspaceIntervention(BaseIntervention):
             self.control_basis = random_basis(dim, self.P, self.gen, V.device)
 
     def _update_gram_basis(self, ctx: RunContext) -> Tensor:
-        mon = ctx.monitor
-        rows = mon.gram.right_vectors("all", self.config.k)  # k × P in the monitor layout's 'all' order
-        sizes = [p.numel() for p in self.params]
-        starts = dict(zip(self.names, np.cumsum([0, *sizes[:-1]]).tolist(), strict=True))
-        size_of = dict(zip(self.names, sizes, strict=True))
-        V = torch.zeros((rows.shape[0], self.P), dtype=torch.float64, device=rows.device)
-        offset = 0
-        for n in mon.layout.param_names("all"):  # the 'all' columns: every stored tensor, in the layout's order
-            a, size = starts[n], size_of[n]
-            V[:, a : a + size] = rows[:, offset : offset + size].to(torch.float64)
-            offset += size
-        return orthonormal_rows(V)
+        return monitor_basis(ctx.monitor, self.layout, self.config.k)
 
     def _commutator_basis(self, ctx: RunContext) -> Tensor:
         c = self.config

@@ -222,12 +222,13 @@ def _null(results: Sequence[ArmResult]) -> str:
     return "; ".join(parts) or "n/a: fewer than 2 untreated seeds"
 
 
-def _ratio_row(cid: str, faster: bool, runs_root: str | os.PathLike[str]) -> ClaimRow:
+def _scored(cid: str, runs_root: str | os.PathLike[str]) -> ClaimRow | tuple[Any, ...]:
+    """The arm of criterion ``cid`` on every workload: its INCONCLUSIVE row when no workload has ``min_seeds`` scored
+    seeds, else (criterion, params, claim, claimed, arm, results, scored workloads, details)."""
     c = criterion(cid)
     prm = c.params
     arm, claim, claimed = ARMS[cid]
     results = arm_results(arm, runs_root, prm["budget_factor"])
-    reps = int(prm["boot_reps"])
     scored = [r for r in results if r.n >= prm["min_seeds"]]
     details: dict[str, Any] = {r.workload.name: {"seeds": [vars(s) for s in r.seeds], "missing": list(r.missing)}
                                for r in results}
@@ -236,6 +237,15 @@ def _ratio_row(cid: str, faster: bool, runs_root: str | os.PathLike[str]) -> Cla
         return ClaimRow(claim, SRC, "seed", claimed, f"seeds with treated and untreated runs: {have}",
                         "INCONCLUSIVE", f"needs {prm['min_seeds']} seeds on at least one workload", details,
                         control="n/a: no scored workload", null="n/a: no scored workload", criterion=cid)
+    return c, prm, claim, claimed, arm, results, scored, details
+
+
+def _ratio_row(cid: str, faster: bool, runs_root: str | os.PathLike[str]) -> ClaimRow:
+    arm_rows = _scored(cid, runs_root)
+    if isinstance(arm_rows, ClaimRow):
+        return arm_rows
+    c, prm, claim, claimed, arm, results, scored, details = arm_rows
+    reps = int(prm["boot_reps"])
     ok, measured, control = True, [], []
     for r in scored:
         vu, vc, cu = r.vs_untreated(reps), r.vs_control(reps), r.control_vs_untreated(reps)
@@ -250,18 +260,10 @@ def _ratio_row(cid: str, faster: bool, runs_root: str | os.PathLike[str]) -> Cla
 
 
 def _share_row(cid: str, runs_root: str | os.PathLike[str]) -> ClaimRow:
-    c = criterion(cid)
-    prm = c.params
-    arm, claim, claimed = ARMS[cid]
-    results = arm_results(arm, runs_root, prm["budget_factor"])
-    scored = [r for r in results if r.n >= prm["min_seeds"]]
-    details: dict[str, Any] = {r.workload.name: {"seeds": [vars(s) for s in r.seeds], "missing": list(r.missing)}
-                               for r in results}
-    if not scored:
-        have = ", ".join(f"{r.workload.label} {r.n}" for r in results)
-        return ClaimRow(claim, SRC, "seed", claimed, f"seeds with treated and untreated runs: {have}",
-                        "INCONCLUSIVE", f"needs {prm['min_seeds']} seeds on at least one workload", details,
-                        control="n/a: no scored workload", null="n/a: no scored workload", criterion=cid)
+    arm_rows = _scored(cid, runs_root)
+    if isinstance(arm_rows, ClaimRow):
+        return arm_rows
+    c, prm, claim, claimed, arm, results, scored, details = arm_rows
     slow = prm.get("slow_min")
     seeds = [s for r in scored for s in r.seeds if s.t is not None]
     ctrl = [s for s in seeds if s.c is not None]

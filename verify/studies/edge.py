@@ -52,7 +52,7 @@ import torch
 from pydantic import Field
 from torch import Tensor, nn
 
-from numerics.errors import ShapeMismatchError, SpectralEdgeError, ZeroWindowError
+from numerics.errors import ShapeMismatchError, ZeroWindowError
 from numerics.layout import ParamLayout
 from numerics.probes import LossFn, measurement_mode
 from verify.claims import ClaimRow
@@ -62,7 +62,7 @@ from verify.harness.measurement import BaseMeasurement, RunContext
 from verify.stats import cluster_bootstrap, fmt, pct
 from verify.store import RUNS_ROOT, Run, load_runs
 from verify.store.runs import recorded_weight_decay
-from verify.studies.causal import edge_ablation, edge_alignment, orthonormal_rows
+from verify.studies.causal import check_exact_monitor, edge_ablation, edge_alignment, monitor_basis
 from verify.tasks.base import to_device
 
 __all__ = [
@@ -105,26 +105,6 @@ def edge_generator(run_config: Any) -> torch.Generator:
 
 
 # --- pieces (torch) -------------------------------------------------------------------------------------------------
-
-
-def monitor_basis(monitor: Any, layout: ParamLayout, k: int) -> Tensor:
-    """v₁ … v_k of the monitor's ``all`` window as an orthonormal (k × P) float64 tensor in ``layout``'s (canonical)
-    order: ``monitor.gram.right_vectors("all", k)`` is in the monitor layout's column order, mapped here tensor by
-    tensor. ``ZeroWindowError`` when the window has rank < k."""
-    rows = monitor.gram.right_vectors("all", k)
-    names = layout.param_names()
-    sizes = [p.numel() for p in layout.parameters()]
-    starts = dict(zip(names, np.cumsum([0, *sizes[:-1]]).tolist(), strict=True))
-    size_of = dict(zip(names, sizes, strict=True))
-    V = torch.zeros((rows.shape[0], layout.P), dtype=torch.float64, device=rows.device)
-    offset = 0
-    for n in monitor.layout.param_names("all"):
-        a, size = starts[n], size_of[n]
-        V[:, a : a + size] = rows[:, offset : offset + size].to(torch.float64)
-        offset += size
-    if offset != layout.P:
-        raise ShapeMismatchError(f"the monitor's 'all' window has {offset} columns, the model {layout.P} parameters")
-    return orthonormal_rows(V)
 
 
 def flat_loss_grad(model: nn.Module, loss_fn: LossFn, batch: Any, layout: ParamLayout, *,
@@ -177,22 +157,8 @@ class EdgeMeasurement(BaseMeasurement):
         self.gen = edge_generator(run_config)
 
     def at_setup(self, ctx: RunContext) -> None:
-        mon = ctx.monitor
-        if mon is None or not hasattr(mon, "gram") or not hasattr(mon, "layout"):
-            raise SpectralEdgeError(
-                "the edge measurement reads the spectral monitor's window, but this run has no monitor: train with "
-                "verify.harness.runner.train_with_monitor (or pass a monitor_factory), or switch edge off")
-        if getattr(mon, "sketch", None) is not None:
-            raise SpectralEdgeError("the edge measurement needs the monitor's exact updates; this monitor stores JL "
-                                    "sketches (sketch_dim)")
-        if "all" not in mon.layout.groups:
-            raise SpectralEdgeError("the edge measurement reads the monitor's 'all' group, which this monitor does "
-                                    f"not have (groups {list(mon.layout.groups)})")
         self.layout = ParamLayout.from_model(ctx.model)
-        theirs, ours = set(mon.layout.param_names("all")), set(self.layout.param_names())
-        if theirs != ours:
-            raise SpectralEdgeError("the monitor's 'all' group is not the model's trainable parameters: "
-                                    f"{sorted(theirs ^ ours)[:5]} differ")
+        check_exact_monitor(ctx.monitor, self.layout, "the edge measurement", "switch edge off")
         self.fixed = to_device(ctx.task.sample_batch(ctx.data, self.batch_size, self.gen), ctx.device)
 
     def due(self, step: int) -> bool:
