@@ -12,6 +12,8 @@ of ``runs_root/edge``, whose ``edge`` measurement never changes training). Arms 
 ``verify/criteria.toml``, fixed before any intervention run existed):
 
 * ``kick``: kick along the commutator direction δ, s = 0.5 (``causal.defect_amplify``);
+* ``noise``: noise of half the optimizer step's norm along δ, s = 0.5 (``causal.defect_amplify_noise``, the author's
+  1A-noise; fixed 2026-12-03, after the other four had been scored and before any of its runs);
 * ``csup``: remove the gradient's component along δ, s = 1 (``causal.defect_suppress``);
 * ``along``: remove the gradient's component in the top-2 trajectory-PCA subspace (``causal.subspace_necessary``);
 * ``orth``: remove the gradient's component orthogonal to it (``causal.orthogonal_suppression``).
@@ -84,6 +86,8 @@ WORKLOADS: tuple[Workload, ...] = (
 ARMS: dict[str, tuple[str, str, str]] = {
     "causal.defect_amplify": ("kick", "Amplifying the commutator direction accelerates grokking",
                               "32–50 % faster (SCAN 1A-noise 32 %, Dyck 1A-kick 50 %, 1A-noise 40 %)"),
+    "causal.defect_amplify_noise": ("noise", "Amplifying the commutator direction accelerates grokking (noise variant)",
+                                    "32–40 % faster (SCAN 1A-noise 32 %, Dyck 1A-noise 40 %)"),
     "causal.defect_suppress": ("csup", "Suppressing the commutator direction slows or prevents grokking",
                                "SCAN 2.3× slower, Dyck about 50 % slower or prevented"),
     "causal.subspace_necessary": ("along", "Motion along the dominant subspace is necessary for generalisation",
@@ -285,8 +289,9 @@ def _share_row(cid: str, runs_root: str | os.PathLike[str]) -> ClaimRow:
 
 
 def claim_rows(runs_root: str | os.PathLike[str] = RUNS_ROOT) -> list[ClaimRow]:
-    """The four intervention rows on ``runs_root/causal`` (INCONCLUSIVE rows without runs)."""
+    """The five intervention rows on ``runs_root/causal`` (INCONCLUSIVE rows without runs)."""
     return [_ratio_row("causal.defect_amplify", True, runs_root),
+            _ratio_row("causal.defect_amplify_noise", True, runs_root),
             _ratio_row("causal.defect_suppress", False, runs_root),
             _share_row("causal.subspace_necessary", runs_root),
             _share_row("causal.orthogonal_suppression", runs_root)]
