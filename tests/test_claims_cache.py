@@ -1,10 +1,14 @@
 """The claims cache of the book (``verify.book_data.cached_rows`` / ``book_claims``): one computation per set of
 inputs, a changed input (a run file's bytes, a provider's code, its registration) misses, a failure is never cached,
-and the rows read back are the rows computed (``verify.claims.from_json`` is ``to_json``'s inverse)."""
+and the rows read back are the rows computed (``verify.claims.from_json`` is ``to_json``'s inverse); and a page's
+scratch folder (``scratch_dir``) does not outlive its kernel."""
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -196,3 +200,13 @@ def test_rows_stored_by_the_test_session_are_read_back(probe: Counting, tmp_path
     other = store_rows(NAME, computed, tmp_path / "runs", tmp_path / "cache", digest="0" * 64)  # another digest
     assert Path(other[0].figure).parent != Path(stored[0].figure).parent  # its own entry
     assert [r.measured for r in other] == [r.measured for r in stored] and probe.calls == 1
+
+
+def test_a_pages_scratch_dir_is_removed_when_its_kernel_exits(tmp_path: Path) -> None:
+    code = ("import sys; from verify.book_data import scratch_dir; p = scratch_dir('page-'); "
+            "(p / 'fig.png').write_bytes(b'x'); print(p); sys.stdout.flush()")
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    made = Path(out.stdout.strip())
+    assert made.parent == tmp_path and made.name.startswith("page-")
+    assert not made.exists() and list(tmp_path.iterdir()) == []

@@ -13,6 +13,7 @@ the applications page of one build (and a second build with unchanged inputs) co
 
 from __future__ import annotations
 
+import atexit
 import copy
 import hashlib
 import json
@@ -32,7 +33,16 @@ from verify.stats import fmt
 from verify.store import RUNS_ROOT, RunData, StoredRunError
 
 __all__ = ["CACHE_ENV", "LATEX_NAMES", "book_claims", "cached_rows", "claims_cache_dir", "derivation_markdown",
-           "heldout_markdown", "inputs_digest", "latex", "onset_markdown", "store_rows"]
+           "heldout_markdown", "inputs_digest", "latex", "onset_markdown", "scratch_dir", "store_rows"]
+
+
+def scratch_dir(prefix: str) -> Path:
+    """A fresh folder under the system's temp directory for a page's figures and live runs, removed when the
+    process (the page's kernel) exits: figures are embedded in the page when displayed, so nothing is read from it
+    afterwards, and repeated builds leave no folders behind."""
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    atexit.register(shutil.rmtree, path, True)
+    return path
 
 
 # --- derivations --------------------------------------------------------------------------------------------------
