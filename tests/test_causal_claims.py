@@ -52,11 +52,14 @@ def test_without_runs_every_row_is_inconclusive(tmp_path: Path) -> None:
     assert set(out) == set(cc.ARMS) and {r.verdict for r in out.values()} == {"INCONCLUSIVE"}
 
 
-def test_planted_acceleration_passes_and_its_ratio_is_the_geometric_mean(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("arm", "cid"), [("kick", "causal.defect_amplify"), ("noise", "causal.defect_amplify_noise")])
+def test_planted_acceleration_passes_and_its_ratio_is_the_geometric_mean(tmp_path: Path, arm: str, cid: str) -> None:
     treated = {42: (600, 900), 137: (700, 1000), 2024: (500, 800)}
-    plant(tmp_path, "kick", treated, {s: (1000, 1300) for s in SEEDS})
-    row = rows(tmp_path)["causal.defect_amplify"]
+    plant(tmp_path, arm, treated, {s: (1000, 1300) for s in SEEDS})
+    out = rows(tmp_path)
+    row = out[cid]
     assert row.verdict == "PASS"
+    assert all(r.verdict == "INCONCLUSIVE" for c, r in out.items() if c != cid)  # each row reads its own arm only
     geo, lo, hi = row.details["mod97"]["vs_untreated"]
     assert geo == pytest.approx(np.exp(np.mean(np.log([0.6, 0.7, 0.5]))))
     assert 0.5 <= lo <= geo <= hi <= 0.7
