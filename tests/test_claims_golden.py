@@ -11,7 +11,10 @@ before them unchanged); for issues 16 and 17 the four GPT-2 rows moved on purpos
 round-off in their details: floats compare to rel 1e-9, since another machine's LAPACK moved the 16th digit); for
 issue 17 again the three multi-task rows moved on purpose (the dual grid's weight-decay-0 and 0.3 runs and the tri runs
 were added) and eight geometry rows were appended (the other 47 rows unchanged); for issue 18 two edge rows and
-four causal intervention rows were appended (the other 58 rows unchanged). A change that moves a row on purpose
+four causal intervention rows were appended (the other 58 rows unchanged); for issues 17 and 18 again the three
+multi-task and eight geometry rows moved on purpose (the dual and tri weight-decay grids were completed: 0.5, 0.2, 0.1
+and tri 0.3 seed 2024) and the causal noise-arm row was inserted after ``causal.defect_amplify`` (the other 53 rows
+unchanged). A change that moves a row on purpose
 replaces the file and says so here and in its commit.
 """
 
