@@ -121,8 +121,9 @@ def _status(path: Path) -> RunStatus | None:
 
 
 def _stored_row(gz: Path) -> dict[str, Any]:
-    """The manifest row of a finished run already stored as ``gz`` (not trained by this invocation)."""
-    return {"file": gz.name, "grok_step": load_run(gz).grok_step(), "final_step": None, "wall_s": None}
+    """The manifest row of a finished run already stored as ``gz`` (not trained by this invocation); its grok step by
+    the same rule as a trained run's row (the run's own threshold)."""
+    return {"file": gz.name, "grok_step": load_run(gz).recorded_grok_step(), "final_step": None, "wall_s": None}
 
 
 def _plan(cfg: RunConfig, plain: Path, overwrite: bool, rows: list[dict[str, Any]],

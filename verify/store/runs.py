@@ -14,6 +14,7 @@ import numpy as np
 
 from numerics.errors import TrajectoryError
 from numerics.trajectory import Trajectory, read_trajectory
+from verify.grokking import first_crossing
 from verify.grokking import grok_step as _grok_step
 from verify.store.records import (
     BackboneRecord,
@@ -264,6 +265,13 @@ class Run:
         """The observed grokking step (``verify.grokking``; default ``first>=0.95``); None = did not grok."""
         steps, acc = self.eval_series("test_acc")
         return _grok_step(steps, acc, definition) if len(steps) else None
+
+    def recorded_grok_step(self) -> int | None:
+        """The grokking step by the run's own rule, as its harness reported it: the first eval with test accuracy ≥
+        the ``grok_threshold`` the run recorded (0.95 when it recorded none; e.g. 0.99 for the Dyck ``tiny`` preset).
+        ``grok_step()`` is the study-wide definition instead, the same for every run."""
+        steps, acc = self.eval_series("test_acc")
+        return first_crossing(steps, acc, float(self.meta.get("grok_threshold", 0.95))) if len(steps) else None
 
 
 def load_run(path: str | os.PathLike[str] | Trajectory) -> Run:
