@@ -52,7 +52,7 @@ def bench_push(P: int, W: int, device: torch.device, repeats: int) -> dict[str, 
     counter = iter(range(10**9))
     t_push = _median_time(lambda: gram.push(deltas[next(counter) % 3]), device, repeats)
 
-    X = gram._X  # the ring buffer itself: the from-scratch Gram a non-incremental monitor would build
+    X = gram._X[: gram.W]  # W rows of the ring buffer (a view): the from-scratch Gram a non-incremental monitor builds
     t_xxt = _median_time(lambda: X @ X.T, device, max(3, repeats // 2))
     t_oracle = _median_time(gram.recompute, device, 2, warmup=0)
 

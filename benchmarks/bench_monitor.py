@@ -57,15 +57,15 @@ def _setup():
 
 @torch.no_grad()
 def _dots_only(mon: SpectralMonitor) -> float:
-    """Seconds for the dots of one push alone (⟨δ, row⟩ for the W stored rows and ⟨δ, δ⟩, per atom, in the storage
-    dtype): the memory-bound floor of a capture, without snapshot, row copy or any record work."""
+    """Seconds for the dots of one push alone (⟨δ, row⟩ for the W + 1 ring rows and ⟨δ, δ⟩, per atom, in the storage
+    dtype): the memory-bound floor of a capture, without snapshot, δ or any record work."""
     gram = mon.gram
     delta = gram._X[0].clone()
     out = torch.empty((len(gram._slices), gram.W + 1), dtype=gram._X.dtype)
     t0 = time.perf_counter()
     for a, (s, e) in enumerate(gram._slices):
-        torch.mv(gram._X[:, s:e], delta[s:e], out=out[a, : gram.W])
-        torch.dot(delta[s:e], delta[s:e], out=out[a, gram.W])
+        torch.mv(gram._X[:, s:e], delta[s:e], out=out[a])
+        torch.dot(delta[s:e], delta[s:e], out=out[a, 0])
     return time.perf_counter() - t0
 
 
@@ -129,7 +129,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
         groups = monitor_groups(model, ["all", "attn"])
-        # (3a) one capture, isolated: the push (snapshot, δ, dots, row copy, Gram copy: what the hook does per
+        # (3a) one capture, isolated: the push (snapshot, δ into the spare row, dots, Gram copy: what the hook does per
         # capture) and the batched build of FLUSH captures' records (spectra, α, JSON, file), per capture
         mon = SpectralMonitor(model, opt, window=10, every=10**9, groups=groups, path=tmp_path / "cap.jsonl",
                               keep_records=False, flush_every=10**9)
@@ -166,7 +166,7 @@ def main() -> None:
         # (3b) Δs = 1 as a user attaches it (file written, records built every FLUSH captures), interleaved
         hooked, direct, n_written = _every1(step, model, opt, groups, tmp_path)
         t_plain = t_plain_a
-        print(f"plain step {t_plain * 1e3:.1f} ms; per capture: push (snapshot, δ, dots, row copy) {t_push * 1e3:.2f} "
+        print(f"plain step {t_plain * 1e3:.1f} ms; per capture: push (snapshot, δ into the spare row, dots) {t_push * 1e3:.2f} "
               f"ms, records (2 groups, batched over {FLUSH} captures, spectra + alphas + JSON + file) "
               f"{t_records * 1e3:.2f} ms; dots alone {t_floor * 1e3:.2f} ms")
         print(f"RATIO monitor overhead per step, every=1: {statistics.median(hooked):+.3f} (median over {BLOCKS} "

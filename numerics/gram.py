@@ -11,6 +11,12 @@ for free) and ⟨δ, δ⟩ cost one read of the buffer: O(W·P), versus O(W²·P
 ever accumulated across pushes — each G_ab is computed once, from the stored rows — so the Gram does not drift
 over long streams.
 
+Ring layout: W + 1 slots, the w live rows plus one spare. A push writes δ_t into the spare slot (callers that form
+δ themselves write it there directly: `next_row` then `commit`, so δ is written once and never copied), and one
+matrix–vector product over all W + 1 slots gives ⟨δ_t, row⟩ for every live row, the row about to be evicted and
+δ_t itself. The evicted slot becomes the next spare. A rejected δ_t (NaN/Inf) only ever touched the spare, so the
+window is unchanged. Memory: (W + 1)·P stored numbers.
+
 Groups: the flat vector is a concatenation of *atoms* (see `numerics.layout`); a group is a set of atoms and
 G_group = Σ_{atom ∈ group} X_atom X_atomᵀ. Per atom one `torch.mv` over the strided column block (no copy);
 atom dots (in the accumulation dtype `dot_dtype`) are summed into group dots in float64.
@@ -28,6 +34,7 @@ of the stored (rounded) rows up to float32 accumulation: dot_dtype = float32, as
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -46,7 +53,7 @@ from numerics.errors import (
 
 __all__ = ["RollingGram"]
 
-_STATE_VERSION = 1
+_STATE_VERSION = 2  # 2: W + 1 ring slots and a spare; version-1 states (W slots and a head) still load
 _UPCAST_BYTES = {"cpu": 1 << 17, "cuda": 1 << 26}  # float32 scratch per chunk of half-precision columns
 
 
@@ -62,7 +69,7 @@ class RollingGram:
         window: W ≥ 2, the number of updates kept (theory reference §1.2: W = 10 by default in the thesis).
         atom_sizes: sizes of the contiguous atoms the flat vector is made of (`ParamLayout.atom_sizes`), or one int.
         groups: {group name: atom indices}; default {"all": every atom}. Every atom must be in some group.
-        dtype, device: storage of the ring buffer (W·P numbers); the Grams are always float64 on the host. Dots are
+        dtype, device: storage of the ring buffer ((W+1)·P numbers: W rows and a spare); the Grams are always float64 on the host. Dots are
             accumulated in `dot_dtype` (float64 for float64 storage, float32 for float32, bfloat16, float16).
         process_group: a torch.distributed group; when given, each rank pushes its own column shard and the dots
             are summed over ranks, so G is the global Gram (see `numerics.distributed`).
@@ -106,7 +113,7 @@ class RollingGram:
         """Local length of δ (this rank's shard when distributed)."""
 
         # Zero rows make the not-yet-filled slots contribute exact zeros to the dots of early pushes.
-        self._X = torch.zeros((self.W, self.P), dtype=dtype, device=device)
+        self._X = torch.zeros((self.W + 1, self.P), dtype=dtype, device=device)
         self.device: torch.device = self._X.device
         self._upcast_cols = max(1, _UPCAST_BYTES.get(self.device.type, 1 << 26) // (4 * (self.W + 1)))
         self._scratch: Tensor | None = None  # (W+1) × C float32, half-precision storage only
@@ -115,13 +122,23 @@ class RollingGram:
         for gi, g in enumerate(self._group_names):
             membership[gi, groups[g]] = 1.0
         self._membership = torch.as_tensor(membership, dtype=torch.float64, device=self.device)
+        self._membership_np = membership
+        self._host_sum = self.device.type == "cpu" and process_group is None
+        # per-capture objects made once: the atoms' column blocks of the ring and the dots' destination
+        self._col_blocks = [self._X[:, s:e] for s, e in self._slices]
+        self._atom_dots = torch.empty((len(self._slices), self.W + 1), dtype=self.dot_dtype, device=self.device)
+        self._rows = self._X.unbind(0)
+        self._row_atoms = [[row[s:e] for s, e in self._slices] for row in self._rows]  # per slot, its atoms' views
+        self._dot_slots = [self._atom_dots[:, j].unbind(0) for j in range(self.W + 1)]  # per slot, ⟨δ,δ⟩'s cells
 
-        self._head = 0  # slot the next push writes (= the oldest row once the buffer is full)
+        self._order: list[int] = []  # slots of the live rows, oldest → newest
+        self._spare = 0  # the slot the next push writes
         self._n_pushed = 0
         self._group_index = {g: i for i, g in enumerate(self._group_names)}
-        # Every group's Gram in one array (groups × W × W, slot order, not time order), so that the per-push host
-        # work and the monitor's per-capture copy are one numpy operation whatever the number of groups.
-        self._G = np.zeros((len(groups), self.W, self.W))
+        # Every group's Gram of all W + 1 slots in one array (groups × (W+1) × (W+1), slot order, not time order), so
+        # that the per-push host work and the monitor's per-capture copy are one numpy operation whatever the number
+        # of groups. Entries of the spare slot are stale until it is written.
+        self._G = np.zeros((len(groups), self.W + 1, self.W + 1))
         self._G_ext: np.ndarray | None = None  # groups × (W+1) × (W+1), time order, when the last push evicted a row
 
         local_dims = {g: sum(sizes[i] for i in idx) for g, idx in groups.items()}
@@ -151,9 +168,7 @@ class RollingGram:
 
     def _time_order(self) -> list[int]:
         """Slot indices oldest → newest."""
-        if self._n_pushed < self.W:
-            return list(range(self._n_pushed))
-        return [(self._head + i) % self.W for i in range(self.W)]
+        return list(self._order)
 
     # --- the update --------------------------------------------------------------------------------------------
 
@@ -170,67 +185,87 @@ class RollingGram:
         if problems:
             raise ShapeMismatchError("update δ does not match the window: " + "; ".join(problems))
 
+    def next_row(self) -> Tensor:
+        """The spare slot's row (a length-P view of the ring buffer, storage dtype and device): write δ_t into it,
+        then call :meth:`commit`. Saves the copy `push` makes; writing it changes nothing until `commit`."""
+        return self._rows[self._spare]
+
     @torch.no_grad()
     def push(self, delta: Tensor) -> None:
         """Append δ_t (flat, length P, the window's dtype and device), evicting δ_{t−W} once w = W.
 
-        Reads the buffer once: per atom `mv(X[:, s:e], δ[s:e])` gives ⟨δ_t, row⟩ for all W slots (the oldest
-        included) and `dot` gives ⟨δ_t, δ_t⟩. A NaN/Inf in δ — or an overflowing dot — shows up in these dots, so
-        it is detected without an extra pass over P; the state is then left exactly as it was.
-
-        Cost: (W+1)·P reads for the dots, one P-row write, O(n_groups·W²) host work, and one device→host transfer
-        of n_groups·(W+1) float64 (it synchronises a CUDA stream: the NaN check must raise before the write).
-        Half-precision storage: the same reads through a float32 scratch of (W+1)·C floats (module docstring).
+        Copies δ_t into the spare slot and commits it (:meth:`commit`); a rejected δ_t leaves the window as it was.
         """
         self._check_delta(delta)
-        W = self.W
+        self._rows[self._spare].copy_(delta)
+        self.commit()
+
+    @torch.no_grad()
+    def commit(self) -> None:
+        """Append the row written into :meth:`next_row` as δ_t, evicting δ_{t−W} once w = W.
+
+        Reads the buffer once: per atom `mv(X[:, s:e], δ[s:e])` over all W + 1 slots gives ⟨δ_t, row⟩ for the
+        live rows (the oldest included) and ⟨δ_t, δ_t⟩. A NaN/Inf in δ — or an overflowing dot — shows up in these
+        dots, so it is detected without an extra pass over P; the window is then left exactly as it was (δ_t
+        only ever occupied the spare slot) and NonFiniteUpdateError is raised.
+
+        Cost: (W+1)·P reads for the dots, no write, O(n_groups·W²) host work, and one device→host transfer of
+        n_groups·(W+1) float64 (it synchronises a CUDA stream: the NaN check must raise before the window moves).
+        Half-precision storage: the same reads through a float32 scratch of (W+1)·C floats (module docstring).
+        """
+        W, slot = self.W, self._spare
+        delta = self._rows[slot]
         if self.dot_dtype != self.dtype:
             atom_dots = self._upcast_dots(delta)
         else:
-            atom_dots = torch.empty((len(self._slices), W + 1), dtype=self.dtype, device=self.device)
-            for a, (s, e) in enumerate(self._slices):
-                torch.mv(self._X[:, s:e], delta[s:e], out=atom_dots[a, :W])
-                torch.dot(delta[s:e], delta[s:e], out=atom_dots[a, W])
-        group_dots = self._membership @ atom_dots.to(torch.float64)
-        all_reduce_sum(group_dots, self.process_group)
-        dots = group_dots.cpu().numpy()  # the one device→host transfer: n_groups·(W+1) numbers
+            atom_dots = self._atom_dots
+            for part, row_dots, col_block, own in zip(self._row_atoms[slot], atom_dots, self._col_blocks,
+                                                      self._dot_slots[slot], strict=True):
+                torch.mv(col_block, part, out=row_dots)
+                # ⟨δ, δ⟩ by `dot`, as the diagonal of every earlier window was (gemv rounds a row by its position)
+                torch.dot(part, part, out=own)
+        if self._host_sum:  # CPU, one process: the atom → group sums in numpy (no further torch dispatch)
+            dots = np.matmul(self._membership_np, atom_dots.numpy(), dtype=np.float64)
+        else:
+            group_dots = self._membership @ atom_dots.to(torch.float64)
+            all_reduce_sum(group_dots, self.process_group)
+            dots = group_dots.cpu().numpy()  # the one device→host transfer: n_groups·(W+1) numbers, slot order
 
-        if not np.isfinite(dots).all():
+        if not math.isfinite(dots.sum()):  # NaN/Inf anywhere (float64 sums of float32-range dots cannot overflow)
             g = next(i for i in range(len(dots)) if not np.isfinite(dots[i]).all())
-            diag = dots[g, W]
+            diag = dots[g, slot]
             what = ("δ contains NaN/Inf (or ⟨δ,δ⟩ overflows the storage dtype)" if not np.isfinite(diag)
                     else "a dot of δ with a stored row overflowed")
+            live = dots[g, self._order]
             raise NonFiniteUpdateError(
-                f"{what} (group {self._group_names[g]!r}: ⟨δ,δ⟩ = {diag}, dots with stored rows {dots[g, :W]}); "
+                f"{what} (group {self._group_names[g]!r}: ⟨δ,δ⟩ = {diag}, dots with stored rows {live}); "
                 f"update #{self._n_pushed + 1} rejected, window unchanged"
             )
 
-        slot = self._head
         G = self._G
-        if self._n_pushed >= W:
+        G[:, slot, :] = dots
+        G[:, :, slot] = dots
+        order = self._order
+        if len(order) == W:
             # [δ_{t−W}, …, δ_{t−1}, δ_t]: the old window (evicted row first) bordered by the new dots, every group
-            order = np.asarray(self._time_order())
-            ext = np.empty((len(G), W + 1, W + 1))
-            ext[:, :W, :W] = G[:, order[:, None], order[None, :]]
-            ext[:, :W, W] = ext[:, W, :W] = dots[:, order]
-            ext[:, W, W] = dots[:, W]
-            self._G_ext = ext
+            idx = np.asarray([*order, slot])
+            self._G_ext = G[:, idx[:, None], idx[None, :]]
+            self._spare = order.pop(0)
         else:
             self._G_ext = None
-        G[:, slot, :] = dots[:, :W]
-        G[:, :, slot] = dots[:, :W]
-        G[:, slot, slot] = dots[:, W]
-        self._X[slot].copy_(delta)
-        self._head = (slot + 1) % W
+            self._spare = len(order) + 1  # slots fill in order 0, 1, …, W while the window grows
+        order.append(slot)
         self._n_pushed += 1
 
     def _upcast_dots(self, delta: Tensor) -> Tensor:
-        """Per-atom [⟨δ, row_0⟩, …, ⟨δ, row_{W−1}⟩, ⟨δ, δ⟩] (n_atoms × (W+1), float64) for half-precision storage.
+        """Per-atom ⟨δ, row_j⟩ for every slot j (δ's own slot gives ⟨δ, δ⟩; n_atoms × (W+1), float64) for
+        half-precision storage.
 
-        Column chunks of [X; δ] are copied into the float32 scratch (exact upcast) and multiplied by the chunk of
-        δ there: float32 accumulation within a chunk, float64 across chunks. No half-precision product is run.
+        Column chunks of X (δ is one of its rows) are copied into the float32 scratch (exact upcast) and multiplied
+        by the chunk of δ there: float32 accumulation within a chunk, float64 across chunks. No half-precision
+        product is run.
         """
-        W, C = self.W, self._upcast_cols
+        W, C, slot = self.W, self._upcast_cols, self._spare
         if self._scratch is None:
             self._scratch = torch.empty((W + 1, min(C, max(self.P, 1))), dtype=torch.float32, device=self.device)
         buf = self._scratch
@@ -241,9 +276,8 @@ class RollingGram:
             for c0 in range(s, e, C):
                 c1 = min(c0 + C, e)
                 chunk = buf[:, : c1 - c0]
-                chunk[:W].copy_(self._X[:, c0:c1])
-                chunk[W].copy_(delta[c0:c1])
-                torch.mv(chunk, chunk[W], out=parts[j])
+                chunk.copy_(self._X[:, c0:c1])
+                torch.mv(chunk, chunk[slot], out=parts[j])
                 j += 1
         # per-chunk float32 dots summed in float64, atom by atom
         owner = torch.repeat_interleave(torch.arange(len(n_chunks), device=self.device),
@@ -346,7 +380,7 @@ class RollingGram:
         if lam[-1] <= tiny:
             j = int(np.argmax(lam <= tiny)) + 1
             raise ZeroWindowError(f"window has rank < {j}: λ_{j} = {lam[j - 1]} ≤ {tiny}, v_{j} undefined")
-        u_slot = np.zeros((self.W, k))
+        u_slot = np.zeros((self.W + 1, k))  # the spare slot gets coefficient 0
         u_slot[self._time_order()] = u / np.sqrt(lam)  # fold 1/σ_j into u: v_j = Xᵀ(u_j/σ_j)
         coef = torch.as_tensor(u_slot, dtype=self.dot_dtype, device=self.device)
         if self.dot_dtype == self.dtype:
@@ -362,8 +396,8 @@ class RollingGram:
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue the *same* window after a restart (torch.save-able, weights_only-safe).
 
-        Like `nn.Module.state_dict`, "buffer" is a reference to the live ring buffer, not a copy (a copy would
-        double W·P memory); save it before the next push.
+        Like `nn.Module.state_dict`, "buffer" is a reference to the live ring buffer ((W+1) × P), not a copy (a copy
+        would double its memory); save it before the next push.
         """
         ext = self._G_ext
         return {
@@ -372,7 +406,8 @@ class RollingGram:
             "atom_sizes": list(self.atom_sizes),
             "groups": {g: list(a) for g, a in self.groups.items()},
             "buffer": self._X,
-            "head": self._head,
+            "order": list(self._order),
+            "spare": self._spare,
             "n_pushed": self._n_pushed,
             "gram": {g: torch.from_numpy(self._G[i].copy()) for i, g in enumerate(self._group_names)},
             "extended_gram": None if ext is None else {g: torch.from_numpy(ext[i].copy())
@@ -380,22 +415,40 @@ class RollingGram:
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Restore a `state_dict` into a window built with the same W, atoms and groups (else ShapeMismatchError)."""
-        if state.get("version") != _STATE_VERSION:
-            raise SpectralEdgeError(f"unsupported RollingGram state version {state.get('version')!r}")
+        """Restore a `state_dict` into a window built with the same W, atoms and groups (else ShapeMismatchError).
+
+        A version-1 state (W slots written round-robin from ``head``, no spare) is laid into slots 0..W−1 with the
+        spare at slot W; the window, its Grams and every later dot are the same as if it had never been saved.
+        """
+        version = state.get("version")
+        if version not in (1, _STATE_VERSION):
+            raise SpectralEdgeError(f"unsupported RollingGram state version {version!r}")
         mine = (self.W, self.atom_sizes, self.groups)
         theirs = (int(state["window"]), list(state["atom_sizes"]), {g: list(a) for g, a in state["groups"].items()})
         if mine != theirs:
             raise ShapeMismatchError(f"state is for (W, atom_sizes, groups) = {theirs}, this window is {mine}")
         buf = state["buffer"]
-        if tuple(buf.shape) != tuple(self._X.shape) or buf.dtype != self.dtype:
+        rows = self.W if version == 1 else self.W + 1
+        if tuple(buf.shape) != (rows, self.P) or buf.dtype != self.dtype:
             # A cast on load would silently change the stored rows, and with them every later dot.
             raise ShapeMismatchError(f"state buffer is {tuple(buf.shape)} {buf.dtype}, this window stores "
-                                     f"{tuple(self._X.shape)} {self.dtype}")
-        self._X.copy_(buf)  # stays in this window's dtype/device
-        self._head = int(state["head"])
-        self._n_pushed = int(state["n_pushed"])
-        self._G = np.stack([state["gram"][g].numpy().astype(np.float64) for g in self._group_names])
+                                     f"{(rows, self.P)} {self.dtype}")
+        n_pushed = int(state["n_pushed"])
+        grams = [state["gram"][g].numpy().astype(np.float64) for g in self._group_names]
+        if version == 1:
+            self._X[: self.W].copy_(buf)
+            self._X[self.W].zero_()
+            head, w = int(state["head"]), min(self.W, n_pushed)
+            self._order = list(range(w)) if n_pushed < self.W else [(head + i) % self.W for i in range(self.W)]
+            self._spare = w if n_pushed < self.W else self.W
+            self._G = np.zeros((len(grams), self.W + 1, self.W + 1))
+            self._G[:, : self.W, : self.W] = np.stack(grams)
+        else:
+            self._X.copy_(buf)  # stays in this window's dtype/device
+            self._order = [int(i) for i in state["order"]]
+            self._spare = int(state["spare"])
+            self._G = np.stack(grams)
+        self._n_pushed = n_pushed
         ext = state["extended_gram"]
         self._G_ext = None if ext is None else np.stack([ext[g].numpy().astype(np.float64)
                                                          for g in self._group_names])

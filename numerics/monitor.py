@@ -45,8 +45,10 @@ windows allow (α-DK with ‖ΔC‖_F, α-DK with ‖ΔG‖_F, α-rot, α-half),
 
 **Cost per capture.** On the training thread, with ``capture_threads`` torch threads (1 on CPU: the passes are
 memory-bound, and a parallel region on a loaded machine stalls): the snapshot (one ``torch._foreach_copy_`` into
-views made once), a one-sum finiteness check, δ, the push (W + 1 dots per atom, the row copy, one numpy update of
-every group's Gram) and one copy of the groups' extended Grams, queued. **Records are built in batches** at flush
+views made once), δ = θ_now − θ_prev written straight into the window's spare row (exact updates in the snapshot's
+dtype; no row copy, and no finiteness pass: a NaN/Inf shows up in the dots and leaves θ_prev and the window as they
+were), the push (W + 1 dots per atom, one numpy update of every group's Gram) and one copy of the groups' extended
+Grams, queued. **Records are built in batches** at flush
 points — every ``flush_every`` captures, and whenever anything reads or writes after them (``latest``, ``records``,
 ``log``, ``event``, ``sync``, ``state_dict``, ``load_state_dict``, ``capture``, a rejected update, ``close``), and
 at every capture when a callback is attached (callbacks see each record at its step) — so every read sees every
@@ -449,6 +451,9 @@ class SpectralMonitor:
         self._cur = torch.empty_like(self._prev)
         # Sketched rows are short, so δ gets its own buffer; an exact δ is formed in ``_cur`` and θ re-gathered.
         self._delta = torch.empty_like(self._prev) if sketch_dim else None
+        # Exact updates stored in the snapshot's dtype: δ = θ_now − θ_prev is formed in the window's spare row (one
+        # write of P numbers, no copy, and no finiteness pass: a rejected δ never touched θ_prev or the window).
+        self._direct = sketch_dim is None and snap_dtype == storage_dtype
         # gather destinations: per snapshot buffer, one view per parameter (as ParamLayout.gather makes them)
         self._params = params
         self._gather_views = {id(buf): [v for _, v in self.layout.views(buf)]
@@ -539,7 +544,7 @@ class SpectralMonitor:
     def _capture_threads(self) -> Iterator[None]:
         """Run the capture's passes over P with ``capture_threads`` torch threads (CPU only), then restore the count.
 
-        Why: each pass (snapshot, finiteness sum, δ, row copy) is memory-bound and one core streams a small model's
+        Why: each pass (snapshot, δ, dots) is memory-bound and one core streams a small model's
         P floats in ~0.1 ms, while a torch parallel region on a loaded machine waits for a descheduled worker thread
         (measured here: ~30 ms per region with 2 threads and 3 busy processes, 0.07 ms with one thread). The values
         are the same with any thread count (copies and elementwise differences; the dots are BLAS ``gemv``/``dot``).
@@ -617,22 +622,30 @@ class SpectralMonitor:
         queued entry, or None (rejected update, or w < 2: no record)."""
         with self._capture_threads():
             self._take_snapshot(self._cur)
-            if self._delta is not None:  # sketch: small rows, δ in its own buffer, θ_now kept in _cur
+            if self._direct:  # δ written once, straight into the window's spare row; θ_prev is never touched
+                delta = torch.sub(self._cur, self._prev, out=self.gram.next_row())
+                try:
+                    self.gram.commit()
+                except NonFiniteUpdateError as exc:
+                    self._reject(delta, exc)
+                    return None
+            elif self._delta is not None:  # sketch: small rows, δ in its own buffer, θ_now kept in _cur
                 delta = torch.sub(self._cur, self._prev, out=self._delta)
             elif not self._all_finite(self._cur):  # θ_prev is finite, so δ is non-finite iff θ_now is
                 self._reject(self._cur, NonFiniteUpdateError(
                     f"the update at step {self.step} has NaN/Inf entries; the window and the snapshot are left as "
                     "they were"))
                 return None
-            else:  # exact: δ overwrites θ_prev in place (two P-sized buffers in all, no second snapshot)
+            else:  # exact, other storage dtype: δ overwrites θ_prev in place (no second snapshot)
                 delta = torch.sub(self._cur, self._prev, out=self._prev)
-            try:
-                self.gram.push(delta if delta.dtype == self.gram.dtype else delta.to(self.gram.dtype))
-            except NonFiniteUpdateError as exc:  # finite δ, overflowing dots: rebuild θ_prev = θ_now − δ and reject
-                if self._delta is None:
-                    torch.sub(self._cur, self._prev, out=self._prev)
-                self._reject(delta, exc)
-                return None
+            if not self._direct:
+                try:
+                    self.gram.push(delta if delta.dtype == self.gram.dtype else delta.to(self.gram.dtype))
+                except NonFiniteUpdateError as exc:  # finite δ, overflowing dots: rebuild θ_prev = θ_now − δ, reject
+                    if self._delta is None:
+                        torch.sub(self._cur, self._prev, out=self._prev)
+                    self._reject(delta, exc)
+                    return None
         self._prev, self._cur = self._cur, self._prev
         w = self.gram.w
         if w < 2:  # w = 1 has no ratio: no record yet

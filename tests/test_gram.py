@@ -188,8 +188,12 @@ def _snapshot(g: RollingGram) -> dict:
 
 
 def _same_state(a: dict, b: dict) -> bool:
+    """Same window: every field equal, the buffer compared on its live rows (the spare slot is scratch: a rejected
+    δ is written there and never read)."""
     for k in a:
         x, y = a[k], b[k]
+        if k == "buffer":
+            x, y = x[a["order"]], y[b["order"]]
         if isinstance(x, torch.Tensor):
             if not torch.equal(x, y):
                 return False
@@ -263,6 +267,70 @@ def test_state_dict_resume_is_bitwise():
         assert np.array_equal(resumed.extended_gram(grp), full.extended_gram(grp))
     assert torch.equal(resumed.window(), full.window())
     assert _same_state(resumed.state_dict(), full.state_dict())
+
+
+def _version1_state(g: RollingGram, stream: list[torch.Tensor]) -> dict:
+    """The state a version-1 window (W slots written round-robin, no spare) would hold after ``stream``: rebuilt from
+    the stream itself and from float64 dots, not from ``g``'s own state (only its configuration is read)."""
+    W, n = g.W, len(stream)
+    head = n % W
+    slots = list(range(n)) if n < W else [(head + i) % W for i in range(W)]  # time order → slot
+    live = stream[-min(W, n):]
+    buf = torch.zeros((W, g.P), dtype=g.dtype)
+    grams = {}
+    for name, atoms in g.groups.items():
+        cols = np.concatenate([np.arange(*g._slices[a]) for a in atoms])
+        G = np.zeros((W, W))
+        for i, si in enumerate(slots):
+            for j, sj in enumerate(slots):
+                G[si, sj] = float(live[i][cols].double() @ live[j][cols].double())
+        grams[name] = torch.from_numpy(G)
+    for i, si in enumerate(slots):
+        buf[si] = live[i]
+    return {"version": 1, "window": W, "atom_sizes": list(g.atom_sizes), "groups": dict(g.groups), "buffer": buf,
+            "head": head, "n_pushed": n, "gram": grams, "extended_gram": None}
+
+
+@pytest.mark.parametrize("n_before", [3, 6, 9])
+def test_version1_state_loads_into_the_spare_slot_ring(n_before):
+    """A checkpoint written before the ring had its spare slot (state version 1) resumes the same window."""
+    rng = np.random.default_rng(n_before)
+    sizes, groups = [7, 5], {"all": [0, 1], "b": [1]}
+    stream = [torch.from_numpy(rng.standard_normal(12)) for _ in range(n_before + 8)]
+    twin = RollingGram(6, sizes, groups, dtype=torch.float64)
+    for d in stream[:n_before]:
+        twin.push(d)
+    resumed = RollingGram(6, sizes, groups, dtype=torch.float64)
+    resumed.load_state_dict(_version1_state(resumed, stream[:n_before]))
+    assert resumed.n_pushed == n_before and resumed.w == min(6, n_before)
+    assert torch.equal(resumed.window(), twin.window())
+    for grp in groups:
+        np.testing.assert_allclose(resumed.gram(grp), twin.gram(grp), rtol=1e-12, atol=1e-12)
+    for d in stream[n_before:]:
+        resumed.push(d)
+        twin.push(d)
+    assert torch.equal(resumed.window(), twin.window())
+    for grp in groups:
+        np.testing.assert_allclose(resumed.gram(grp), resumed.recompute(grp), rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(resumed.extended_gram(grp), twin.extended_gram(grp), rtol=1e-12, atol=1e-12)
+
+
+def test_writing_the_next_row_and_committing_equals_push():
+    rng = np.random.default_rng(11)
+    stream = [torch.from_numpy(rng.standard_normal(40)).float() for _ in range(9)]
+    pushed, direct = RollingGram(4, [25, 15]), RollingGram(4, [25, 15])
+    for d in stream:
+        pushed.push(d)
+        torch.mul(d, 1.0, out=direct.next_row())  # the caller forms δ in the spare row itself
+        direct.commit()
+        assert np.array_equal(direct.gram(), pushed.gram()) and torch.equal(direct.window(), pushed.window())
+    row = direct.next_row()
+    row.fill_(float("nan"))  # a rejected row: the window and its Gram do not move
+    before = (direct.gram().copy(), direct.window().clone())
+    with pytest.raises(NonFiniteUpdateError, match="window unchanged"):
+        direct.commit()
+    assert np.array_equal(direct.gram(), before[0]) and torch.equal(direct.window(), before[1])
+    assert direct.n_pushed == 9
 
 
 def test_load_state_dict_rejects_other_configuration():

@@ -141,13 +141,13 @@ def test_an_error_while_building_a_batch_surfaces_at_the_flush(tmp_path):
 def test_the_capture_runs_with_capture_threads_and_restores_the_count():
     seen = []
     mon = _monitor(3, capture_threads=1)
-    push = mon.gram.push
+    commit = mon.gram.commit
 
-    def spy(delta):
+    def spy():
         seen.append(torch.get_num_threads())
-        push(delta)
+        commit()
 
-    mon.gram.push = spy
+    mon.gram.commit = spy
     before = torch.get_num_threads()
     _train(mon.model, mon.optimizer, 3)
     assert seen == [1, 1, 1] and torch.get_num_threads() == before
