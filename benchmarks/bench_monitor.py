@@ -166,8 +166,9 @@ def main() -> None:
         # (3b) Δs = 1 as a user attaches it (file written, records built every FLUSH captures), interleaved
         hooked, direct, n_written = _every1(step, model, opt, groups, tmp_path)
         t_plain = t_plain_a
-        print(f"plain step {t_plain * 1e3:.1f} ms; per capture: push (snapshot, δ into the spare row, dots) {t_push * 1e3:.2f} "
-              f"ms, records (2 groups, batched over {FLUSH} captures, spectra + alphas + JSON + file) "
+        print(f"plain step {t_plain * 1e3:.1f} ms; per capture: push (snapshot, δ into the spare row, dots) "
+              f"{t_push * 1e3:.2f} ms, records (2 groups, batched over {FLUSH} captures, spectra + alphas + JSON + "
+              f"file) "
               f"{t_records * 1e3:.2f} ms; dots alone {t_floor * 1e3:.2f} ms")
         print(f"RATIO monitor overhead per step, every=1: {statistics.median(hooked):+.3f} (median over {BLOCKS} "
               f"blocks of time in the hook / plain step; blocks {min(hooked):.3f}..{max(hooked):.3f}; direct "

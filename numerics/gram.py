@@ -69,8 +69,9 @@ class RollingGram:
         window: W ≥ 2, the number of updates kept (theory reference §1.2: W = 10 by default in the thesis).
         atom_sizes: sizes of the contiguous atoms the flat vector is made of (`ParamLayout.atom_sizes`), or one int.
         groups: {group name: atom indices}; default {"all": every atom}. Every atom must be in some group.
-        dtype, device: storage of the ring buffer ((W+1)·P numbers: W rows and a spare); the Grams are always float64 on the host. Dots are
-            accumulated in `dot_dtype` (float64 for float64 storage, float32 for float32, bfloat16, float16).
+        dtype, device: storage of the ring buffer ((W+1)·P numbers: W rows and a spare); the Grams are always
+            float64 on the host. Dots are accumulated in `dot_dtype` (float64 for float64 storage, float32 for
+            float32, bfloat16, float16).
         process_group: a torch.distributed group; when given, each rank pushes its own column shard and the dots
             are summed over ranks, so G is the global Gram (see `numerics.distributed`).
     """
