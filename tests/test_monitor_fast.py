@@ -155,7 +155,9 @@ def test_written_records_are_identical_to_the_reference(tmp_path, alphas, window
                               **kw)
     sync = SpectralMonitor(model, opt, path=tmp_path / "sync.jsonl", background=False, **kw)
     late = SpectralMonitor(model, opt, path=tmp_path / "late.jsonl", flush_every=1000, **kw)  # built at reads only
-    monitors = (ref, fast, with_cb, sync, late)
+    # batches of 7 captures handed to the worker during training (60 steps: 8 of them, then the rest at close)
+    batched = SpectralMonitor(model, opt, path=tmp_path / "batched.jsonl", background=True, flush_every=7, **kw)
+    monitors = (ref, fast, with_cb, sync, late, batched)
     _train(model, opt, data, 60, monitors=monitors, zero_lr=range(20, 30))
     for m in monitors:
         m.close()
@@ -164,12 +166,12 @@ def test_written_records_are_identical_to_the_reference(tmp_path, alphas, window
     assert sum(r["type"] == "spectrum" for r in kinds) == 2 * 59  # every step from w = 2 on, both groups
     assert any("degenerate" in r for r in kinds) and any(r.get("R") is None and "R" in r for r in kinds)
     assert sum("alpha" in r for r in kinds) > 50
-    for name in ("fast", "cb", "sync", "late"):
+    for name in ("fast", "cb", "sync", "late", "batched"):
         got = _lines(tmp_path / f"{name}.jsonl")
         assert len(got) == len(expected)
         for a, b in zip(got, expected, strict=True):
             assert a == b
-    for m in (fast, with_cb, sync, late):  # records kept in memory: the same, in the same order
+    for m in (fast, with_cb, sync, late, batched):  # records kept in memory: the same, in the same order
         assert [json.dumps(r) for r in m.records] == [json.dumps(r) for r in ref.records]
         assert {g: json.dumps(r) for g, r in m.latest.items()} == {g: json.dumps(r) for g, r in ref.latest.items()}
     assert len(seen) == 2 * 59
@@ -238,7 +240,8 @@ def _failing_at(mon: SpectralMonitor, step: int) -> None:
 def test_an_error_in_the_background_surfaces_at_the_next_step(tmp_path):
     model, opt, data = _setup()
     path = tmp_path / "run.jsonl"
-    mon = SpectralMonitor(model, opt, window=3, every=1, groups=GROUPS, path=path, background=True)
+    # flush_every=1: each capture's batch goes to the worker at its own step
+    mon = SpectralMonitor(model, opt, window=3, every=1, groups=GROUPS, path=path, background=True, flush_every=1)
     _failing_at(mon, 5)
 
     def step(s):
