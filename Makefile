@@ -10,21 +10,27 @@ BOOK_STAMP := $(VENV)/.book-installed
 
 .PHONY: venv demo test lint bench clean book chromium
 
-$(STAMP): pyproject.toml Makefile
+# The venv, pip and the pinned torch: the first steps of both installs below.
+define VENV_BASE
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q "$(TORCH_PIN)"
+endef
+
+$(STAMP): pyproject.toml Makefile
+	$(VENV_BASE)
 	$(BIN)/python -m pip install -q -e ".[dev]"
 	touch $(STAMP)
 
 venv: $(STAMP)
 
-# The book extra (Jupyter Book 1.x, ipykernel) on top of the dev install, with the extras that make test and the
-# book's "Your own run" page exercise: the Hugging Face and Lightning adapters and Parquet export. `make demo` needs
-# none of them.
-$(BOOK_STAMP): $(STAMP)
-	$(BIN)/python -m pip install -q -e ".[dev,book,hf,lightning,parquet,digits]" "$(TORCH_PIN)"
-	touch $(BOOK_STAMP)
+# The book extra (Jupyter Book 1.x, ipykernel) with the dev install, and the extras that make test and the book's
+# "Your own run" page exercise: the Hugging Face and Lightning adapters and Parquet export. `make demo` needs none of
+# them. One install (not the dev install first, then this one): it is a superset, so it also stamps the dev install.
+$(BOOK_STAMP): pyproject.toml Makefile
+	$(VENV_BASE)
+	$(BIN)/python -m pip install -q -e ".[dev,book,hf,lightning,parquet,digits]"
+	touch $(STAMP) $(BOOK_STAMP)
 
 # Debian's headless Chromium for tests/test_book.py (math rendered, screenshots); installed only when missing.
 chromium:
@@ -39,7 +45,7 @@ demo: $(STAMP)
 	$(BIN)/spectral-edge demo --out out/demo
 
 # The suite includes tests/test_book.py, which builds the book and opens its pages in headless Chromium.
-test: $(STAMP) $(BOOK_STAMP) chromium
+test: $(BOOK_STAMP) chromium
 	$(BIN)/ruff check theory numerics verify tests benchmarks
 	$(BIN)/python -m pytest -q -p no:cacheprovider -n auto --dist loadfile
 

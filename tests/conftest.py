@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import copy
+import json
 import os
 import shutil
 import signal
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +17,7 @@ import pytest
 import torch
 from hypothesis import HealthCheck, settings
 
-from verify.book_data import inputs_digest
+from verify.book_data import cached_rows, inputs_digest
 from verify.claims import CLAIM_PROVIDERS, RUNS_ROOT, ClaimRow, all_claims, check_provider
 
 # "ci": the default, sized so the whole suite stays well under 15 minutes on 2 cores.
@@ -48,12 +50,40 @@ def provider_rows() -> tuple[str | None, dict[str, tuple[ClaimRow, ...]]]:
     """``check_provider(name, RUNS_ROOT)`` of every registered provider (the contract enforced, a failure raised),
     computed fresh once per test session, and ``inputs_digest(RUNS_ROOT)`` when the inputs were the same before and
     after (None when a run file changed meanwhile): the book's build reads these rows from its claims cache
-    (``tests/test_book.py``, ``verify.book_data.store_rows``) instead of computing them again."""
+    (``tests/test_book.py``, ``verify.book_data.store_rows``) instead of computing them again. Under pytest-xdist
+    the other workers read the rows worker gw0 computed for the build from that cache (``_rows_of_gw0``) instead of
+    computing them too; read back, a row's ``plot`` is None and its ``figure`` the PNG gw0 drew."""
     if not _PROVIDER_ROWS:
-        before = inputs_digest(RUNS_ROOT)
-        rows = {name: tuple(check_provider(name, RUNS_ROOT)) for name in CLAIM_PROVIDERS}
-        _PROVIDER_ROWS.append((before if inputs_digest(RUNS_ROOT) == before else None, rows))
+        shared = _rows_of_gw0()
+        if shared is None:
+            before = inputs_digest(RUNS_ROOT)
+            rows = {name: tuple(check_provider(name, RUNS_ROOT)) for name in CLAIM_PROVIDERS}
+            shared = (before if inputs_digest(RUNS_ROOT) == before else None, rows)
+        _PROVIDER_ROWS.append(shared)
     return _PROVIDER_ROWS[0]
+
+
+_ROWS_MARKER = "rows.json"  # in the shared build folder: {"digest": ...} once gw0 stored its rows (null: it did not)
+_ROWS_WAIT_S = 1800.0
+
+
+def _rows_of_gw0() -> tuple[str, dict[str, tuple[ClaimRow, ...]]] | None:
+    """In a pytest-xdist worker other than gw0, when gw0 starts the book build (``pytest_collection_finish``): wait
+    for gw0 to store the session's rows in the build's claims cache and read them back; None (compute them here)
+    when there is no such build, gw0 stored none, or the run files changed since."""
+    work, worker = os.environ.get(_BOOK_WORK_ENV), os.environ.get("PYTEST_XDIST_WORKER")
+    if not (work and worker and worker != "gw0" and any(_BOOK_TEST_COLLECTED)):
+        return None
+    marker, deadline = Path(work) / _ROWS_MARKER, time.monotonic() + _ROWS_WAIT_S
+    while not marker.exists():
+        if time.monotonic() > deadline:
+            return None
+        time.sleep(0.5)
+    digest = json.loads(marker.read_text())["digest"]
+    if digest is None or inputs_digest(RUNS_ROOT) != digest:
+        return None
+    cache = Path(work) / "claims-cache"
+    return digest, {name: tuple(cached_rows(name, RUNS_ROOT, cache, digest=digest)) for name in CLAIM_PROVIDERS}
 
 
 @pytest.fixture(scope="session")
@@ -73,6 +103,9 @@ def stored_claims(_stored_claims: tuple[ClaimRow, ...]) -> list[ClaimRow]:
     """The session's ``all_claims(strict=True)`` rows, each a shallow copy, so one test's edits never reach another."""
     return [copy.copy(r) for r in _stored_claims]
 
+
+#: Whether this process collected the book-build test (its worker gw0 then stores the session's rows for the others).
+_BOOK_TEST_COLLECTED: list[bool] = []
 
 #: The session's shared book-build folder (``tests/test_book.py``: ``WORK_ENV``), made by the controlling process.
 _BOOK_WORK: list[str] = []
@@ -95,12 +128,20 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     ``start_book_build``), after the session's claims rows exist (``provider_rows``, stored in the build's claims
     cache): it then runs on one core beside the rest of the suite. Under pytest-xdist every worker collects every
     test; the first worker (gw0) starts the build, and the test waits for it on whichever worker runs it."""
-    if session.config.option.collectonly or os.environ.get("PYTEST_XDIST_WORKER", "gw0") != "gw0":
+    book = next((item for item in session.items if item.name == "test_book_builds_and_renders"), None)
+    _BOOK_TEST_COLLECTED.append(book is not None and not session.config.option.collectonly)
+    if not _BOOK_TEST_COLLECTED[0] or os.environ.get("PYTEST_XDIST_WORKER", "gw0") != "gw0":
         return
-    for item in session.items:
-        if item.name == "test_book_builds_and_renders":
-            item.module.start_book_build(None, *provider_rows())
-            return
+    digest = None
+    try:
+        digest, rows = provider_rows()
+        book.module.start_book_build(None, digest, rows)
+    finally:  # the other workers wait for this marker (null: compute the rows yourselves)
+        work = os.environ.get(_BOOK_WORK_ENV)
+        if work:
+            tmp = Path(work) / f"{_ROWS_MARKER}.tmp"
+            tmp.write_text(json.dumps({"digest": digest}))
+            tmp.replace(Path(work) / _ROWS_MARKER)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
