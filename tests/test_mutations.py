@@ -15,6 +15,8 @@ from functools import cache
 
 import pytest
 import sympy as sp
+from hypothesis import given
+from hypothesis import strategies as st
 
 import theory  # noqa: F401 - registers every derivation
 from theory.derivation import MUTATION_KINDS, Derivation, DerivationError, Step, all_derivations, mutations
@@ -72,3 +74,42 @@ def test_a_vacuous_step_is_caught() -> None:
     tautology = Step("f(α) − f(α) = 0", lhs=f - f, rhs=0)
     assert tautology.holds()
     assert any(m.holds() for m in mutations(tautology).values())
+
+
+# --- the cheap refutation in front of the symbolic zero test -------------------------------------------------------
+
+
+def test_the_probe_refutes_false_identities_and_never_true_ones() -> None:
+    from theory.derivation import _nonzero_at_a_point
+
+    x, y = sp.symbols("x y")
+    p, n = sp.Symbol("p", positive=True), sp.Symbol("n", negative=True)
+    k = sp.Symbol("k", integer=True, positive=True)
+    f = sp.Function("f")
+    assert _nonzero_at_a_point((x + 1) ** 2 - x**2 - 2 * x)  # ≡ 1
+    assert _nonzero_at_a_point(sp.sqrt(p**2) + p)  # ≡ 2p > 0
+    assert _nonzero_at_a_point(sp.sin(x) ** 2 + sp.cos(x) ** 2 - 1 + sp.Rational(1, 10**6))
+    for zero in (
+        (x + y) ** 3 - sp.expand((x + y) ** 3),
+        sp.sqrt(p**2) - p,  # needs p > 0: the probe must respect it
+        sp.sqrt(n**2) + n,  # needs n < 0
+        sp.sin(x) ** 2 + sp.cos(x) ** 2 - 1,  # zero only up to rounding: 30 digits keep it below 1e-12
+        sp.exp(sp.log(p)) - p,
+        (-1) ** (2 * k) - 1,
+        f(x) - f(x) + 0 * y,
+        1 / (x - x + 1) - 1,
+    ):
+        assert not _nonzero_at_a_point(zero), zero
+    assert not _nonzero_at_a_point(f(x) + 1)  # an undefined function proves nothing
+
+
+@given(st.lists(st.integers(-5, 5), min_size=1, max_size=6), st.integers(1, 9))
+def test_the_probe_on_expanded_polynomials(coeffs: list[int], shift: int) -> None:
+    """A polynomial minus its own expansion is never refuted; adding a nonzero constant always is."""
+    from theory.derivation import _nonzero_at_a_point
+
+    x, y = sp.symbols("x y")
+    poly = sum(c * (x + i * y) ** (i + 1) for i, c in enumerate(coeffs))
+    residual = poly - sp.expand(poly)
+    assert not _nonzero_at_a_point(residual)
+    assert _nonzero_at_a_point(residual + shift)

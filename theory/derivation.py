@@ -15,6 +15,7 @@ modelling assumptions go into ``Derivation.assumptions``, never into a step.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -133,12 +134,65 @@ def mutations(step: Step) -> dict[str, Step]:
 
 
 def _simplifies_to_zero(expr: Any) -> bool:
+    """Whether sympy proves ``expr`` ≡ 0: first a cheap refutation (``_nonzero_at_a_point``), then simplify, expand,
+    together and factor in turn. The refutation matters for false steps (every mutation is one): they would otherwise
+    run all four, and ``factor`` of a large multivariate residual (Wang's algorithm, with random evaluation points)
+    can take minutes."""
     if isinstance(expr, sp.MatrixBase):
         return all(_simplifies_to_zero(e) for e in expr)
+    if _nonzero_at_a_point(expr):
+        return False
     for attempt in (sp.simplify, sp.expand, sp.together, sp.factor):
         if attempt(expr) == 0:
             return True
     return False
+
+
+_PROBE_POINTS = 3
+
+
+def _nonzero_at_a_point(expr: Any) -> bool:
+    """True only if ``expr`` is certainly not identically 0: at one of a few fixed rational points, each symbol given
+    a value that satisfies every assumption it carries (positive, integer, …), it evaluates to a nonzero number —
+    exactly (a nonzero rational), or to more than 1e-12 in 30-digit arithmetic. Anything else (an undefined
+    function, a value outside a symbol's assumptions, a pole, an unevaluated piece) proves nothing: False."""
+    expr = sp.sympify(expr)
+    rng = random.Random(1729)  # fixed points: the check is deterministic
+    symbols = sorted(expr.free_symbols, key=lambda x: (x.name, x.dummy_index if isinstance(x, sp.Dummy) else 0))
+    for _ in range(_PROBE_POINTS):
+        point = {}
+        for x in symbols:
+            value = _admissible_value(x, rng)
+            if value is None:
+                return False
+            point[x] = value
+        if _nonzero_number(expr.xreplace(point)):
+            return True
+    return False
+
+
+def _admissible_value(x: sp.Symbol, rng: random.Random) -> sp.Rational | None:
+    """A rational value satisfying every assumption of ``x`` (None if none of the candidates does)."""
+    q = sp.Rational(rng.randint(1, 89), rng.randint(2, 11))
+    n = sp.Integer(rng.randint(2, 9))
+    for value in (q, -q, n, -n):
+        if all(getattr(value, f"is_{k}") == want for k, want in x.assumptions0.items() if hasattr(value, f"is_{k}")):
+            return value
+    return None
+
+
+def _nonzero_number(value: sp.Basic) -> bool:
+    if value.has(sp.zoo, sp.nan, sp.oo, -sp.oo) or not value.is_number:
+        return False
+    if value.is_Rational:
+        return value != 0
+    try:
+        re, im = sp.N(value, 30).as_real_imag()
+    except (TypeError, ValueError, ArithmeticError):
+        return False
+    if not (re.is_Number and im.is_Number and re.is_finite and im.is_finite):
+        return False
+    return bool(abs(re) > 1e-12 or abs(im) > 1e-12)
 
 
 @dataclass(frozen=True)
