@@ -10,16 +10,17 @@ BOOK_STAMP := $(VENV)/.book-installed
 
 .PHONY: venv demo test lint bench clean book chromium
 
-# The venv, pip and the pinned torch: the first steps of both installs below.
+# The venv, pip and the pinned torch: the first steps of both installs below. --no-compile: no .pyc for every file of
+# every package at install time (half of the install's time here); Python compiles what is imported, once.
 define VENV_BASE
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q "$(TORCH_PIN)"
+	$(BIN)/python -m pip install -q --no-compile --upgrade pip
+	$(BIN)/python -m pip install -q --no-compile "$(TORCH_PIN)"
 endef
 
 $(STAMP): pyproject.toml Makefile
 	$(VENV_BASE)
-	$(BIN)/python -m pip install -q -e ".[dev]"
+	$(BIN)/python -m pip install -q --no-compile -e ".[dev]"
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -29,7 +30,7 @@ venv: $(STAMP)
 # them. One install (not the dev install first, then this one): it is a superset, so it also stamps the dev install.
 $(BOOK_STAMP): pyproject.toml Makefile
 	$(VENV_BASE)
-	$(BIN)/python -m pip install -q -e ".[dev,book,hf,lightning,parquet,digits]"
+	$(BIN)/python -m pip install -q --no-compile -e ".[dev,book,hf,lightning,parquet,digits]"
 	touch $(STAMP) $(BOOK_STAMP)
 
 # Debian's headless Chromium for tests/test_book.py (math rendered, screenshots); installed only when missing.
