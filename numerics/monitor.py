@@ -56,7 +56,9 @@ record of the steps taken so far, and the file holds the same records in the sam
 its windows in one stacked ``eigh`` and computes the derived quantities and α variants vectorised
 (``_BatchSpectra``); windows it does not cover (adaptive start, clipped or zero eigenvalues, α variants other than
 dk_deltaC and rot) go through the one-window builder. Both give the same records, byte for byte (tested, and
-against the verbatim earlier monitor). ``background=True`` builds the hook's batches on a thread instead.
+against the verbatim earlier monitor). By default (``background=True``) the batches the optimizer hook flushes are
+built on the monitor's worker thread, so the training thread only captures; ``background=False`` builds them on the
+training thread at the flushing step.
 """
 
 from __future__ import annotations
