@@ -140,6 +140,30 @@ def test_snapshot_advances_only_after_an_accepted_update():
     assert all(r["type"] == "spectrum" for r in mon.records)
 
 
+def test_an_overflowing_update_in_another_storage_dtype_restores_the_snapshot():
+    """float64 parameters, float32 storage: δ is formed in the snapshot's buffer (not in the window's spare row), so a
+    rejected δ must be undone there. δ = 2⁷⁰ per entry is finite but ⟨δ, δ⟩ overflows float32."""
+    model = nn.Linear(4, 4).double()
+    theta0 = 2.0**60
+    with torch.no_grad():
+        for p in model.parameters():
+            p.fill_(theta0)
+    opt = torch.optim.SGD(model.parameters(), lr=0.0)
+    mon = SpectralMonitor(model, opt, window=3, every=10**9, storage_dtype=torch.float32)
+    assert not mon._direct
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(2.0**70)  # exact in float64
+    with pytest.raises(NonFiniteUpdateError, match="overflow"):
+        mon.capture()
+    assert mon.gram.n_pushed == 0 and bool((mon._prev == theta0).all())  # θ_prev rebuilt exactly
+    with torch.no_grad():
+        for p in model.parameters():
+            p.fill_(theta0 + 2.0**10)
+    mon.capture()
+    assert mon.gram.n_pushed == 1 and bool((mon.gram.window() == 2.0**10).all())
+
+
 def test_on_nonfinite_skip_records_and_goes_on(tmp_path):
     model = _mlp()
     opt = torch.optim.SGD(model.parameters(), lr=0.05)
