@@ -632,11 +632,6 @@ class SpectralMonitor:
             self._take_snapshot(self._cur)
             if self._direct:  # δ written once, straight into the window's spare row; θ_prev is never touched
                 delta = torch.sub(self._cur, self._prev, out=self.gram.next_row())
-                try:
-                    self.gram.commit()
-                except NonFiniteUpdateError as exc:
-                    self._reject(delta, exc)
-                    return None
             elif self._delta is not None:  # sketch: small rows, δ in its own buffer, θ_now kept in _cur
                 delta = torch.sub(self._cur, self._prev, out=self._delta)
             elif not self._all_finite(self._cur):  # θ_prev is finite, so δ is non-finite iff θ_now is
@@ -646,14 +641,16 @@ class SpectralMonitor:
                 return None
             else:  # exact, other storage dtype: δ overwrites θ_prev in place (no second snapshot)
                 delta = torch.sub(self._cur, self._prev, out=self._prev)
-            if not self._direct:
-                try:
+            try:
+                if self._direct:
+                    self.gram.commit()
+                else:
                     self.gram.push(delta if delta.dtype == self.gram.dtype else delta.to(self.gram.dtype))
-                except NonFiniteUpdateError as exc:  # finite δ, overflowing dots: rebuild θ_prev = θ_now − δ, reject
-                    if self._delta is None:
-                        torch.sub(self._cur, self._prev, out=self._prev)
-                    self._reject(delta, exc)
-                    return None
+            except NonFiniteUpdateError as exc:
+                if delta is self._prev:  # δ overwrote θ_prev: rebuild θ_prev = θ_now − δ before rejecting
+                    torch.sub(self._cur, self._prev, out=self._prev)
+                self._reject(delta, exc)
+                return None
         self._prev, self._cur = self._cur, self._prev
         w = self.gram.w
         if w < 2:  # w = 1 has no ratio: no record yet
