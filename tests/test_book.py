@@ -2,27 +2,30 @@
 
 ``test_book_builds_and_renders`` runs ``jb build book -W --keep-going`` (warnings are errors, every page executed),
 checks the built HTML statically (every ``<img>`` is a decodable PNG/SVG file, every internal link and anchor
-exists) and opens every page in headless Chromium after MathJax ran (``--dump-dom``): math must be rendered
-(``mjx-container`` elements, no raw ``$$``, ``\\(`` or ``\\[`` left in the text). Two screenshots are saved under
-``book/_build/screenshots/`` as build artifacts. The checkers are unit-tested on pages built to fail them, and a
-one-page book that reads a missing stored run must fail its build with a message naming the file and the command.
+exists) and opens every page in one headless Chromium (``Chromium``: the DevTools protocol on a pipe) after MathJax
+ran: math must be rendered (``mjx-container`` elements, no raw ``$$``, ``\\(`` or ``\\[`` left in the text). Two
+screenshots are saved under ``book/_build/screenshots/`` as build artifacts. The checkers and the browser driver are
+tested on pages built to pass and to fail them, and a one-page book that reads a missing stored run must fail its
+build with a message naming the file and the command.
 
 Needs the ``book`` extra (``pip install -e .[book]``) and Debian's ``chromium``; ``make test`` installs both.
 """
 
 from __future__ import annotations
 
+import base64
+import fcntl
 import gzip
 import json
 import os
 import re
+import select
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
@@ -190,26 +193,148 @@ def chromium() -> str:
                 "`apt-get update && apt-get install -y --no-install-recommends chromium fonts-dejavu-core`")
 
 
-def _chromium(args: list[str], url: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    with tempfile.TemporaryDirectory(prefix="book-chromium-") as profile:
-        cmd = [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+#: Evaluated in a page once its ``load`` event fired: waits for MathJax's first typeset (when the page loads
+#: MathJax) and the web fonts, then returns the serialised DOM.
+_RENDERED_JS = """(async () => {
+  if (window.MathJax && MathJax.startup && MathJax.startup.promise) { await MathJax.startup.promise; }
+  await document.fonts.ready;
+  return document.documentElement.outerHTML;
+})()"""
+
+
+class Chromium:
+    """One headless Chromium for every page of a check, driven over the DevTools protocol on a pipe
+    (``--remote-debugging-pipe``: JSON messages ending in NUL, read by the browser from its fd 3 and written to its
+    fd 4): one browser start (about 1.2 CPU-s) instead of one per page. Each page opens in a new tab that is closed
+    after use. A context manager; not thread-safe (one caller at a time)."""
+
+    def __init__(self, timeout: float = 120.0) -> None:
+        self.timeout = timeout
+        self._profile = tempfile.TemporaryDirectory(prefix="book-chromium-")
+        self._log = Path(self._profile.name) / "stderr.log"
+        # The pipe ends the browser keeps, moved to fds >= 10 so that bash's 3</4> redirections cannot clobber
+        # them, whichever fds the pipes got here.
+        to_r, to_w = os.pipe()
+        from_r, from_w = os.pipe()
+        child_r, child_w = (fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10) for fd in (to_r, from_w))
+        os.close(to_r)
+        os.close(from_w)
+        self._w, self._r, self._buf, self._id = to_w, from_r, b"", 0
+        self._events: list[dict] = []
+        cmd = ["bash", "-c", f'exec "$0" "$@" 3<&{child_r} 4>&{child_w} {child_r}<&- {child_w}>&-', chromium(),
+               "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-               f"--user-data-dir={profile}", "--virtual-time-budget=10000", *args, url]
-        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+               "--hide-scrollbars", f"--user-data-dir={self._profile.name}", "--remote-debugging-pipe",
+               "about:blank"]
+        with open(self._log, "wb") as log:
+            self.proc = subprocess.Popen(cmd, pass_fds=(child_r, child_w), stdin=subprocess.DEVNULL,
+                                         stdout=subprocess.DEVNULL, stderr=log, start_new_session=True)
+        os.close(child_r)
+        os.close(child_w)
 
+    def __enter__(self) -> Chromium:
+        return self
 
-def rendered_dom(page: Path) -> str:
-    out = _chromium(["--dump-dom"], page.as_uri())
-    assert out.returncode == 0 and out.stdout.strip(), f"chromium could not open {page}: {out.stderr[-2000:]}"
-    return out.stdout
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
+    def close(self) -> None:
+        try:
+            if self.proc.poll() is None:
+                self.call("Browser.close", timeout=10)
+                self.proc.wait(timeout=10)
+        except (OSError, RuntimeError, TimeoutError, subprocess.TimeoutExpired):
+            self.proc.kill()
+            self.proc.wait()
+        finally:
+            for fd in (self._w, self._r):
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+            self._profile.cleanup()
 
-def screenshot(page: Path, png: Path) -> Path:
-    png.parent.mkdir(parents=True, exist_ok=True)
-    png.unlink(missing_ok=True)
-    out = _chromium(["--window-size=1280,1600", f"--screenshot={png}"], page.as_uri())
-    assert png.is_file() and png.stat().st_size > 10_000, f"no screenshot of {page}: {out.stderr[-2000:]}"
-    return png
+    def _stderr(self) -> str:
+        return self._log.read_text(errors="replace")[-2000:] if self._log.exists() else ""
+
+    def _message(self, deadline: float) -> dict:
+        while b"\0" not in self._buf:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"chromium sent nothing for {self.timeout:.0f} s: {self._stderr()}")
+            if select.select([self._r], [], [], left)[0]:
+                chunk = os.read(self._r, 1 << 20)
+                if not chunk:
+                    raise RuntimeError(f"chromium closed its DevTools pipe (exit {self.proc.poll()}): "
+                                       f"{self._stderr()}")
+                self._buf += chunk
+        message, _, self._buf = self._buf.partition(b"\0")
+        return json.loads(message)
+
+    def call(self, method: str, params: dict | None = None, session: str | None = None, *,
+             timeout: float | None = None) -> dict:
+        """Send one command and return its result; events that arrive meanwhile are kept for ``wait_event``."""
+        self._id += 1
+        message = {"id": self._id, "method": method, "params": params or {}}
+        if session:
+            message["sessionId"] = session
+        data = json.dumps(message).encode() + b"\0"
+        while data:
+            data = data[os.write(self._w, data):]
+        deadline = time.monotonic() + (timeout or self.timeout)
+        while True:
+            reply = self._message(deadline)
+            if reply.get("id") == self._id:
+                if "error" in reply:
+                    raise RuntimeError(f"chromium: {method} failed: {reply['error']}")
+                return reply.get("result", {})
+            self._events.append(reply)
+
+    def wait_event(self, method: str, session: str) -> dict:
+        deadline = time.monotonic() + self.timeout
+        while True:
+            for i, event in enumerate(self._events):
+                if event.get("method") == method and event.get("sessionId") == session:
+                    return self._events.pop(i)
+            self._events.append(self._message(deadline))
+
+    def _open(self, page: Path, size: tuple[int, int] | None = None) -> tuple[str, str]:
+        """A new tab showing ``page`` after its ``load`` event: (target id, session id)."""
+        target = self.call("Target.createTarget", {"url": "about:blank"})["targetId"]
+        session = self.call("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
+        if size:
+            self.call("Emulation.setDeviceMetricsOverride",
+                      {"width": size[0], "height": size[1], "deviceScaleFactor": 1, "mobile": False}, session)
+        self.call("Page.enable", session=session)
+        self.call("Page.navigate", {"url": page.as_uri()}, session)
+        self.wait_event("Page.loadEventFired", session)
+        return target, session
+
+    def rendered_dom(self, page: Path) -> str:
+        """The page's DOM after MathJax ran (``_RENDERED_JS``)."""
+        target, session = self._open(page)
+        try:
+            got = self.call("Runtime.evaluate", {"expression": _RENDERED_JS, "awaitPromise": True,
+                                                 "returnByValue": True}, session)
+        finally:
+            self.call("Target.closeTarget", {"targetId": target})
+        html = got.get("result", {}).get("value")
+        assert isinstance(html, str) and html.strip(), f"chromium could not render {page}: {got}"
+        return html
+
+    def screenshot(self, page: Path, png: Path, size: tuple[int, int] = (1280, 1600)) -> Path:
+        """A PNG of the page's first ``size`` pixels, after MathJax ran."""
+        target, session = self._open(page, size)
+        try:
+            self.call("Runtime.evaluate", {"expression": _RENDERED_JS, "awaitPromise": True}, session)
+            data = self.call("Page.captureScreenshot", {"format": "png"}, session)["data"]
+        finally:
+            self.call("Target.closeTarget", {"targetId": target})
+        png.parent.mkdir(parents=True, exist_ok=True)
+        tmp = png.with_name(png.name + ".tmp")
+        tmp.write_bytes(base64.b64decode(data))
+        tmp.replace(png)
+        return png
 
 
 # --- building --------------------------------------------------------------------------------------------------
@@ -340,6 +465,22 @@ def test_math_checker_flags_raw_tex() -> None:
     ok = ("<html><body><p>k</p><mjx-container><mjx-math>\\(</mjx-math></mjx-container><pre>$$ in code</pre>"
           "</body></html>")
     assert math_problems(ok, expect_math=True) == []
+
+
+def test_browser_renders_math_with_the_books_mathjax_and_shows_raw_tex_without_it(tmp_path: Path) -> None:
+    """The one-browser driver (``Chromium``) on two tiny pages: with the book's own MathJax the TeX is typeset (an
+    ``mjx-container``, no raw delimiter left); without it the checker sees the raw ``$$``. A screenshot is a PNG."""
+    mathjax = BOOK / "_mathjax" / "mathjax" / "tex-mml-chtml.js"
+    tex = "<p>the gap $$g = \\sigma_1 - \\sigma_2$$ opens</p>"
+    typeset = tmp_path / "typeset.html"
+    typeset.write_text(f'<html><head><script defer src="{mathjax.as_uri()}"></script></head><body>{tex}</body></html>')
+    raw = tmp_path / "raw.html"
+    raw.write_text(f"<html><body>{tex}</body></html>")
+    with Chromium() as browser:
+        assert math_problems(browser.rendered_dom(typeset), expect_math=True) == []
+        assert any("$$" in p for p in math_problems(browser.rendered_dom(raw), expect_math=True))
+        png = browser.screenshot(typeset, tmp_path / "shot.png", size=(1000, 400))
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_static_checker_flags_broken_links_and_images(tmp_path: Path) -> None:
@@ -481,14 +622,14 @@ def test_book_builds_and_renders() -> None:
     missing = [name for name in pages if not (HTML / f"{name}.html").is_file()]
     assert not missing, f"pages not built: {missing}"
 
-    def check(name: str) -> list[str]:
-        page = HTML / f"{name}.html"
-        static = parse_page(page.read_text(encoding="utf-8"))
-        return static_problems(HTML, page) + math_problems(rendered_dom(page), expect_math=static.static_math > 0)
-
-    with ThreadPoolExecutor(max_workers=2) as pool:  # two browsers at a time: the machine has two cores
-        found = dict(zip(pages, pool.map(check, pages), strict=True))
+    found = {}
+    with Chromium() as browser:  # one browser, one tab per page
+        for name in pages:
+            page = HTML / f"{name}.html"
+            static = parse_page(page.read_text(encoding="utf-8"))
+            found[name] = static_problems(HTML, page) + math_problems(browser.rendered_dom(page),
+                                                                      expect_math=static.static_math > 0)
+        shots = [browser.screenshot(HTML / f"{name}.html", SCREENSHOTS / f"{name}.png") for name in SCREENSHOT_PAGES]
+    assert all(png.stat().st_size > 10_000 for png in shots), f"a blank screenshot: {shots}"
     problems = {name: p for name, p in found.items() if p}
     assert not problems, json.dumps(problems, indent=1, ensure_ascii=False)
-    for name in SCREENSHOT_PAGES:
-        screenshot(HTML / f"{name}.html", SCREENSHOTS / f"{name}.png")

@@ -14,9 +14,11 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_dyck_tiny_groks_with_weight_decay_and_not_without(tmp_path):
+    # 600 of the preset's 1,500 steps, for both: wd 1 reaches test acc 0.99 at step 300 (seed 0), wd 0 levels off at
+    # 0.96 from step 200 to the end of the full run (measured 2026-12-03).
     results = {}
     for wd in (1.0, 0.0):
-        cfg = preset("tiny", task="dyck").with_overrides(weight_decay=wd).with_seed(0)
+        cfg = preset("tiny", task="dyck").with_overrides(weight_decay=wd, max_steps=600).with_seed(0)
         path = tmp_path / f"dyck-wd{wd:g}.jsonl"
         result = train_with_monitor(cfg, path, progress=False)
         results[wd] = result

@@ -279,14 +279,14 @@ def default_jobs(device: str = "cuda", *, dry_run: bool = False, cpu_count: int 
                  "synthetic_docs": 60, "eval_windows": 4}
         one = (0,)
         return [
-            JobSpec("modular", "modular", "modular", "tiny", 30, 20, seeds=one, wds=(1.0, 0.0),
+            JobSpec("modular", "modular", "modular", "tiny", 20, 12, seeds=one, wds=(1.0, 0.0),
                     grid={"op": ["add", "mul"]}, overrides=tiny, jobs=procs),
-            JobSpec("dyck", "dyck", "dyck", "tiny", 30, 20, seeds=one, wds=(1.0, 0.0), overrides=tiny, jobs=procs,
+            JobSpec("dyck", "dyck", "dyck", "tiny", 20, 12, seeds=one, wds=(1.0, 0.0), overrides=tiny, jobs=procs,
                     note="the control shares the job (one worker start less)"),
-            JobSpec("scan", "scan", "scan", "tiny", 30, 20, seeds=one, wds=(1.0, 0.0),
+            JobSpec("scan", "scan", "scan", "tiny", 20, 12, seeds=one, wds=(1.0, 0.0),
                     overrides={**tiny, "n_train": 128, "n_test": 32}, jobs=procs,
                     note="the control shares the job (one worker start less)"),
-            *(JobSpec(f"gpt2-{opt}", "gpt2", "gpt2", f"tiny-{opt}", 20, 16, kind="single", seeds=one,
+            *(JobSpec(f"gpt2-{opt}", "gpt2", "gpt2", f"tiny-{opt}", 12, 10, kind="single", seeds=one,
                       overrides=gtiny, stem=f"gpt2-tiny-{opt}", calibrate=opt == "muon") for opt in
               ("adamw", "muon", "sgd")),
         ]
@@ -726,7 +726,7 @@ def run_kit(out: str | os.PathLike[str], *, budget_s: float = 480.0, device: str
     contention = CONTENTION["cuda" if is_cuda else "cpu"]
     costs: dict[str, Cost] = {}
     cal_info: dict[str, dict[str, Any]] = {}
-    n_cal = 6 if dry_run else 12
+    n_cal = 4 if dry_run else 12
     for task in dict.fromkeys(s.task for s in specs if s.name not in left_out):
         mine = [s for s in specs if s.task == task and s.name not in left_out]
         pick = next((s for s in mine if s.calibrate), mine[0])

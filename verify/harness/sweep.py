@@ -61,14 +61,21 @@ def conditions(base: RunConfig, seeds: Sequence[int], wds: Sequence[float], **gr
     return out
 
 
+#: Set in a worker once its sweep process is gone: the run's ``KeyboardInterrupt`` then ends the worker
+#: (``_run_one``) instead of returning it to a pool whose parent will never send another task.
+_ORPHANED = threading.Event()
+
+
 def _watch_parent(parent: int, grace_s: float = 10.0, poll_s: float = 0.5) -> None:
     """Worker initializer: a daemon thread that ends this worker when the sweep process that started it dies (the
     worker is re-parented). It interrupts the run first (``KeyboardInterrupt``: the run writes ``interrupted`` and
-    ``end`` and releases its lock), and exits hard if that has not ended the process after ``grace_s``."""
+    ``end``, releases its lock, and the worker exits), and exits hard if that has not ended the process after
+    ``grace_s`` (a run stuck outside Python code)."""
 
     def watch() -> None:
         while os.getppid() == parent:
             time.sleep(poll_s)
+        _ORPHANED.set()
         _thread.interrupt_main()
         time.sleep(grace_s)
         os._exit(1)
@@ -100,10 +107,15 @@ def _run_one(cfg_json: str, path: str, device: str = "cpu", resume: bool = False
              overwrite: bool = False) -> dict[str, Any]:
     torch.set_num_threads(1)  # one thread per worker process (module docstring)
     cfg = RunConfig.model_validate_json(cfg_json)
-    with run_lock(path):  # held through the archiving: nobody else moves or reads this run half-way
-        result = train_with_monitor(cfg, path, progress=False, device=device, resume=resume, overwrite=overwrite,
-                                    lock=False)
-        gz = _archive(Path(path))
+    try:
+        with run_lock(path):  # held through the archiving: nobody else moves or reads this run half-way
+            result = train_with_monitor(cfg, path, progress=False, device=device, resume=resume,
+                                        overwrite=overwrite, lock=False)
+            gz = _archive(Path(path))
+    except KeyboardInterrupt:
+        if _ORPHANED.is_set():  # the run has closed its file and the lock is released: nobody waits for this worker
+            os._exit(1)
+        raise
     if gz is None:
         raise SpectralEdgeError(f"{path}: the run returned but its trajectory is not finished; not archived")
     return {"file": gz.name, "grok_step": result.grok_step, "final_step": result.final_step,

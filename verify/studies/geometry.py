@@ -625,7 +625,7 @@ def step_norms(K: np.ndarray) -> np.ndarray:
 
 def _group_sizes(run: Run) -> dict[str, int]:
     """P of the run's groups ('all': every trainable parameter; 'attn': the task's attention weights, the selection
-    of ``backbone_trackers``), from one model rebuilt on the meta device from its stored config."""
+    of ``backbone_trackers``), from one model rebuilt from its stored config (then moved to the meta device)."""
     cfg = RunConfig.model_validate(run.config)
     task = get_task(cfg.task)
     model = task.build_model(cfg.task_config, torch.Generator().manual_seed(0), "meta")

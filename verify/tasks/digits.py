@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from torch import Tensor, nn
 
-from verify.tasks.common import build_on_meta, sample_rows, split_metrics
+from verify.tasks.common import build_initialised, sample_rows, split_metrics
 from verify.tasks.presets import derive
 
 __all__ = ["DIGITS", "N_DIGITS", "PRESETS", "RECOMMENDED", "DigitsConfig", "DigitsMLP", "DigitsTask", "load_digits",
@@ -133,7 +133,7 @@ class DigitsTask:
 
     def build_model(self, config: BaseModel, generator: torch.Generator, device: torch.device | str) -> nn.Module:
         cfg = DigitsConfig.model_validate(config)
-        return build_on_meta(lambda: DigitsMLP(cfg.hidden, cfg.init_scale), generator, device)
+        return build_initialised(lambda: DigitsMLP(cfg.hidden, cfg.init_scale), generator, device)
 
     def sample_batch(self, data: dict[str, Any], batch_size: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
         return sample_rows(data, batch_size, generator)

@@ -33,7 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import Tensor, nn
 
 from verify.tasks.base import eval_mode
-from verify.tasks.common import IGNORE, AttentionGramTask, TokenCounts, build_on_meta, chunks
+from verify.tasks.common import IGNORE, AttentionGramTask, TokenCounts, build_initialised, chunks
 from verify.tasks.layers import (
     ATTN_PROJ,
     Attention,
@@ -210,10 +210,10 @@ class DyckTask(AttentionGramTask):
         return make_dataset(cfg, seed)
 
     def build_model(self, config: BaseModel, generator: torch.Generator, device: torch.device | str) -> nn.Module:
-        """Built on the meta device (PyTorch's default init never runs, the global RNG is untouched), initialised
-        on the CPU from ``generator``, then moved to ``device``."""
+        """Built and initialised on the CPU from ``generator`` (the global RNG untouched: ``build_initialised``),
+        then moved to ``device``."""
         cfg = DyckConfig.model_validate(config)
-        return build_on_meta(lambda: DyckTransformer(cfg), generator, device)
+        return build_initialised(lambda: DyckTransformer(cfg), generator, device)
 
     def sample_batch(self, data: dict[str, Any], batch_size: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
         """``batch_size`` training sequences drawn uniformly with replacement (as the author)."""

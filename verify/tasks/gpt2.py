@@ -11,7 +11,7 @@ from nanoGPT, on purpose:
   W_V, W_O are selectable by name; the parameter count is unchanged;
 * no dropout (it would draw from the global RNG; nanoGPT's default is 0 as well);
 * the tied output head is ``F.linear(h, wte.weight)``: one parameter, nothing to re-tie after ``to_empty``;
-* every parameter is drawn from an explicit generator on modules built on the meta device.
+* every parameter is drawn from an explicit generator (``build_initialised``: the global RNG is left as it was).
 
 There is no grokking in GPT-2: ``acc`` is next-token accuracy, reported because the harness expects it.
 """
@@ -29,7 +29,7 @@ from torch import Tensor, nn
 
 from verify import corpus as lm_corpus
 from verify.tasks.base import eval_mode
-from verify.tasks.common import AttentionGramTask, build_on_meta, chunks
+from verify.tasks.common import AttentionGramTask, build_initialised, chunks
 from verify.tasks.layers import Attention, attention_weight_names
 
 __all__ = [
@@ -134,9 +134,9 @@ class GPT2Model(nn.Module):
 
 
 def build_model(cfg: ModelConfig, generator: torch.Generator, device: str | torch.device = "cpu") -> GPT2Model:
-    """Build on the meta device (no default init, no global RNG), materialise on the CPU, initialise from
-    ``generator``, then move to ``device`` (so the init is the same on every device)."""
-    return build_on_meta(lambda: GPT2Model(cfg), generator, device)
+    """Build on the CPU (the global RNG left as it was), initialise from ``generator``, then move to ``device`` (so
+    the init is the same on every device): ``build_initialised``."""
+    return build_initialised(lambda: GPT2Model(cfg), generator, device)
 
 
 def hidden_matrix_names(model: nn.Module) -> list[str]:

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from torch import Tensor, nn
 
-from verify.tasks.common import AttentionGramTask, build_on_meta, split_metrics
+from verify.tasks.common import AttentionGramTask, build_initialised, split_metrics
 from verify.tasks.layers import ATTN_PROJ, Attention, Block, attention_weight_names
 
 __all__ = [
@@ -178,10 +178,10 @@ def _linear_default(lin: nn.Linear, g: torch.Generator | None) -> None:
 def init_model(cfg: ModelConfig, generator: torch.Generator, device: str | torch.device = "cpu") -> ModularTransformer:
     """Build the model and initialise every parameter from ``generator`` (the init stream).
 
-    Modules are constructed on the meta device, so PyTorch's default init never runs and the global RNG is not
+    PyTorch's default init runs with the global RNG's state restored afterwards, so the global stream is not
     touched; all values come from the generator (on CPU, then moved, so the init is device-independent).
     """
-    return build_on_meta(lambda: ModularTransformer(cfg), generator, device)
+    return build_initialised(lambda: ModularTransformer(cfg), generator, device)
 
 
 def build_model(cfg: ModelConfig, seed: int, device: str | torch.device = "cpu") -> ModularTransformer:

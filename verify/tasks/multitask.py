@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from torch import Tensor, nn
 
 from verify.tasks.base import eval_mode
-from verify.tasks.common import AttentionGramTask, build_on_meta
+from verify.tasks.common import AttentionGramTask, build_initialised
 from verify.tasks.modular import OPS, ModelConfig, ModularTransformer
 from verify.tasks.presets import derive
 
@@ -125,7 +125,7 @@ class MultiTaskModular(AttentionGramTask):
 
     def build_model(self, config: BaseModel, generator: torch.Generator, device: torch.device | str) -> nn.Module:
         cfg = MultiTaskConfig.model_validate(config)
-        return build_on_meta(lambda: MultiTaskTransformer(cfg.architecture(), cfg.ops), generator, device)
+        return build_initialised(lambda: MultiTaskTransformer(cfg.architecture(), cfg.ops), generator, device)
 
     def sample_batch(self, data: dict[str, Any], batch_size: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
         x, y = data["train"]

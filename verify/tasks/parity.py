@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import Tensor, nn
 
-from verify.tasks.common import build_on_meta, sample_rows, split_metrics
+from verify.tasks.common import build_initialised, sample_rows, split_metrics
 from verify.tasks.presets import derive
 
 __all__ = ["PARITY", "PRESETS", "RECOMMENDED", "ParityConfig", "ParityMLP", "ParityTask", "parity_data",
@@ -111,7 +111,7 @@ class ParityTask:
 
     def build_model(self, config: BaseModel, generator: torch.Generator, device: torch.device | str) -> nn.Module:
         cfg = ParityConfig.model_validate(config)
-        return build_on_meta(lambda: ParityMLP(cfg.n_bits, cfg.width), generator, device)
+        return build_initialised(lambda: ParityMLP(cfg.n_bits, cfg.width), generator, device)
 
     def sample_batch(self, data: dict[str, Any], batch_size: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
         return sample_rows(data, batch_size, generator)

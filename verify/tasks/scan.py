@@ -41,7 +41,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import Tensor, nn
 
 from verify.tasks.base import eval_mode
-from verify.tasks.common import IGNORE, AttentionGramTask, TokenCounts, build_on_meta, chunks
+from verify.tasks.common import IGNORE, AttentionGramTask, TokenCounts, build_initialised, chunks
 from verify.tasks.layers import Attention, Block, init_attention, init_linear
 from verify.tasks.presets import derive
 
@@ -345,10 +345,10 @@ class ScanTask(AttentionGramTask):
         return {"train": take(sub_train), "test": take(sub_test), "test_full": take(test_idx)}
 
     def build_model(self, config: BaseModel, generator: torch.Generator, device: torch.device | str) -> nn.Module:
-        """Built on the meta device (PyTorch's default init never runs, the global RNG is untouched), initialised
-        on the CPU from ``generator``, then moved to ``device``."""
+        """Built and initialised on the CPU from ``generator`` (the global RNG untouched: ``build_initialised``),
+        then moved to ``device``."""
         cfg = ScanConfig.model_validate(config)
-        return build_on_meta(lambda: ScanTransformer(cfg), generator, device)
+        return build_initialised(lambda: ScanTransformer(cfg), generator, device)
 
     def sample_batch(self, data: dict[str, Any], batch_size: int, generator: torch.Generator) -> dict[str, Tensor]:
         """``batch_size`` training pairs drawn uniformly with replacement (as the author)."""
