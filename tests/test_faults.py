@@ -216,7 +216,11 @@ def test_archive_refuses_an_unfinished_run(tmp_path) -> None:
 
 @pytest.mark.skipif(sys.platform != "linux", reason="reads /proc")
 def test_sweep_workers_die_with_their_parent(tmp_path) -> None:
+    # SIGINT ignored, as for a sweep started in the background of a non-interactive shell: the worker inherits that,
+    # and must still be interrupted when its sweep dies.
     script = textwrap.dedent(f"""
+        import signal
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         from verify.harness.config import preset
         from verify.harness.sweep import run_sweep
         cfg = preset("tiny", p=23, d_model=32, max_steps=10_000_000, eval_every=1000, early_stop=None,

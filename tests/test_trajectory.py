@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import re
@@ -192,3 +193,44 @@ def test_compressed_round_trip_and_corrupt_gzip(tmp_path):
     gz.write_bytes(gz.read_bytes()[:30])
     with pytest.raises(TrajectoryError, match="cannot read"):
         read_trajectory(gz)
+
+
+def _same(a, b) -> bool:
+    """Equal values of equal types, NaN equal to NaN and the sign of zero compared."""
+    if isinstance(a, float) and isinstance(b, float):
+        return (math.isnan(a) and math.isnan(b)) or (a == b and math.copysign(1, a) == math.copysign(1, b))
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    return a == b
+
+
+def test_fast_parser_reads_what_the_standard_library_reads(tmp_path, monkeypatch):
+    """orjson (when installed) and the standard library give the same records: on stored runs of every workload
+    directory, and on a file with the NaN/Infinity literals and a corrupt line that orjson refuses, subnormal floats,
+    -0.0 and the 64-bit integer limits."""
+    import numerics.trajectory as trajectory
+    from verify.claims import RUNS_ROOT
+
+    pytest.importorskip("orjson")
+    odd = tmp_path / "odd.jsonl"
+    with TrajectoryWriter(odd, meta={"window": 2}) as w:
+        w.write("spectrum", 1, group="all", sigma=[1e-300, 5e-324, 0.1 + 0.2], R=math.inf, g=-0.0, r=[math.nan])
+        w.write("eval", 2, test_acc=2.0**0.5, big=2**64 - 1, small=-(2**63))  # 64-bit integers stay exact
+    with odd.open("a") as fh:
+        fh.write('{"type": "eval", "step": 3, "x": [1, 2\n{"type": "end", "step": 4}\n')
+    stored = sorted({f.parent: f for f in RUNS_ROOT.rglob("*.jsonl.gz")}.values())  # one file per directory
+    assert len(stored) >= 10
+    for path in [odd, *stored]:
+        with pytest.warns(UserWarning) if path == odd else contextlib.nullcontext():
+            fast = read_trajectory(path)
+        monkeypatch.setattr(trajectory, "_fast_loads", None)
+        with pytest.warns(UserWarning) if path == odd else contextlib.nullcontext():
+            slow = read_trajectory(path)
+        monkeypatch.undo()
+        assert _same(fast.header, slow.header) and _same(fast.records, slow.records), path
+        assert fast.skipped_lines == slow.skipped_lines
+    assert read_trajectory.__module__ == "numerics.trajectory" and fast.records  # the loop ran

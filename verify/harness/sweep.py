@@ -19,6 +19,7 @@ import itertools
 import json
 import multiprocessing as mp
 import os
+import signal
 import threading
 import time
 import warnings
@@ -70,7 +71,11 @@ def _watch_parent(parent: int, grace_s: float = 10.0, poll_s: float = 0.5) -> No
     """Worker initializer: a daemon thread that ends this worker when the sweep process that started it dies (the
     worker is re-parented). It interrupts the run first (``KeyboardInterrupt``: the run writes ``interrupted`` and
     ``end``, releases its lock, and the worker exits), and exits hard if that has not ended the process after
-    ``grace_s`` (a run stuck outside Python code)."""
+    ``grace_s`` (a run stuck outside Python code). The worker's SIGINT gets Python's handler back where its launcher
+    ignored it (a sweep started in the background of a non-interactive shell, or under nohup-like launchers): without
+    one, ``interrupt_main`` does nothing."""
+    if signal.getsignal(signal.SIGINT) in (signal.SIG_IGN, signal.SIG_DFL, None):
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
     def watch() -> None:
         while os.getppid() == parent:
