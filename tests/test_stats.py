@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from scipy import stats as sps
 
 from verify.stats import (
+    average_ranks,
     balanced_sign_accuracy,
     cluster_bootstrap,
     fmt,
@@ -55,6 +56,25 @@ def test_correlations_match_scipy_and_are_nan_when_undefined() -> None:
     assert spearman(x, y) == pytest.approx(sps.spearmanr(x, y).statistic)
     assert pearson(x, y) == pytest.approx(sps.pearsonr(x, y).statistic)
     assert math.isnan(spearman(x[:2], y[:2])) and math.isnan(pearson(np.ones(5), y[:5]))
+
+
+# Few distinct values, so that ties are common; NaN and ±inf among them.
+_tie_values = st.sampled_from([-2.0, -1.0, 0.0, 0.5, 1.0, 3.0, float("inf"), -float("inf")])
+_pairs = st.integers(0, 30).flatmap(lambda n: st.tuples(
+    st.lists(st.one_of(_tie_values, st.floats(-1e6, 1e6)), min_size=n, max_size=n),
+    st.lists(st.one_of(_tie_values, st.floats(-1e6, 1e6), st.just(float("nan"))), min_size=n, max_size=n)))
+
+
+@given(_pairs)
+def test_spearman_and_average_ranks_match_scipy_with_ties_and_nans(pair: tuple[list[float], list[float]]) -> None:
+    x, y = (np.asarray(v, dtype=float) for v in pair)
+    if len(x):
+        np.testing.assert_array_equal(average_ranks(x), sps.rankdata(x, method="average"))
+    rho = spearman(x, y)
+    if len(x) < 3 or np.isnan(y).any() or np.ptp(x) == 0 or np.ptp(y) == 0:
+        assert math.isnan(rho)
+    else:
+        assert rho == pytest.approx(sps.spearmanr(x, y).statistic, rel=1e-12, abs=1e-12)
 
 
 def test_balanced_sign_accuracy_is_half_for_a_constant_predictor() -> None:
