@@ -14,13 +14,15 @@ BOOK_STAMP := $(VENV)/.book-installed
 # installs on one core; the installs skip that (--no-compile) and VENV_BYTECODE then compiles the venv's packages on
 # every core: 57 s instead of 90 s for the test install here. Bytecode is needed: where PYTHONDONTWRITEBYTECODE is set,
 # as on this project's machines, a package without it is compiled again by every process that imports it. Files that
-# do not compile (Python 2 fixtures inside some packages) are skipped, as pip skips them.
+# do not compile (Python 2 fixtures inside some packages) are skipped, as pip skips them, and so are the packages' own
+# test suites, which nothing imports.
 define VENV_BASE
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q --no-compile "$(TORCH_PIN)"
 endef
-VENV_BYTECODE = $(BIN)/python -m compileall -q -j 0 "$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')" >/dev/null 2>&1 || true
+VENV_BYTECODE = $(BIN)/python -m compileall -q -j 0 -x '/tests?/|/testing/_internal/' \
+	"$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')" >/dev/null 2>&1 || true
 
 # The project's bytecode, compiled once on both cores: every process the suite or the book starts (page kernels, CLI
 # subprocesses, sweep workers) then reads it, instead of compiling the sources again in each process, as Python does
