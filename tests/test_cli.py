@@ -70,11 +70,15 @@ def test_definitions_lists_every_quantity():
         assert q in res.output
 
 
+#: SCAN's evaluation decodes the whole test split greedily: a small one keeps this test at a second.
+_SMALL_DATA = {"scan": ["--set", "n_train=256", "--set", "n_test=32"]}
+
+
 @pytest.mark.parametrize("task", ["dyck", "scan", "gpt2"])
 def test_every_registered_workload_trains_through_the_cli(tmp_path, task):
     res = runner.invoke(app, ["train", task, "--preset", "tiny", "--out", str(tmp_path), "--no-progress",
                               "--set", "max_steps=12", "--set", "eval_every=6", "--set", "monitor.every=3",
-                              "--set", "monitor.window=3"])
+                              "--set", "monitor.window=3", *_SMALL_DATA.get(task, [])])
     assert res.exit_code == 0, res.output
     (path,) = tmp_path.glob("*.jsonl")
     t = read_trajectory(path)
