@@ -1,6 +1,6 @@
 """Mutation tests of every registered derivation: changing any one step must make ``check()`` fail.
 
-For each step of each ``theory.derivation.all_derivations()`` entry, every mutation of
+For each step of each registered derivation (``theory.derivation.derivation_names()``), every mutation of
 ``theory.derivation.mutations`` (the right side doubled, its sign flipped, a fresh symbol added; a sign relation
 reversed or loosened) must break the step, and so the derivation. A step that survives checks nothing: rewrite it
 so that its residual depends on what it claims. Nothing is skipped silently: every step in ``theory/`` is written
@@ -19,43 +19,61 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import theory  # noqa: F401 - registers every derivation
-from theory.derivation import MUTATION_KINDS, Derivation, DerivationError, Step, all_derivations, mutations
+from theory.derivation import (
+    MUTATION_KINDS,
+    Derivation,
+    DerivationError,
+    Step,
+    build_derivation,
+    derivation_names,
+    mutations,
+)
 
 
 @cache
-def _derivations() -> dict[str, Derivation]:
-    return all_derivations()
+def _derivation(name: str) -> Derivation:
+    return build_derivation(name)
 
 
-CASES = [(name, i) for name, dv in sorted(_derivations().items()) for i in range(len(dv.steps))]
+#: Derivation names, known without building any (collection stays cheap in every pytest-xdist worker).
+NAMES = derivation_names()
 
 
-def test_every_derivation_holds_and_has_a_checked_step() -> None:
-    for name, dv in _derivations().items():
-        assert dv.check(), name
-        assert any(not s.definition for s in dv.steps), f"{name} has only definitions: it derives nothing"
+@pytest.mark.parametrize("name", NAMES)
+def test_the_derivation_holds_and_has_a_checked_step(name: str) -> None:
+    dv = _derivation(name)
+    assert dv.check(), name
+    assert any(not s.definition for s in dv.steps), f"{name} has only definitions: it derives nothing"
 
 
-@pytest.mark.parametrize(("name", "index"), CASES, ids=[f"{n}[{i}]" for n, i in CASES])
-def test_every_mutation_of_every_step_breaks_the_derivation(name: str, index: int) -> None:
-    dv = _derivations()[name]
-    step = dv.steps[index]
-    if step.definition:  # a name, not a claim: it must look like one (Step refuses anything else)
-        assert isinstance(step.lhs, sp.Symbol) and step.lhs not in sp.sympify(step.rhs).free_symbols
-        assert "definition" in step.claim.lower() or ":=" in step.claim, step.claim
-        return
-    assert step.relation is not None or (step.lhs is not None and step.rhs is not None), (
-        f"{name}: step {step.claim!r} has only a residual; write it as lhs = rhs or as a relation"
-    )
-    muts = mutations(step)
-    assert set(muts) == set(MUTATION_KINDS)
-    survivors = [kind for kind, m in muts.items() if m.holds()]
-    assert not survivors, f"{name}: step {step.claim!r} survives {survivors}: it is vacuous"
-    for m in muts.values():
-        steps = list(dv.steps)
-        steps[index] = m
-        with pytest.raises(DerivationError):
-            dataclasses.replace(dv, steps=tuple(steps)).check()
+@pytest.mark.parametrize("name", NAMES)
+def test_every_mutation_of_every_step_breaks_the_derivation(name: str) -> None:
+    dv = _derivation(name)
+    for index, step in enumerate(dv.steps):
+        where = f"{name}[{index}]: step {step.claim!r}"
+        if step.definition:  # a name, not a claim: it must look like one (Step refuses anything else)
+            assert isinstance(step.lhs, sp.Symbol) and step.lhs not in sp.sympify(step.rhs).free_symbols, where
+            assert "definition" in step.claim.lower() or ":=" in step.claim, where
+            continue
+        assert step.relation is not None or (step.lhs is not None and step.rhs is not None), (
+            f"{where} has only a residual; write it as lhs = rhs or as a relation"
+        )
+        muts = mutations(step)
+        assert set(muts) == set(MUTATION_KINDS), where
+        survivors = [kind for kind, m in muts.items() if m.holds()]
+        assert not survivors, f"{where} survives {survivors}: it is vacuous"
+        for kind, m in muts.items():
+            steps = list(dv.steps)
+            steps[index] = m
+            with pytest.raises(DerivationError):
+                dataclasses.replace(dv, steps=tuple(steps)).check()
+                pytest.fail(f"{where}: the derivation still checks with the step mutated ({kind})")
+
+
+def test_every_registered_derivation_is_tested() -> None:
+    import theory.derivation as registry
+
+    assert NAMES == sorted(registry._DERIVATIONS) and len(NAMES) >= 20
 
 
 def test_definition_flag_is_only_for_names() -> None:

@@ -29,7 +29,9 @@ __all__ = [
     "DerivationError",
     "Step",
     "all_derivations",
+    "build_derivation",
     "derivation",
+    "derivation_names",
     "mutations",
     "sign_residual",
 ]
@@ -248,3 +250,17 @@ def derivation(name: str) -> Callable[[Callable[[], Derivation]], Callable[[], D
 def all_derivations() -> dict[str, Derivation]:
     """Every registered derivation, built (import the theory modules first: ``import theory``)."""
     return {name: build() for name, build in _DERIVATIONS.items()}
+
+
+def derivation_names() -> list[str]:
+    """The registered names, sorted, with nothing built (building all of them takes seconds of sympy)."""
+    return sorted(_DERIVATIONS)
+
+
+def build_derivation(name: str) -> Derivation:
+    """The registered derivation ``name``, built alone; ``KeyError`` naming the registered ones otherwise."""
+    try:
+        build = _DERIVATIONS[name]
+    except KeyError:
+        raise KeyError(f"unknown derivation {name!r}; registered: {', '.join(sorted(_DERIVATIONS))}") from None
+    return build()
