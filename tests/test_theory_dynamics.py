@@ -7,7 +7,6 @@ integration (scipy), perturbation theory against exact eigenvalues, identities a
 from __future__ import annotations
 
 import math
-from functools import cache
 
 import numpy as np
 import pytest
@@ -23,12 +22,6 @@ from theory.symbols import G, G_eff, Kdot_norm, N_mode, S_mode, W, c, d, eta, g,
 
 PREFIXES = ("signal_flow.", "gap_flow.", "normal_form.", "dyson.", "loss_decomposition.", "adiabatic.")
 NAMES = [name for name in derivation_names() if name.startswith(PREFIXES)]  # built when a test needs one
-
-
-@cache
-def _derivation(name: str) -> Derivation:
-    return build_derivation(name)
-
 
 EXPECTED = {
     "signal_flow.squared_form",
@@ -64,7 +57,7 @@ def test_all_expected_derivations_are_registered() -> None:
 
 @pytest.mark.parametrize("name", NAMES)
 def test_derivation_checks_and_renders(name: str) -> None:
-    dv = _derivation(name)
+    dv = build_derivation(name)
     assert dv.check()
     assert dv.steps, "a derivation without steps checks nothing"
     assert all(r == 0 for r, s in zip(dv.residuals(), dv.steps, strict=True) if not s.definition)
@@ -91,7 +84,7 @@ def test_check_fails_on_a_wrong_step() -> None:
 
 
 def test_check_fails_when_a_real_step_is_perturbed() -> None:
-    dv = _derivation("gap_flow.thm_14_2")
+    dv = build_derivation("gap_flow.thm_14_2")
     broken = Derivation(
         dv.name, dv.statement, dv.source, tuple(Step(s.claim, s.residual + eta * omega) for s in dv.steps)
     )

@@ -18,6 +18,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
 import sympy as sp
@@ -249,7 +250,7 @@ def derivation(name: str) -> Callable[[Callable[[], Derivation]], Callable[[], D
 
 def all_derivations() -> dict[str, Derivation]:
     """Every registered derivation, built (import the theory modules first: ``import theory``)."""
-    return {name: build() for name, build in _DERIVATIONS.items()}
+    return {name: build_derivation(name) for name in _DERIVATIONS}
 
 
 def derivation_names() -> list[str]:
@@ -257,8 +258,10 @@ def derivation_names() -> list[str]:
     return sorted(_DERIVATIONS)
 
 
+@cache
 def build_derivation(name: str) -> Derivation:
-    """The registered derivation ``name``, built alone; ``KeyError`` naming the registered ones otherwise."""
+    """The registered derivation ``name``, built alone, once per process (a frozen ``Derivation``; building takes up
+    to a second of sympy); ``KeyError`` naming the registered ones otherwise."""
     try:
         build = _DERIVATIONS[name]
     except KeyError:
